@@ -1,0 +1,5 @@
+import sys
+
+from fnnjax.cli import main
+
+sys.exit(main())

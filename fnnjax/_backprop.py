@@ -1,0 +1,117 @@
+"""The hand-written backward pass: the delta recursion (F10-F13, F16).
+
+Nothing here calls jax.grad, vjp or jvp: the output error term delta^(L) comes from the closed forms
+of F10, every hidden one from F11 with the derivatives of F17 written by hand, and the parameter
+gradients from the outer products of F12-F13. Batched (rows are samples):
+
+    delta^(L) = dL/dz^(L)                                  (F10; y_hat - y for softmax/sigmoid + CE)
+    delta^(l) = f_l'(z^(l)) * (delta^(l+1) W^(l+1))        (F11, the rows of W^T delta)
+    dR/dW^(l) = (1/N) delta^(l)T a^(l-1) + l2 W^(l)         (F12-F13)
+    dR/db^(l) = (1/N) sum_i delta_i^(l)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fnnjax._activations import activation_derivative, softmax_vjp
+from fnnjax._losses import prepare
+from fnnjax._model import MLP, Layer, Params, Trace, trace_batch
+
+__all__ = ["deltas", "backprop"]
+
+Array = jax.Array
+
+
+def output_delta(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
+    """delta^(L) = dL_i/dz_i^(L) for every sample, ``(N, M_L)`` (F10)."""
+    z, a = trace.z[-1], trace.a[-1]
+    if loss == "cross_entropy":
+        return a - target  # softmax + CE and sigmoid + BCE: f' cancels, delta = y_hat - y
+    g = a - target if loss == "mse" else 2 * (a - target)  # dL/da^(L)
+    if mlp.output == "softmax":
+        return softmax_vjp(a, g)  # softmax' is a Jacobian, not elementwise
+    return g * activation_derivative(mlp.output, z, slope=mlp.leaky_slope)
+
+
+def backward(mlp: MLP, params: Params, trace: Trace, delta_out: Array) -> list[Array]:
+    """F11 from the output down: ``[delta^(1), ..., delta^(L)]`` given delta^(L)."""
+    ds = [delta_out]
+    for l in range(mlp.num_layers - 1, 0, -1):  # l = L-1 .. 1 (0-based index of layer l+1 is l)
+        fprime = activation_derivative(mlp.hidden[l - 1], trace.z[l - 1], slope=mlp.leaky_slope)
+        ds.append(fprime * (ds[-1] @ params[l].W))
+    return ds[::-1]
+
+
+def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy") -> tuple[Array, ...]:
+    """The error terms ``delta^(l) = dL_i/dz_i^(l)`` of every layer, per sample (F10, F11).
+
+    They are per-sample derivatives of the per-sample loss (no 1/N factor, no L2 term: the L2 term
+    does not depend on z).
+
+    Args:
+      mlp: the :class:`MLP`.
+      params: a tuple of L :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
+      y: targets, as for :func:`fnnjax.loss`.
+      loss: ``mse``, ``squared_error`` or ``cross_entropy``.
+
+    Returns:
+      ``(delta^(1), ..., delta^(L))``, each ``(N, M_l)`` (``(M_l,)`` for one sample).
+
+    Raises:
+      ValueError/TypeError: as :func:`fnnjax.loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((2, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, std=0.0)
+      >>> fnnjax.deltas(mlp, params, jnp.ones(2), jnp.array(0))[0]  # y_hat - y
+      Array([-0.6666666,  0.3333333,  0.3333333], dtype=float32)
+    """
+    params, batch = prepare(mlp, params, x, y, loss)
+    trace = trace_batch(mlp, params, batch.x)
+    ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target))
+    return tuple(d[0] for d in ds) if batch.single else tuple(ds)
+
+
+def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy", l2=0.0) -> Params:
+    """The gradient of the risk R (F7) by the hand-written delta recursion (F10-F13, F16).
+
+    ``dR/dW^(l) = (1/N) sum_i delta_i^(l) a_i^(l-1)T + l2 W^(l)`` and
+    ``dR/db^(l) = (1/N) sum_i delta_i^(l)``; no autodiff anywhere.
+
+    Args:
+      mlp: the :class:`MLP`.
+      params: a tuple of L :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
+      y: targets, as for :func:`fnnjax.loss`.
+      loss: ``mse``, ``squared_error`` or ``cross_entropy``.
+      l2: the weight-decay coefficient lambda (may be traced).
+
+    Returns:
+      A tuple of :class:`Layer` s ``(dR/dW^(l): (M_l, M_{l-1}), dR/db^(l): (M_l,))``, the structure of
+      params.
+
+    Raises:
+      ValueError/TypeError: as :func:`fnnjax.loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((4, 8, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, "he")
+      >>> x, y = jnp.ones((5, 4)), jnp.array([0, 1, 2, 0, 1])
+      >>> g = fnnjax.backprop(mlp, params, x, y)
+      >>> bool(jnp.allclose(g[0].W, jax.grad(fnnjax.loss, argnums=1)(mlp, params, x, y)[0].W, atol=1e-6))
+      True
+    """
+    params, batch = prepare(mlp, params, x, y, loss)
+    trace = trace_batch(mlp, params, batch.x)
+    n = batch.x.shape[0]
+    ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)
+    l2 = jnp.asarray(l2, params[0].W.dtype)
+    return tuple(
+        Layer(d.T @ a_prev + l2 * layer.W, jnp.sum(d, axis=0))
+        for d, a_prev, layer in zip(ds, trace.a[:-1], params)
+    )

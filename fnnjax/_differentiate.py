@@ -1,0 +1,169 @@
+"""Every way to differentiate the risk R, behind one call (F19-F21).
+
+``gradient(..., method=...)`` returns the same pytree for each method:
+
+- ``backprop``: the hand-written delta recursion (:func:`fnnjax.backprop`);
+- ``grad``, ``vjp``, ``jacrev``: reverse mode (one backward pass for the scalar R);
+- ``jacfwd``: forward mode over all P parameters at once (vmapped jvps);
+- ``jvp``: one forward-mode pass per parameter, P passes in sequence (the cost F21 warns about);
+- ``fd_central``, ``fd_forward``: finite differences, one or two evaluations of R per parameter
+  (F19), with a per-dtype default step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from fnnjax._backprop import backprop
+from fnnjax._losses import prepare, risk
+from fnnjax._model import MLP, Params
+
+__all__ = ["METHODS", "gradient", "default_step", "finite_difference_gradient"]
+
+Array = jax.Array
+
+METHODS = ("backprop", "grad", "vjp", "jacrev", "jacfwd", "jvp", "fd_central", "fd_forward")
+"""The names accepted by :func:`gradient`'s ``method``."""
+
+
+def default_step(dtype, method: str = "fd_central") -> float:
+    """The base finite-difference step for a dtype (F19; GRADCHECK-NOTES).
+
+    Central differences balance the O(h^2) truncation against the O(eps/h) rounding error at
+    ``h = eps^(1/3)`` (float64: 6.1e-6, float32: 4.9e-3); forward differences, O(h) against
+    O(eps/h), at ``h = eps^(1/2)`` (float64: 1.5e-8, float32: 3.5e-4). The step actually used for
+    parameter theta_i is ``h * max(1, |theta_i|)``.
+
+    Args:
+      dtype: a floating dtype.
+      method: ``fd_central`` or ``fd_forward``.
+
+    Returns:
+      The base step h as a Python float.
+
+    Example:
+      >>> import fnnjax
+      >>> round(fnnjax.default_step("float64"), 8)
+      6.06e-06
+    """
+    eps = float(jnp.finfo(dtype).eps)
+    return eps ** (1.0 / 3.0) if method == "fd_central" else eps ** 0.5
+
+
+def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=None) -> Array:
+    """The gradient of a scalar ``f: R^P -> R`` by finite differences, one coordinate at a time.
+
+    ``(f(theta + h e_i) - f(theta - h e_i)) / (2h)`` (central, O(h^2)) or
+    ``(f(theta + h e_i) - f(theta)) / h`` (forward, O(h)), with ``h_i = step * max(1, |theta_i|)``
+    (``step`` defaults to :func:`default_step`); h is rounded so that ``theta_i + h`` is exact.
+    Costs 2P (central) or P + 1 (forward) evaluations of f, done in sequence by ``lax.map``.
+
+    Args:
+      f: a scalar function of a flat vector.
+      theta: the point, shape ``(P,)``.
+      central: central (True) or forward (False) differences.
+      step: the base step h; None for the dtype's default. A number h > 0 is used as is, unscaled.
+
+    Returns:
+      The estimated gradient, shape ``(P,)``.
+    """
+    if step is None:
+        base = default_step(theta.dtype, "fd_central" if central else "fd_forward")
+        h = base * jnp.maximum(1, jnp.abs(theta))
+    else:
+        h = jnp.full_like(theta, step)
+    h = (theta + h) - theta  # make theta + h exactly representable
+    f0 = None if central else f(theta)
+
+    def partial(i):
+        e = jnp.zeros_like(theta).at[i].set(h[i])
+        if central:
+            return (f(theta + e) - f(theta - e)) / (2 * h[i])
+        return (f(theta + e) - f0) / h[i]
+
+    return jax.lax.map(partial, jnp.arange(theta.shape[0]))
+
+
+def _check_method(method: str, step) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown gradient method {method!r}; valid methods are {', '.join(METHODS)}")
+    if step is not None:
+        if not method.startswith("fd_"):
+            raise ValueError(f"step applies only to fd_central and fd_forward, not to method {method!r}")
+        if not isinstance(step, (int, float)) or not step > 0:
+            raise ValueError(f"step must be a positive number, got {step!r}")
+
+
+def gradient(
+    mlp: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    loss: str = "cross_entropy",
+    l2=0.0,
+    method: str = "backprop",
+    *,
+    step: float | None = None,
+) -> Params:
+    """The gradient of the risk R (F7) with respect to every parameter, by any method (F19-F21).
+
+    Args:
+      mlp: the :class:`MLP`.
+      params: a tuple of L :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
+      y: targets, as for :func:`fnnjax.loss`.
+      loss: ``mse``, ``squared_error`` or ``cross_entropy``.
+      l2: the weight-decay coefficient lambda (may be traced).
+      method: one of :data:`METHODS` (see the module docstring).
+      step: finite-difference base step (``fd_*`` only); default :func:`default_step` of the dtype.
+
+    Returns:
+      A tuple of :class:`Layer` s ``(dR/dW^(l), dR/db^(l))``, the structure of params, whatever the
+      method.
+
+    Raises:
+      ValueError/TypeError: for an unknown method, a step given to a non-fd method, or anything
+        :func:`fnnjax.loss` rejects.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((3, 4, 2), hidden="tanh", output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, "xavier")
+      >>> x, y = jnp.ones((2, 3)), jnp.array([0, 1])
+      >>> a = fnnjax.gradient(mlp, params, x, y, method="jacfwd")
+      >>> b = fnnjax.gradient(mlp, params, x, y, method="backprop")
+      >>> bool(jnp.allclose(a[1].W, b[1].W, atol=1e-6))
+      True
+    """
+    _check_method(method, step)
+    if method == "backprop":
+        return backprop(mlp, params, x, y, loss=loss, l2=l2)
+    params, batch = prepare(mlp, params, x, y, loss)
+
+    def R(p):
+        return risk(mlp, p, batch, loss, l2)
+
+    if method == "grad":
+        return jax.grad(R)(params)
+    if method == "vjp":
+        value, pullback = jax.vjp(R, params)
+        return pullback(jnp.ones_like(value))[0]
+    if method == "jacrev":
+        return jax.jacrev(R)(params)
+    if method == "jacfwd":
+        return jax.jacfwd(R)(params)
+
+    theta, unravel = ravel_pytree(params)
+
+    def R_flat(t):
+        return R(unravel(t))
+
+    if method == "jvp":  # one forward-mode pass per parameter: P passes
+        def directional(i):
+            e = jnp.zeros_like(theta).at[i].set(1)
+            return jax.jvp(R_flat, (theta,), (e,))[1]
+
+        return unravel(jax.lax.map(directional, jnp.arange(theta.shape[0])))
+    return unravel(finite_difference_gradient(R_flat, theta, central=method == "fd_central", step=step))

@@ -1,0 +1,179 @@
+"""Losses and the structural risk R of F7.
+
+``mse`` is ``1/2 ||y_hat - y||^2`` per sample (F9); ``squared_error`` is ``||y_hat - y||^2`` per
+sample (the notes' ``(label - y)^2`` scaling, F14); ``cross_entropy`` is ``-y^T log y_hat`` (F6)
+for a softmax output or binary cross-entropy for sigmoid outputs, computed from the logits
+``z^(L)`` so that it stays finite for logits of any magnitude. The risk averages the per-sample
+loss over the batch and adds ``(l2 / 2) * sum_l ||W^(l)||_F^2`` (biases excluded).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnnjax._model import MLP, Params, Trace, check_params, check_x, params_dtype, trace_batch
+
+__all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty"]
+
+Array = jax.Array
+
+LOSSES = ("mse", "squared_error", "cross_entropy")
+"""The loss names fnnjax knows."""
+
+
+class Batch(NamedTuple):
+    """Checked inputs: ``x: (N, M_0)``, ``target: (N, M_L)`` (one-hot or real), and whether the
+    caller passed one sample."""
+
+    x: Array
+    target: Array
+    single: bool
+
+
+def check_loss(mlp: MLP, loss: str) -> None:
+    """Check the loss name and that it fits the output activation."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
+    if loss == "cross_entropy":
+        if mlp.output not in ("softmax", "sigmoid"):
+            raise ValueError(
+                f"loss 'cross_entropy' needs output='softmax' (C classes) or output='sigmoid' "
+                f"(binary), but the MLP has output={mlp.output!r}; build it with "
+                f"fnnjax.MLP({mlp.sizes}, ..., output='softmax') (the loss is computed from the "
+                "logits z^(L), so it stays stable), or use loss='mse'"
+            )
+        if mlp.output == "softmax" and mlp.sizes[-1] < 2:
+            raise ValueError(
+                "softmax cross-entropy needs at least 2 output units but sizes end in 1 (a one-unit "
+                "softmax is constantly 1); use output='sigmoid' for two classes"
+            )
+
+
+def _is_concrete(v) -> bool:
+    return not isinstance(v, jax.core.Tracer)
+
+
+def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
+    """Turn y into a ``(N, M_L)`` target of the params' dtype, or raise a clear error."""
+    shape = tuple(jnp.shape(y))
+    ydt = jnp.result_type(y)
+    m = mlp.sizes[-1]
+    batch = () if single else (n,)
+    what = "one sample" if single else f"a batch of N = {n}"
+
+    def fail(expected: str):
+        raise ValueError(f"y has shape {shape} but loss {loss!r} with output {mlp.output!r} "
+                         f"and {what} expects {expected}")
+
+    if loss == "cross_entropy" and mlp.output == "softmax":
+        if jnp.issubdtype(ydt, jnp.integer):
+            if shape != batch:
+                fail(f"integer labels of shape {batch} (or one-hot targets of shape {batch + (m,)})")
+            if _is_concrete(y):
+                labels = np.asarray(y)
+                bad = (labels < 0) | (labels >= m)
+                if bad.any():
+                    raise ValueError(
+                        f"label {int(labels[bad].flat[0])} is out of range: the MLP has {m} "
+                        f"classes, so integer labels must lie in 0..{m - 1}"
+                    )
+            target = jax.nn.one_hot(jnp.reshape(y, (-1,)), m, dtype=dtype)
+            return target
+        if not jnp.issubdtype(ydt, jnp.floating):
+            raise TypeError(f"y has dtype {ydt}; softmax cross-entropy takes integer labels or "
+                            "floating one-hot targets")
+        if shape != batch + (m,):
+            fail(f"one-hot targets of shape {batch + (m,)} (or integer labels of shape {batch})")
+        return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
+
+    # binary cross-entropy (sigmoid outputs) and the squared errors: real targets, one per output
+    allowed = {batch + (m,)} | ({batch} if m == 1 else set())
+    if shape not in allowed:
+        fail(" or ".join(str(s) for s in sorted(allowed, key=len, reverse=True)))
+    if not (jnp.issubdtype(ydt, jnp.floating) or jnp.issubdtype(ydt, jnp.integer)
+            or jnp.issubdtype(ydt, jnp.bool_)):
+        raise TypeError(f"y has dtype {ydt}; expected a real array")
+    if loss == "cross_entropy" and _is_concrete(y):
+        values = np.asarray(y, dtype=np.float64)
+        if ((values < 0) | (values > 1)).any():
+            bad = values[(values < 0) | (values > 1)].flat[0]
+            raise ValueError(f"y contains {bad:g}, but binary cross-entropy targets must lie in "
+                             "[0, 1] (labels 0 or 1)")
+    return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
+
+
+def prepare(mlp: MLP, params, x, y, loss: str) -> tuple[Params, Batch]:
+    """Check everything a loss or gradient call receives; return checked params and batch."""
+    check_loss(mlp, loss)
+    params = check_params(mlp, params)
+    dtype = params_dtype(params)
+    x2d, single = check_x(mlp, x, dtype)
+    n = x2d.shape[0]
+    y_shape = tuple(jnp.shape(y))
+    if not single and len(y_shape) >= 1 and y_shape[0] != n:
+        raise ValueError(f"y has {y_shape[0]} rows (shape {y_shape}) but x has {n} samples; "
+                         "x and y must have the same batch size N")
+    target = _check_target(mlp, loss, y, n, single, dtype)
+    return params, Batch(x2d, target, single)
+
+
+def per_sample_loss(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
+    """The loss of every sample, ``(N,)``, from a batch trace and a checked target."""
+    z, a = trace.z[-1], trace.a[-1]
+    if loss == "cross_entropy":
+        if mlp.output == "softmax":  # F6: -y^T log softmax(z)
+            return -jnp.sum(target * jax.nn.log_softmax(z, axis=-1), axis=-1)
+        # binary: -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z, stable for any z
+        return jnp.sum(jnp.logaddexp(z, jnp.zeros_like(z)) - target * z, axis=-1)
+    r = a - target
+    scale = 0.5 if loss == "mse" else 1.0  # F9: mse = 1/2 ||y_hat - y||^2; squared_error = ||.||^2
+    return scale * jnp.sum(r * r, axis=-1)
+
+
+def l2_penalty(params: Params, l2) -> Array:
+    """``(l2 / 2) * sum_l ||W^(l)||_F^2``, biases excluded (F7)."""
+    dtype = params_dtype(params)
+    total = sum(jnp.sum(layer.W * layer.W) for layer in params)
+    return jnp.asarray(l2, dtype) / 2 * total
+
+
+def risk(mlp: MLP, params: Params, batch: Batch, loss: str, l2) -> Array:
+    """R on checked inputs: batch mean of the per-sample loss plus the L2 term (F7)."""
+    trace = trace_batch(mlp, params, batch.x)
+    return jnp.mean(per_sample_loss(mlp, loss, trace, batch.target)) + l2_penalty(params, l2)
+
+
+def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy", l2=0.0) -> Array:
+    """The structural risk ``R(W, b) = (1/N) sum_i L(y_i, y_hat_i) + (l2/2) sum_l ||W^(l)||_F^2`` (F7).
+
+    Args:
+      mlp: the :class:`MLP`.
+      params: a tuple of L :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
+      y: targets. ``cross_entropy`` + softmax: integer labels ``(N,)`` or one-hot ``(N, C)``;
+        ``cross_entropy`` + sigmoid: ``(N, K)`` in [0, 1] (or ``(N,)`` when K = 1);
+        ``mse`` / ``squared_error``: ``(N, M_L)`` (or ``(N,)`` when M_L = 1). One sample: drop N.
+      loss: ``mse`` (1/2 ||y_hat - y||^2), ``squared_error`` (||y_hat - y||^2) or ``cross_entropy``
+        (F6, from the logits).
+      l2: the weight-decay coefficient lambda (may be a traced value).
+
+    Returns:
+      The scalar R, in the params' dtype.
+
+    Raises:
+      ValueError/TypeError: for a wrong loss name, a loss that does not fit the output, targets of
+        the wrong shape or batch size, labels out of range, or params/x that do not fit the MLP.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((4, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, std=0.0)
+      >>> float(fnnjax.loss(mlp, params, jnp.ones((2, 4)), jnp.array([0, 2])))  # log 3
+      1.0986123...
+    """
+    params, batch = prepare(mlp, params, x, y, loss)
+    return risk(mlp, params, batch, loss, l2)
