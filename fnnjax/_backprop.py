@@ -35,11 +35,20 @@ def output_delta(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
     return g * activation_derivative(mlp.output, z, slope=mlp.leaky_slope)
 
 
-def backward(mlp: MLP, params: Params, trace: Trace, delta_out: Array) -> list[Array]:
-    """F11 from the output down: ``[delta^(1), ..., delta^(L)]`` given delta^(L)."""
+def backward(mlp: MLP, params: Params, trace: Trace, delta_out: Array,
+             hidden_scale: tuple[Array, ...] | None = None) -> list[Array]:
+    """F11 from the output down: ``[delta^(1), ..., delta^(L)]`` given delta^(L).
+
+    ``hidden_scale`` (optional): per-sample multipliers ``s^(l)``, ``(N, M_l)`` for the hidden
+    layers l = 1..L-1, when the forward pass used ``a^(l) = f_l(z^(l)) * s^(l)`` (inverted dropout,
+    F26: ``s = mask / (1 - p)``); then ``da^(l)/dz^(l) = f_l'(z^(l)) * s^(l)`` and
+    ``delta^(l) = f_l'(z^(l)) * s^(l) * (delta^(l+1) W^(l+1))``.
+    """
     ds = [delta_out]
     for l in range(mlp.num_layers - 1, 0, -1):  # l = L-1 .. 1 (0-based index of layer l+1 is l)
         fprime = activation_derivative(mlp.hidden[l - 1], trace.z[l - 1], slope=mlp.leaky_slope)
+        if hidden_scale is not None:
+            fprime = fprime * hidden_scale[l - 1]
         ds.append(fprime * (ds[-1] @ params[l].W))
     return ds[::-1]
 
@@ -68,7 +77,7 @@ def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entr
       >>> mlp = fnnjax.MLP((2, 3), output="softmax")
       >>> params = fnnjax.init_params(jax.random.key(0), mlp, std=0.0)
       >>> fnnjax.deltas(mlp, params, jnp.ones(2), jnp.array(0))[0]  # y_hat - y
-      Array([-0.6666666,  0.3333333,  0.3333333], dtype=float32)
+      Array([-0.6666666 ,  0.33333334,  0.33333334], dtype=float32)
     """
     params, batch = prepare(mlp, params, x, y, loss)
     trace = trace_batch(mlp, params, batch.x)

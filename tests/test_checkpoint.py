@@ -1,0 +1,200 @@
+"""Issue 4: checkpoints lose nothing.
+
+An interrupted run resumed from its checkpoint ends with the same bits as an uninterrupted one; a
+crash in the middle of a save leaves the previous checkpoint usable; corrupt checkpoints and
+checkpoints of another architecture or optimizer give one clear line; a non-finite loss keeps the
+last good checkpoint.
+"""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import fnnjax
+
+MLP = fnnjax.MLP((6, 5, 4), hidden="relu", output="softmax")
+MOMENTUM = optax.sgd(0.2, momentum=0.9)  # a non-empty optimizer state that must be restored too
+
+
+def make_data(seed, n):
+    kx, kw = jax.random.split(jax.random.key(seed))
+    x = jax.random.normal(kx, (n, 6))
+    return np.asarray(x), np.asarray(jnp.argmax(x @ jax.random.normal(kw, (6, 4)), axis=1))
+
+
+TRAIN = make_data(0, 40)
+P0 = fnnjax.init_params(jax.random.key(1), MLP)
+
+
+def train(epochs, params=P0, **kw):
+    options = dict(optimizer=MOMENTUM, batch_size=16, key=jax.random.key(2), dropout=0.25)
+    options.update(kw)
+    return fnnjax.fit(MLP, params, TRAIN, epochs=epochs, **options)
+
+
+def leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(u), np.asarray(v))
+               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    full, full_hist = train(4)
+
+    def crash_after_two(record, state):
+        if state.epoch == 2:
+            raise Interrupt
+
+    ckpt = fnnjax.Checkpointer(tmp_path, mlp=MLP, every=1)
+    with pytest.raises(Interrupt):
+        train(4, callbacks=[ckpt, crash_after_two])
+    assert fnnjax.latest_checkpoint(tmp_path) == 2
+    restored = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    params, opt_state, key, epoch = restored.state
+    assert epoch == 2 and [r["epoch"] for r in restored.history] == [1, 2]
+    resumed, hist = train(4, params=params, key=key, opt_state=opt_state, initial_epoch=epoch)
+    assert [r["epoch"] for r in hist.epochs] == [3, 4]
+    assert leaves_equal(resumed, full)
+    assert list(hist["train_loss"]) == list(full_hist["train_loss"][2:])
+    # a resume that loses the key or the optimizer state is not exact: the test can fail
+    wrong_key, _ = train(4, params=params, opt_state=opt_state, initial_epoch=2)
+    wrong_state, _ = train(4, params=params, key=key, initial_epoch=2)
+    assert not leaves_equal(wrong_key, full) and not leaves_equal(wrong_state, full)
+
+
+def test_checkpointer_saves_every_n_and_the_final_epoch(tmp_path):
+    ckpt = fnnjax.Checkpointer(tmp_path, mlp=MLP, every=2, final_epoch=3, max_to_keep=None)
+    train(3, callbacks=[ckpt])
+    assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
+    with pytest.raises(ValueError, match="every = 0 but it must be a positive integer"):
+        fnnjax.Checkpointer(tmp_path, mlp=MLP, every=0)
+
+
+def _state(epoch, scale=1.0):
+    params = jax.tree.map(lambda a: a * scale, P0)
+    return fnnjax.TrainState(params, MOMENTUM.init(params), jax.random.key(epoch), epoch)
+
+
+CRASH_DURING_SAVE = textwrap.dedent("""
+    import os, sys
+    import fnnjax
+    sys.path.insert(0, {tests!r})
+    from test_checkpoint import MLP, _state
+    rename = os.rename
+    def crash(src, dst, *args, **kwargs):  # the process dies at the rename that commits the step
+        if os.path.basename(str(dst)).isdigit():
+            os._exit(17)
+        return rename(src, dst, *args, **kwargs)
+    os.rename = crash
+    fnnjax.save_checkpoint({directory!r}, _state(2, 3.0), mlp=MLP)
+""")
+
+
+def test_a_crash_during_a_save_leaves_the_previous_checkpoint(tmp_path):
+    fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
+    script = CRASH_DURING_SAVE.format(tests=str(Path(__file__).parent), directory=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 17, proc.stderr[-2000:]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("1",)]
+    assert leftovers and all("tmp" in name for name in leftovers)  # the half-written save
+    assert fnnjax.latest_checkpoint(tmp_path) == 1
+    restored = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    assert restored.state.epoch == 1 and leaves_equal(restored.state.params, P0)
+    fnnjax.save_checkpoint(tmp_path, _state(2, 3.0), mlp=MLP)  # the run goes on
+    again = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    assert again.state.epoch == 2 and leaves_equal(again.state.params, _state(2, 3.0).params)
+
+
+def test_state_key_and_history_round_trip(tmp_path):
+    state = _state(5, 2.0)
+    fnnjax.save_checkpoint(tmp_path, state, mlp=MLP, history=[{"epoch": 5, "train_loss": 0.5}],
+                           config={"lr": 0.2})
+    restored = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    assert leaves_equal(restored.state.params, state.params)
+    assert leaves_equal(restored.state.opt_state, state.opt_state)
+    assert jax.tree.structure(restored.state.opt_state) == jax.tree.structure(state.opt_state)
+    assert np.array_equal(jax.random.key_data(restored.state.key), jax.random.key_data(state.key))
+    assert restored.history == [{"epoch": 5, "train_loss": 0.5}] and restored.config == {"lr": 0.2}
+
+
+def test_mismatched_architecture_is_one_clear_line(tmp_path):
+    fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
+    other = fnnjax.MLP((6, 7, 4), output="softmax")
+    with pytest.raises(fnnjax.CheckpointError,
+                       match=r"was written for sizes 6,5,4 \(hidden relu, output softmax\) but this "
+                             r"run uses sizes 6,7,4 .*use the matching architecture") as info:
+        fnnjax.restore_checkpoint(tmp_path, mlp=other, optimizer=MOMENTUM)
+    assert "\n" not in str(info.value)
+
+
+def test_mismatched_optimizer_is_reported(tmp_path):
+    fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
+    with pytest.raises(fnnjax.CheckpointError, match="another optimizer"):
+        fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=optax.adam(0.1))
+
+
+# orbax's failed restore leaves an asyncio callback that fires into a closed loop when collected;
+# collect it here (and ignore that warning here) rather than in whichever test runs next.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("damage", ["meta", "arrays"])
+def test_corrupt_checkpoint_is_one_clear_line(tmp_path, damage):
+    fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
+    step = tmp_path / "1"
+    if damage == "meta":
+        (step / "meta" / "metadata").write_text("{not json")
+    else:
+        for f in (step / "state").rglob("*"):
+            if f.is_file() and "ocdbt" in str(f):
+                f.write_bytes(b"\0garbage")
+    with pytest.raises(fnnjax.CheckpointError, match=r"checkpoint .*1 (is corrupt or incomplete|does "
+                       r"not hold this model's state) .*delete") as info:
+        fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    assert "\n" not in str(info.value)
+    gc.collect()
+
+
+def test_no_checkpoint_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint in .*train without resuming first"):
+        fnnjax.restore_checkpoint(tmp_path / "missing", mlp=MLP, optimizer=MOMENTUM)
+
+
+def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path):
+    """The 1-1 linear net of test_train: epoch 1 is finite, epoch 2 overflows at its first step."""
+    mlp = fnnjax.MLP((1, 1))
+    params = (fnnjax.Layer(jnp.ones((1, 1)), jnp.zeros((1,))),)
+    data = (np.ones((2, 1), np.float32), np.zeros((2, 1), np.float32))
+    opt = optax.sgd(5e9)
+    with pytest.raises(fnnjax.NonFiniteLossError, match="epoch 2, step 1"):
+        fnnjax.fit(mlp, params, data, optimizer=opt, loss="mse", epochs=5, batch_size=1,
+                   key=jax.random.key(0), callbacks=[fnnjax.Checkpointer(tmp_path, mlp=mlp)])
+    assert fnnjax.latest_checkpoint(tmp_path) == 1
+    good = fnnjax.restore_checkpoint(tmp_path, mlp=mlp, optimizer=opt).state.params
+    s = float(good[0].W[0, 0] + good[0].b[0])  # s = w + b after two steps: (1 - 1e10)^2
+    assert np.isfinite(s) and s == pytest.approx(1e20, rel=1e-3)
+
+
+def test_params_file_round_trip_and_errors(tmp_path):
+    path = fnnjax.save_params(tmp_path / "p", MLP, P0)
+    assert path.name == "p.npz"
+    mlp, params = fnnjax.load_params(path)
+    assert mlp == MLP and leaves_equal(params, P0)
+    with np.load(path) as f:  # readable without fnnjax
+        assert f["W1"].shape == (5, 6) and f["b2"].shape == (4,)
+    with pytest.raises(FileNotFoundError, match="params file .*nope.npz does not exist"):
+        fnnjax.load_params(tmp_path / "nope.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="is not an fnnjax params file"):
+        fnnjax.load_params(tmp_path / "other.npz")

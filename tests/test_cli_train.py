@@ -1,0 +1,165 @@
+"""Issue 4: ``fnnjax train`` / ``fnnjax predict`` on a tiny Fashion-MNIST look-alike written as IDX
+files in a temporary folder (the real data is never needed): outputs, exact resumption, the
+non-finite stop, and one clear line with exit status 2 for each kind of bad input."""
+
+import hashlib
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import fnnjax
+from fnnjax import data
+from fnnjax.cli import main
+
+FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+         "t10k-labels-idx1-ubyte.gz")
+
+
+def _images(rng, n):
+    """Class c brightens rows 2c..2c+2: learnable by a tiny net in a few epochs."""
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    for c in range(10):
+        x[y == c, 2 * c:2 * c + 3, :] += 150
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "fashion-mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    (xtr, ytr), (xte, yte) = _images(rng, 100), _images(rng, 40)
+    for name, arr in zip(FILES, (xtr, ytr, xte, yte)):
+        data.write_idx(folder / name, arr)
+    sums = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in FILES)
+    (folder / "SHA256SUMS").write_text(sums)
+    return root
+
+
+def train_args(data_dir, out, *extra):
+    return ["train", "--data-dir", str(data_dir), "--sizes", "784,16,10", "--lr", "0.5",
+            "--batch-size", "32", "--epochs", "3", "--out", str(out), "--quiet", *extra]
+
+
+def params_of(out):
+    with np.load(out / "params.npz") as f:
+        return {k: f[k].copy() for k in f.files if k != "mlp"}
+
+
+def test_train_writes_history_params_and_curves(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data_dir, out, "--val-split", "0.2")) == 0
+    printed = capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]
+    for r in history["epochs"]:
+        assert list(r) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                           "test_acc", "seconds"]
+        assert all(isinstance(r[k], float) for k in list(r)[1:])
+    assert history["config"]["sizes"] == [784, 16, 10] and history["config"]["val_split"] == 0.2
+    assert history["epochs"][-1]["train_loss"] < history["epochs"][0]["train_loss"]
+    # the reported test accuracy, recomputed from the written params and the IDX files
+    mlp, params = fnnjax.load_params(out / "params.npz")
+    ds = data.load_fashion_mnist(data_dir)
+    acc = float(np.mean(np.argmax(fnnjax.forward(mlp, params, ds.x_test), axis=1) == ds.y_test))
+    assert history["epochs"][-1]["test_acc"] == pytest.approx(acc)
+    assert f"test accuracy {acc:.4f} after epoch 3" in printed
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fnnjax.latest_checkpoint(out / "checkpoints") == 3
+
+
+def test_resume_continues_to_the_same_bits(data_dir, tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(train_args(data_dir, full, "--dropout", "0.2")) == 0
+    assert main(train_args(data_dir, part, "--dropout", "0.2", "--epochs", "2")) == 0
+    assert main(train_args(data_dir, part, "--dropout", "0.2", "--resume")) == 0
+    a, b = params_of(full), params_of(part)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    ha, hb = (json.loads((d / "history.json").read_text())["epochs"] for d in (full, part))
+    assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
+    # without --resume an existing run is never overwritten; other settings cannot resume it
+    capsys.readouterr()
+    assert main(train_args(data_dir, part, "--dropout", "0.2")) == 2
+    assert "already holds checkpoints (newest: epoch 3); pass --resume" in capsys.readouterr().err
+    assert main(train_args(data_dir, part, "--dropout", "0.2", "--resume", "--lr", "0.3")) == 2
+    err = capsys.readouterr().err
+    assert "was written with --lr 0.5 but this run has --lr 0.3" in err and err.count("\n") == 1
+
+
+def test_resume_rejects_a_corrupt_checkpoint(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data_dir, out, "--epochs", "1")) == 0
+    (out / "checkpoints" / "1" / "meta" / "metadata").write_text("{broken")
+    capsys.readouterr()
+    assert main(train_args(data_dir, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "is corrupt or incomplete" in err and err.count("\n") == 1
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data_dir, out, "--lr", "1e30", "--init", "normal:1")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "fnnjax train: error: non-finite loss at epoch 1, step " in err
+    assert "no checkpoint was written before it" in err
+    assert "non-finite loss" in json.loads((out / "history.json").read_text())["stopped"]
+
+
+def test_predict_draws_a_grid(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data_dir, out, "--epochs", "1", "--checkpoint-every", "0")) == 0
+    capsys.readouterr()
+    png = tmp_path / "grid.png"
+    assert main(["predict", "--params", str(out), "--data-dir", str(data_dir), "--count", "7",
+                 "--out", str(png)]) == 0
+    printed = capsys.readouterr().out
+    test_acc = json.loads((out / "history.json").read_text())["epochs"][-1]["test_acc"]
+    assert f"test accuracy {test_acc:.4f} (40 images)" in printed and "/7 shown images" in printed
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "checkpoints").exists()
+    assert main(["predict", "--params", str(tmp_path / "nothing")]) == 2
+    assert "--params" in capsys.readouterr().err
+
+
+BAD = [
+    (["--dataset", "cifar"], "unknown --dataset 'cifar'; valid data sets are fashion-mnist, mnist"),
+    (["--optimizer", "lion"], "unknown --optimizer 'lion'; valid optimizers are sgd"),
+    (["--hidden", "swish"], "--hidden 'swish': unknown hidden activation 'swish'"),
+    (["--init", "orthogonal"], "--init 'orthogonal': unknown scheme 'orthogonal'"),
+    (["--gradient", "fd"], "unknown --gradient 'fd'"),
+    (["--sizes", "785,16,10"], "--sizes 785,16,10 does not fit fashion-mnist: its images have 784 "
+                               "pixels and it has 10 classes"),
+    (["--sizes", "784,16,9"], "so sizes must start with 784 and end with 10"),
+    (["--sizes", "784"], "--sizes '784' is not a comma-separated list of at least two"),
+    (["--batch-size", "101"], "--batch-size 101 is larger than the training set (100 samples)"),
+    (["--batch-size", "0"], "--batch-size 0 must be a positive integer"),
+    (["--lr", "0"], "--lr 0.0 must be a positive number"),
+    (["--lr", "-0.1"], "--lr -0.1 must be a positive number"),
+    (["--epochs", "0"], "--epochs 0 must be a positive integer"),
+    (["--epochs", "-3"], "--epochs -3 must be a positive integer"),
+    (["--dropout", "1"], "--dropout 1.0 must satisfy 0 <= p < 1"),
+    (["--l2", "-1"], "--l2 -1.0 must be >= 0"),
+    (["--val-split", "1"], "--val-split 1.0 must satisfy 0 <= f < 1"),
+    (["--data-dir", "/nonexistent/fnnjax-data"], "--data-dir /nonexistent/fnnjax-data does not exist"),
+    (["--resume"], "--resume but there is no checkpoint in"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD, ids=[b[0][0] + "=" + b[0][-1] for b in BAD])
+def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys, extra, message):
+    assert main(train_args(data_dir, tmp_path / "out", *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fnnjax train: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_missing_data_files_are_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(train_args(tmp_path / "empty", tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST files not found in" in err and err.count("\n") == 1

@@ -1,0 +1,218 @@
+"""Issue 2: the hand-written backprop and every other gradient method agree with jax.grad.
+
+Property tests over random architectures in float64 (tolerances justified by each method's error
+order) and in float32, per-example gradients under vmap, and jit with a traced l2.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fnnjax
+
+SMOOTH_HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus")
+PAIRINGS = (  # (output activation, loss)
+    ("softmax", "cross_entropy"),
+    ("sigmoid", "cross_entropy"),
+    ("identity", "mse"),
+    ("tanh", "mse"),
+    ("sigmoid", "squared_error"),
+    ("softmax", "mse"),
+    ("softplus", "mse"),
+    ("leaky_relu", "squared_error"),
+    ("relu", "mse"),
+)
+
+
+def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64):
+    """A random MLP problem with nonzero biases, inputs and targets that fit the loss."""
+    if output == "softmax" and loss == "cross_entropy" and sizes[-1] < 2:
+        sizes = (*sizes[:-1], 2)
+    if output == "sigmoid" and loss == "cross_entropy":
+        sizes = (*sizes[:-1], 1)
+    mlp = fnnjax.MLP(sizes, hidden=hidden, output=output, leaky_slope=0.1)
+    rng = np.random.default_rng(seed)  # numpy: no per-shape compilation of random kernels
+    params = tuple(
+        fnnjax.Layer(jnp.asarray(rng.normal(0, (2 / (n_in + m_out)) ** 0.5, (m_out, n_in)), dtype),
+                     jnp.asarray(0.3 * rng.normal(size=m_out), dtype))
+        for n_in, m_out in zip(sizes[:-1], sizes[1:])
+    )
+    x = jnp.asarray(rng.normal(size=(n, sizes[0])), dtype)
+    m = sizes[-1]
+    if loss == "cross_entropy" and output == "softmax":
+        y = jnp.asarray(rng.integers(0, m, n), jnp.int32)
+    elif loss == "cross_entropy":
+        y = jnp.asarray(rng.integers(0, 2, n), dtype)
+    else:
+        y = jnp.asarray(rng.normal(size=(n, m)), dtype)
+    return mlp, params, x, y
+
+
+def rel_err(a, b):
+    """Norm-wise relative error ||a - b|| / ||b|| over the whole pytree."""
+    diff = sum(float(jnp.sum((u - v) ** 2)) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    ref = sum(float(jnp.sum(v**2)) for v in jax.tree.leaves(b))
+    return (diff / max(ref, 1e-300)) ** 0.5
+
+
+architectures = st.tuples(
+    st.integers(0, 2**31 - 1),
+    # depth 1..6, widths 1..32 from a fixed menu: shapes recur, so eager kernels are reused
+    st.lists(st.sampled_from([1, 2, 3, 7, 16, 32]), min_size=2, max_size=7),
+    st.sampled_from(fnnjax.HIDDEN_ACTIVATIONS),
+    st.sampled_from(PAIRINGS),
+    st.sampled_from([0.0, 0.37]),
+    st.sampled_from([1, 5]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(architectures)
+def test_backprop_equals_grad_float64(case):
+    seed, sizes, hidden, (output, loss), l2, n = case
+    with jax.enable_x64(True):
+        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, n)
+        bp = fnnjax.backprop(mlp, params, x, y, loss=loss, l2=l2)
+        ref = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method="grad")
+        assert jax.tree.structure(bp) == jax.tree.structure(params)
+        assert rel_err(bp, ref) <= 1e-10
+
+
+small_architectures = st.tuples(
+    st.integers(0, 2**31 - 1),
+    st.lists(st.sampled_from([1, 2, 3, 5]), min_size=2, max_size=4),
+    st.sampled_from(SMOOTH_HIDDEN),
+    st.sampled_from(PAIRINGS),
+    st.sampled_from([0.0, 0.37]),
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_architectures)
+def test_every_method_agrees_float64(case):
+    """Autodiff methods agree to rounding; central differences to O(h^2) with h = eps^(1/3), i.e.
+    ~eps^(2/3) ~ 4e-11 relative, held to 1e-7; forward differences to O(h) with h = eps^(1/2),
+    i.e. ~1.5e-8, held to 1e-5 (both leave headroom for the derivative constants)."""
+    seed, sizes, hidden, (output, loss), l2 = case
+    with jax.enable_x64(True):
+        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, 4)
+        ref = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method="grad")
+        scale = 1.0 + float(jnp.abs(fnnjax.loss(mlp, params, x, y, loss=loss, l2=l2)))
+        for method, tol in [("backprop", 1e-10), ("vjp", 1e-12), ("jacrev", 1e-12),
+                            ("jacfwd", 1e-10), ("jvp", 1e-10), ("fd_central", 1e-7),
+                            ("fd_forward", 1e-5)]:
+            g = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method=method)
+            assert jax.tree.structure(g) == jax.tree.structure(params)
+            for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref)):
+                assert a.shape == b.shape and a.dtype == b.dtype
+                err = float(jnp.max(jnp.abs(a - b)))
+                assert err <= tol * scale, (method, err)
+
+
+def test_finite_difference_orders_float64(x64):
+    """Halving h divides the central error by ~4 (O(h^2)) and the forward error by ~2 (O(h))."""
+    mlp, params, x, y = make_problem(3, (3, 4, 2), "tanh", "softmax", "cross_entropy", 5)
+    ref = jax.flatten_util.ravel_pytree(fnnjax.gradient(mlp, params, x, y, method="grad"))[0]
+
+    def err(method, h):
+        g = fnnjax.gradient(mlp, params, x, y, method=method, step=h)
+        return float(jnp.max(jnp.abs(jax.flatten_util.ravel_pytree(g)[0] - ref)))
+
+    central = [err("fd_central", h) for h in (1e-2, 5e-3)]
+    forward = [err("fd_forward", h) for h in (1e-3, 5e-4)]
+    assert 3.0 < central[0] / central[1] < 5.0
+    assert 1.6 < forward[0] / forward[1] < 2.4
+
+
+@pytest.mark.parametrize("output,loss", PAIRINGS[:4])
+def test_float32_agreement(output, loss):
+    """float32: backprop vs jax.grad to 1e-5 (a few ulps through the layers); central differences
+    with the float32 default step (eps^(1/3) ~ 4.9e-3) to 2e-2 relative (error ~ eps^(2/3) ~ 2.5e-5
+    times the third-derivative constants, plus cancellation in f(x+h) - f(x-h))."""
+    mlp, params, x, y = make_problem(7, (5, 8, 6, 3), "tanh", output, loss, 8, dtype=jnp.float32)
+    ref = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=0.1, method="grad")
+    assert ref[0].W.dtype == jnp.float32
+    assert rel_err(fnnjax.backprop(mlp, params, x, y, loss=loss, l2=0.1), ref) <= 1e-5
+    fd = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=0.1, method="fd_central")
+    assert rel_err(fd, ref) <= 2e-2
+
+
+def test_deltas_are_dloss_dz(x64):
+    """delta^(l) equals the autodiff derivative of the per-sample loss with respect to z^(l)."""
+    mlp, params, x, y = make_problem(11, (4, 6, 5, 3), "sigmoid", "softmax", "cross_entropy", 3)
+    ds = fnnjax.deltas(mlp, params, x, y)
+    trace = fnnjax.forward_trace(mlp, params, x)
+    for l in range(1, mlp.num_layers + 1):
+        def loss_from_z(z, i, l=l):
+            a = fnnjax.activate(mlp.activations[l - 1], z)
+            for layer, name in zip(params[l:], mlp.activations[l:]):
+                a = fnnjax.activate(name, layer.W @ a + layer.b)
+            return -jnp.log(a[y[i]])
+
+        for i in range(x.shape[0]):
+            auto = jax.grad(loss_from_z)(trace.z[l - 1][i], i)
+            np.testing.assert_allclose(ds[l - 1][i], auto, rtol=1e-10, atol=1e-13)
+
+
+def test_backprop_uses_no_autodiff(monkeypatch):
+    """With every JAX differentiation entry point disabled, backprop still runs."""
+    mlp, params, x, y = make_problem(0, (3, 5, 4), "tanh", "softmax", "cross_entropy", 4, jnp.float32)
+    expected = fnnjax.gradient(mlp, params, x, y, method="grad")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("backprop called JAX autodiff")
+
+    for name in ("grad", "value_and_grad", "vjp", "jvp", "linearize", "jacrev", "jacfwd", "jacobian"):
+        monkeypatch.setattr(jax, name, forbidden)
+    got = fnnjax.backprop(mlp, params, x, y)
+    assert rel_err(got, expected) < 1e-5
+
+
+def test_per_example_gradients_under_vmap(x64):
+    mlp, params, x, y = make_problem(5, (4, 7, 3), "relu", "softmax", "cross_entropy", 6)
+    per_example = jax.vmap(lambda xi, yi: fnnjax.backprop(mlp, params, xi, yi))(x, y)
+    for i in range(x.shape[0]):
+        one = fnnjax.gradient(mlp, params, x[i], y[i], method="grad")
+        for a, b in zip(jax.tree.leaves(per_example), jax.tree.leaves(one)):
+            np.testing.assert_allclose(a[i], b, rtol=1e-12, atol=1e-14)
+    mean = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example)
+    assert rel_err(mean, fnnjax.backprop(mlp, params, x, y)) < 1e-12
+
+
+def test_jit_with_static_mlp_and_traced_l2(x64):
+    mlp, params, x, y = make_problem(9, (4, 8, 3), "softplus", "softmax", "cross_entropy", 5)
+    jitted = jax.jit(fnnjax.backprop, static_argnums=0, static_argnames="loss")
+    for l2 in (0.5, 0.0):
+        got = jitted(mlp, params, x, y, loss="cross_entropy", l2=jnp.float64(l2))
+        ref = fnnjax.gradient(mlp, params, x, y, l2=l2, method="grad")
+        assert rel_err(got, ref) < 1e-12
+    assert jitted._cache_size() == 1  # l2 traced: one compilation for both values
+    for method in fnnjax.METHODS:
+        g = jax.jit(functools.partial(fnnjax.gradient, mlp, method=method))(params, x, y)
+        assert rel_err(g, ref) < 1e-4
+
+
+def test_cross_entropy_stable_for_huge_logits():
+    """Logits of magnitude 1e4 in float32: loss and gradients stay finite and correct."""
+    # z^(L) = -1e4 (sigmoid) or (-1e4, 1e4) (softmax): sample 0 costs 2e4 (softmax) or 0 (sigmoid,
+    # label 0), sample 1 costs 0 (softmax) or 1e4 (sigmoid, label 1)
+    for output, y, expected in (("softmax", jnp.array([0, 1]), 1e4),
+                                ("sigmoid", jnp.array([0.0, 1.0]), 5e3)):
+        m = 2 if output == "softmax" else 1
+        mlp = fnnjax.MLP((2, m), output=output)
+        W = jnp.array([[1e4, -1e4], [-1e4, 1e4]], jnp.float32)[:m]
+        params = (fnnjax.Layer(W, jnp.zeros((m,), jnp.float32)),)
+        x = jnp.array([[0.0, 1.0], [0.0, 1.0]], jnp.float32)  # sample 0 very wrong, sample 1 right
+        value = fnnjax.loss(mlp, params, x, y)
+        assert jnp.isfinite(value)
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
+        for method in ("backprop", "grad"):
+            g = fnnjax.gradient(mlp, params, x, y, method=method)
+            assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(g))
+        bp, ag = fnnjax.backprop(mlp, params, x, y), fnnjax.gradient(mlp, params, x, y, method="grad")
+        assert rel_err(bp, ag) < 1e-6
