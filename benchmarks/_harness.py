@@ -14,7 +14,8 @@ from typing import Any, Callable
 import jax
 
 __all__ = ["Timing", "time_compiled", "time_call", "environment", "write_results", "markdown_table",
-           "RESULTS_DIR"]
+           "RESULTS_DIR", "compile_timed", "memory_stats", "flop_count", "time_interleaved",
+           "add_common_arguments", "result_name", "paired_ratio", "int_list"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -101,3 +102,123 @@ def write_results(name: str, data: dict, table: str, out_dir: Path | str | None 
     header = ", ".join(f"{k} {v}" for k, v in env.items())
     md_path.write_text(f"# {name}\n\n{header}\n\n{table}\n")
     return json_path, md_path
+
+
+# ----------------------------------------------------------------------------------------------
+# Extensions (helper C): compile apart with the compiled object kept (for XLA's memory and cost
+# analyses), interleaved timing of several functions, and the arguments every benchmark shares.
+
+
+def compile_timed(fn: Callable, *args, static_argnums=()) -> tuple[Any, float]:
+    """``(compiled, seconds)``: ``jax.jit(fn).lower(*args).compile()`` and how long it took.
+
+    Call the compiled object with the non-static arguments only.
+    """
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn, static_argnums=static_argnums).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def memory_stats(compiled) -> dict | None:
+    """XLA's memory analysis of a compiled function, in bytes (None where the backend has none).
+
+    ``peak_bytes = argument + output + temp - alias``: XLA packs every temporary buffer into one
+    scratch block sized by its buffer assignment (``temp``), so this is the memory the call holds
+    at its peak (inputs, outputs and that block). ``xla_peak_bytes`` is the backend's own
+    ``peak_memory_in_bytes`` where it reports one (on CPU it omits the scratch block).
+    """
+    try:
+        m = compiled.memory_analysis()
+    except (NotImplementedError, RuntimeError, AttributeError):
+        return None
+    if m is None:
+        return None
+    stats = {
+        "argument_bytes": int(m.argument_size_in_bytes),
+        "output_bytes": int(m.output_size_in_bytes),
+        "temp_bytes": int(m.temp_size_in_bytes),
+        "alias_bytes": int(m.alias_size_in_bytes),
+    }
+    stats["peak_bytes"] = (stats["argument_bytes"] + stats["output_bytes"] + stats["temp_bytes"]
+                           - stats["alias_bytes"])
+    xla_peak = getattr(m, "peak_memory_in_bytes", None)
+    stats["xla_peak_bytes"] = int(xla_peak) if xla_peak is not None else None
+    return stats
+
+
+def flop_count(compiled) -> float | None:
+    """The floating-point operations XLA's cost analysis counts for one call (None if unknown)."""
+    try:
+        cost = compiled.cost_analysis()
+    except (NotImplementedError, RuntimeError, AttributeError):
+        return None
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
+        cost = cost[0] if cost else None
+    if not cost or "flops" not in cost:
+        return None
+    return float(cost["flops"])
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20,
+                     warmup: int = 2) -> dict[str, Timing]:
+    """Time several functions in alternation, so that drift in the machine's load hits all alike.
+
+    Round r calls every function once, in the given order on even rounds and reversed on odd
+    ones (so none is always first). Each Timing also holds the raw ``times_s`` (one per round, so
+    ``times_s[i]`` of two functions are a pair measured side by side).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            _block(fn())
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            _block(fns[k]())
+            times[k].append(time.perf_counter() - t0)
+    return {
+        k: Timing(median_s=statistics.median(v), min_s=min(v), max_s=max(v), repeats=repeats,
+                  compile_s=None, times_s=v)
+        for k, v in times.items()
+    }
+
+
+def add_common_arguments(parser, *, default_repeats: int = 20) -> None:
+    """The arguments every benchmark takes: ``--quick``, ``--out``, ``--repeats``, ``--tag``."""
+    parser.add_argument("--quick", action="store_true",
+                        help="a small version that runs in well under a minute (smoke test)")
+    parser.add_argument("--out", default=str(RESULTS_DIR),
+                        help="directory for the JSON, markdown and PNG results (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=default_repeats,
+                        help="timed calls per measurement, median reported (>= 20; default %(default)s)")
+    parser.add_argument("--tag", default=None,
+                        help="suffix of the result names (default: the JAX platform, e.g. cpu or gpu)")
+
+
+def result_name(name: str, args) -> str:
+    """``NAME_TAG`` (``NAME_TAG_quick`` for ``--quick``), TAG defaulting to the JAX platform."""
+    tag = args.tag or jax.devices()[0].platform
+    return f"{name}_{tag}" + ("_quick" if args.quick else "")
+
+
+
+def paired_ratio(times_a, times_b) -> float:
+    """The median over rounds of ``times_a[i] / times_b[i]`` (the ``times_s`` of one
+    :func:`time_interleaved` call: both measured in round i, so drift in the load cancels)."""
+    if len(times_a) != len(times_b) or not times_a:
+        raise ValueError(f"paired timings need equal, non-zero lengths, got {len(times_a)} and {len(times_b)}")
+    return statistics.median(a / b for a, b in zip(times_a, times_b))
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated positive integers, e.g. ``1,4,16``."""
+    import argparse
+
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,16, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be an integer >= 1, got {text!r}")
+    return values

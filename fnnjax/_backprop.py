@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from fnnjax._activations import activation_derivative, softmax_vjp
-from fnnjax._losses import prepare
+from fnnjax._losses import is_static_zero, prepare
 from fnnjax._model import MLP, Layer, Params, Trace, trace_batch
 
 __all__ = ["deltas", "backprop"]
@@ -119,8 +119,10 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
     trace = trace_batch(mlp, params, batch.x)
     n = batch.x.shape[0]
     ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)
-    l2 = jnp.asarray(l2, params[0].W.dtype)
-    return tuple(
-        Layer(d.T @ a_prev + l2 * layer.W, jnp.sum(d, axis=0))
-        for d, a_prev, layer in zip(ds, trace.a[:-1], params)
-    )
+    grads = []
+    for d, a_prev, layer in zip(ds, trace.a[:-1], params):
+        gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta^(L))
+        if not is_static_zero(l2):  # a Python 0 leaves the weight-decay pass out of the program
+            gw = gw + jnp.asarray(l2, gw.dtype) * layer.W
+        grads.append(Layer(gw, jnp.sum(d, axis=0)))
+    return tuple(grads)

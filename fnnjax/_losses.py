@@ -17,7 +17,7 @@ import numpy as np
 
 from fnnjax._model import MLP, Params, Trace, check_params, check_x, params_dtype, trace_batch
 
-__all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty"]
+__all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty", "is_static_zero"]
 
 Array = jax.Array
 
@@ -134,9 +134,17 @@ def per_sample_loss(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
     return scale * jnp.sum(r * r, axis=-1)
 
 
+def is_static_zero(l2) -> bool:
+    """True when ``l2`` is a Python number equal to 0: the L2 term is then left out of the program
+    altogether (XLA does not fold ``0 * W``, which would cost a pass over every weight)."""
+    return isinstance(l2, (int, float)) and not isinstance(l2, bool) and l2 == 0
+
+
 def l2_penalty(params: Params, l2) -> Array:
     """``(l2 / 2) * sum_l ||W^(l)||_F^2``, biases excluded (F7)."""
     dtype = params_dtype(params)
+    if is_static_zero(l2):
+        return jnp.zeros((), dtype)
     total = sum(jnp.sum(layer.W * layer.W) for layer in params)
     return jnp.asarray(l2, dtype) / 2 * total
 

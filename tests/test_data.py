@@ -388,3 +388,13 @@ def test_quadratic_is_five_x_squared():
     assert x2.min() >= 2 and x2.max() <= 3
     with pytest.raises(ValueError, match=r"low = 1 and high = 1; the x range needs low < high"):
         data.quadratic(3, key=jax.random.key(0), low=1, high=1)
+
+
+@pytest.mark.parametrize("name", ["fnnjax.data", "fnnjax._idx", "fnnjax._datasets", "fnnjax._split",
+                                  "fnnjax._toy_data"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

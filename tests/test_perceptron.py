@@ -127,3 +127,21 @@ def test_xor_network_check_fails_on_a_wrong_variant():
     assert not np.array_equal(fnnjax.forward(mlp, wrong, x)[:, 0], t)
     linear = fnnjax.MLP((2, 2, 1), hidden="identity", output="step")  # no hidden threshold: F3/F4
     assert not np.array_equal(fnnjax.forward(linear, params, x)[:, 0], t)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import fnnjax._perceptron
+
+    result = doctest.testmod(fnnjax._perceptron, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_example_runs(capsys):
+    import runpy
+
+    runpy.run_path("examples/perceptron.py", run_name="not_main")["main"](8)
+    out = capsys.readouterr().out
+    assert "AND: learned in 5 epochs" in out and "no error-free epoch in 8" in out
+    assert "(1, 1)->0  (correct: True)" in out

@@ -25,14 +25,19 @@ SGD = optax.sgd(0.3)  # one optimizer object: fits with equal settings share com
 
 
 def make_data(seed, n=N):
-    kx, kw = jax.random.split(jax.random.key(seed))
-    x = jax.random.normal(kx, (n, 6))
-    y = jnp.argmax(x @ jax.random.normal(kw, (6, 4)), axis=1).astype(jnp.int32)
-    return np.asarray(x), np.asarray(y)
+    """Inputs N(0, 1), labels from a random linear rule (numpy: no compilation at import)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    return x, np.argmax(x @ rng.standard_normal((6, 4)), axis=1).astype(np.int32)
+
+
+def xavier(rng, sizes):
+    return tuple(fnnjax.Layer(jnp.asarray(rng.normal(0, np.sqrt(2 / (m + n)), (m, n)), jnp.float32),
+                              jnp.zeros((m,), jnp.float32)) for n, m in zip(sizes[:-1], sizes[1:]))
 
 
 TRAIN, VAL = make_data(0), make_data(1, 24)
-P0 = fnnjax.init_params(jax.random.key(2), MLP, "xavier")
+P0 = xavier(np.random.default_rng(2), MLP.sizes)
 
 
 def run(**kw):
@@ -128,9 +133,23 @@ def test_callbacks_see_each_epoch_and_can_stop():
     assert seen == [(1, 1), (2, 2)] and len(hist) == 2
 
 
-def test_callers_params_survive_donation():
+def test_trainer_is_the_loop_behind_fit():
+    params, hist = run()
+    trainer = fnnjax.Trainer(MLP, P0, TRAIN, optimizer=SGD, epochs=3, batch_size=B, key=jax.random.key(3))
+    records = list(trainer)
+    assert [r["train_loss"] for r in records] == list(hist["train_loss"])
+    assert trainer.state.epoch == 3 and trainer.compile_seconds >= 0
+    for u, v in zip(jax.tree.leaves(trainer.state.params), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    with pytest.raises(StopIteration):
+        next(trainer)
+
+
+def test_buffers_are_donated_but_never_the_callers():
     before = [np.asarray(leaf).copy() for leaf in jax.tree.leaves(P0)]
-    run(epochs=1)
+    kept = []
+    run(epochs=2, callbacks=[lambda r, s: kept.append(s.params) if r["epoch"] == 1 else None])
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(kept[0]))  # donated to epoch 2
     for leaf, b in zip(jax.tree.leaves(P0), before):
         assert not leaf.is_deleted()
         np.testing.assert_array_equal(np.asarray(leaf), b)
@@ -270,3 +289,12 @@ def test_fit_rejects_images_that_are_not_flattened():
     with pytest.raises(ValueError, match=r"train x has shape \(4, 2, 3\) .* reshape it"):
         fnnjax.fit(MLP, P0, (x, np.zeros(4, np.int32)), optimizer=SGD, epochs=1, batch_size=2,
                    key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("name", ["fnnjax._train", "fnnjax._checkpoint", "fnnjax._plots"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

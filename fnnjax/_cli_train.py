@@ -1,0 +1,447 @@
+"""``fnnjax train`` and ``fnnjax predict``: the notes' Fashion-MNIST experiment from one command.
+
+``fnnjax train`` builds an MLP (hidden activations as given, softmax output, cross-entropy from
+the logits), initialises it from ``--seed``, trains it with :func:`fnnjax.fit` and writes into
+``--out``: ``history.json``, ``params.npz`` (:func:`fnnjax.save_params`), ``curves.png`` and the
+orbax checkpoints under ``checkpoints/`` (``--resume`` continues from the newest).
+
+Seeds: ``key = jax.random.key(seed)``; ``init_key, train_key = jax.random.split(key)``;
+``--pretrain autoencoder`` uses ``pretrain_key = jax.random.split(key, 3)[2]`` (a split of its own,
+so init and training keys are those of a run without pretraining); ``--val-split`` uses
+``train_val_split(..., seed=seed)``.
+
+``--pretrain autoencoder --pretrain-epochs K`` runs :func:`fnnjax.pretrain` (F28: greedy
+layer-wise autoencoders, SGD lr 0.01 momentum 0.9, batch 64, untied decoders with a sigmoid output
+when every hidden layer is sigmoid, else identity) on the training images after init and before
+:func:`fnnjax.fit`; a resumed run takes its params from the checkpoint and does not pretrain again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["register", "OPTIMIZERS", "PRETRAIN_METHODS", "run_train", "run_predict"]
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+"""``--optimizer`` names: optax.sgd (momentum 0.9 for momentum/nesterov), adam, adamw, rmsprop,
+adagrad, each with learning rate ``--lr``."""
+
+PRETRAIN_METHODS = ("none", "autoencoder")
+"""``--pretrain`` values: none (default) or autoencoder (F28, :func:`fnnjax.pretrain`)."""
+
+RESUME_KEYS = ("dataset", "sizes", "hidden", "init", "optimizer", "lr", "batch_size", "seed",
+               "gradient", "l2", "dropout", "val_split", "pretrain")
+"""Settings a resumed run must share with the checkpoint (only --epochs and the output options
+may change)."""
+
+
+def _usage_error(message: str):
+    from fnnjax.cli import UsageError
+
+    return UsageError(message)
+
+
+@functools.lru_cache(maxsize=32)
+def _optimizer(name: str, lr: float):
+    """The optax optimizer for a name and learning rate (memoised, so that repeated runs in one
+    process reuse the compiled epoch program)."""
+    import optax
+
+    if name == "sgd":
+        return optax.sgd(lr)
+    if name == "momentum":
+        return optax.sgd(lr, momentum=0.9)
+    if name == "nesterov":
+        return optax.sgd(lr, momentum=0.9, nesterov=True)
+    return getattr(optax, name)(lr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checking (one line each)
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) < 2 or any(s < 1 for s in sizes):
+        raise _usage_error(f"--sizes {text!r} is not a comma-separated list of at least two positive "
+                           "integers; use e.g. --sizes 784,256,10")
+    return sizes
+
+
+def _parse_init(text: str) -> tuple[str, dict]:
+    from fnnjax import SCHEMES
+
+    scheme, _, value = text.partition(":")
+    if scheme not in SCHEMES:
+        raise _usage_error(f"--init {text!r}: unknown scheme {scheme!r}; valid schemes are "
+                           f"{', '.join(SCHEMES)} (optionally with :VALUE, e.g. normal:0.01)")
+    if not value:
+        return scheme, {}
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise _usage_error(f"--init {text!r}: {value!r} is not a non-negative number (the scheme's "
+                           f"{SCHEMES[scheme][0]})")
+    return scheme, {SCHEMES[scheme][0]: number}
+
+
+def _check_train_args(args) -> None:
+    from fnnjax import GRADIENTS, data
+
+    if args.dataset not in data.DATASETS:
+        raise _usage_error(f"unknown --dataset {args.dataset!r}; valid data sets are "
+                           f"{', '.join(data.DATASETS)}")
+    if args.optimizer not in OPTIMIZERS:
+        raise _usage_error(f"unknown --optimizer {args.optimizer!r}; valid optimizers are "
+                           f"{', '.join(OPTIMIZERS)}")
+    if args.gradient not in GRADIENTS:
+        raise _usage_error(f"unknown --gradient {args.gradient!r}; valid values are {', '.join(GRADIENTS)}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise _usage_error(f"--lr {args.lr} must be a positive number (the learning rate), e.g. --lr 0.1")
+    if args.epochs <= 0:
+        raise _usage_error(f"--epochs {args.epochs} must be a positive integer, e.g. --epochs 50")
+    if args.batch_size <= 0:
+        raise _usage_error(f"--batch-size {args.batch_size} must be a positive integer, e.g. --batch-size 256")
+    if not (math.isfinite(args.l2) and args.l2 >= 0):
+        raise _usage_error(f"--l2 {args.l2} must be >= 0 (the weight-decay coefficient lambda of F7)")
+    if not 0 <= args.dropout < 1:
+        raise _usage_error(f"--dropout {args.dropout} must satisfy 0 <= p < 1 (the probability of "
+                           "DROPPING a hidden unit)")
+    if not 0 <= args.val_split < 1:
+        raise _usage_error(f"--val-split {args.val_split} must satisfy 0 <= f < 1 (the share of the "
+                           "training set held out for validation)")
+    if args.pretrain not in PRETRAIN_METHODS:
+        raise _usage_error(f"unknown --pretrain {args.pretrain!r}; valid values are "
+                           f"{', '.join(PRETRAIN_METHODS)}")
+    if args.pretrain_epochs <= 0:
+        raise _usage_error(f"--pretrain-epochs {args.pretrain_epochs} must be a positive integer "
+                           "(autoencoder epochs per hidden layer), e.g. --pretrain-epochs 5")
+    if args.devices is not None and args.devices < 1:
+        raise _usage_error(f"--devices {args.devices} must be a positive integer (devices to shard "
+                           "each batch over), e.g. --devices 2")
+    if args.devices is not None and args.batch_size % args.devices:
+        raise _usage_error(f"--batch-size {args.batch_size} does not divide over --devices "
+                           f"{args.devices}; each device takes batch-size / devices samples of "
+                           f"every batch, so use a multiple of {args.devices}")
+    if args.checkpoint_every < 0:
+        raise _usage_error(f"--checkpoint-every {args.checkpoint_every} must be >= 0 (0: no checkpoints)")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise _usage_error(f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
+                           f"to the folder holding {args.dataset}/ (or its four IDX files)")
+
+
+def _build_mlp(args, sizes):
+    from fnnjax import MLP
+
+    hidden = args.hidden if "," not in args.hidden else tuple(args.hidden.split(","))
+    try:
+        return MLP(sizes, hidden=hidden, output="softmax")
+    except (ValueError, TypeError) as err:
+        raise _usage_error(f"--hidden {args.hidden!r}: {err}") from None
+
+
+def _load_data(args, sizes):
+    """The data set as (train, val or None, test, classes), checked against --sizes."""
+    from fnnjax import data
+
+    ds = data.load_dataset(args.dataset, args.data_dir)
+    pixels, classes = ds.x_train.shape[1], len(ds.classes)
+    if sizes[0] != pixels or sizes[-1] != classes:
+        raise _usage_error(
+            f"--sizes {','.join(map(str, sizes))} does not fit {args.dataset}: its images have "
+            f"{pixels} pixels and it has {classes} classes, so sizes must start with {pixels} and "
+            f"end with {classes} (e.g. --sizes {pixels},256,{classes})")
+    train, val = (ds.x_train, ds.y_train), None
+    if args.val_split > 0:
+        s = data.train_val_split(ds.x_train, ds.y_train, seed=args.seed, fraction=args.val_split)
+        train, val = (s.x_train, s.y_train), (s.x_val, s.y_val)
+    n = len(train[0])
+    if args.batch_size > n:
+        raise _usage_error(f"--batch-size {args.batch_size} is larger than the training set "
+                           f"({n} samples); use --batch-size <= {n}")
+    return train, val, (ds.x_test, ds.y_test), ds.classes
+
+
+def _config(args, sizes) -> dict:
+    return {"dataset": args.dataset, "sizes": list(sizes), "hidden": args.hidden, "output": "softmax",
+            "loss": "cross_entropy", "init": args.init, "optimizer": args.optimizer, "lr": args.lr,
+            "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
+            "gradient": args.gradient, "l2": args.l2, "dropout": args.dropout,
+            "val_split": args.val_split,
+            "devices": args.devices,
+            "pretrain": (None if args.pretrain == "none"
+                         else {"method": args.pretrain, "epochs": args.pretrain_epochs})}
+
+
+_FLAGS = {"batch_size": "--batch-size", "val_split": "--val-split", "pretrain": "--pretrain"}
+
+
+def _check_resume_config(saved: dict, config: dict, where: Path) -> None:
+    for name in RESUME_KEYS:
+        if saved.get(name) != config[name]:
+            flag = _FLAGS.get(name, f"--{name}")
+            raise _usage_error(
+                f"--resume: the checkpoint in {where} was written with {flag} {saved.get(name)!r} "
+                f"but this run has {flag} {config[name]!r}; resume with the same settings (only "
+                "--epochs may change) or use another --out")
+
+
+# ----------------------------------------------------------------------------------------------
+# fnnjax train
+
+
+def _pretrained(mlp, params, x_train, key, epochs: int):
+    """The params after greedy layer-wise autoencoder pretraining (F28) on the training inputs."""
+    import optax
+
+    import fnnjax
+
+    decoder = "sigmoid" if all(h == "sigmoid" for h in mlp.hidden) else "identity"
+    pre = fnnjax.pretrain(mlp, params, x_train, key=key, epochs=epochs,
+                          batch_size=min(64, len(x_train)),
+                          optimizer=optax.sgd(0.01, momentum=0.9), tied=False, decoder=decoder)
+    return pre.params
+
+
+_RECORD_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                "seconds")
+
+
+def _normalise(record: dict) -> dict:
+    return {k: record.get(k) for k in _RECORD_KEYS}
+
+
+def _write_outputs(out: Path, config: dict, records: list, compile_seconds, mlp, params,
+                   stopped: str | None = None) -> None:
+    from fnnjax import save_params
+    from fnnjax._plots import plot_history
+
+    history = {"config": config, "epochs": [_normalise(r) for r in records],
+               "compile_seconds": compile_seconds}
+    if records:
+        history["final"] = {k: records[-1].get(k) for k in ("epoch", "train_loss", "train_acc",
+                                                            "val_acc", "test_loss", "test_acc")}
+    if stopped:
+        history["stopped"] = stopped
+    tmp = out / ".history.json.tmp"
+    tmp.write_text(json.dumps(history, indent=1) + "\n")
+    os.replace(tmp, out / "history.json")
+    if params is not None:
+        save_params(out / "params.npz", mlp, params)
+    if records:
+        title = (f"{config['dataset']} {','.join(map(str, config['sizes']))} {config['hidden']}, "
+                 f"{config['optimizer']} lr {config['lr']}, batch {config['batch_size']}")
+        plot_history(records, out / "curves.png", title=title)
+
+
+def run_train(args) -> int:
+    """``fnnjax train``: returns the exit status (0 done, 1 non-finite loss; usage errors raise)."""
+    _check_train_args(args)
+    sizes = _parse_sizes(args.sizes)
+    scheme, init_options = _parse_init(args.init)
+    mlp = _build_mlp(args, sizes)
+    out = Path(args.out)
+    ckpt_dir = out / "checkpoints"
+    config = _config(args, sizes)
+
+    import jax
+    import tqdm
+
+    import fnnjax
+
+    from fnnjax import Checkpointer, NonFiniteLossError, latest_checkpoint, restore_checkpoint
+
+    mesh = None if args.devices is None else fnnjax.data_mesh(args.devices, what="--devices")
+    latest = latest_checkpoint(ckpt_dir)
+    if latest is not None and not args.resume:
+        raise _usage_error(f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
+                           "--resume to continue that run, or choose another --out")
+    train, val, test, classes = _load_data(args, sizes)
+    optimizer = _optimizer(args.optimizer, args.lr)
+    run_key = jax.random.key(args.seed)
+    init_key, train_key = jax.random.split(run_key)
+    params = fnnjax.init_params(init_key, mlp, scheme, **init_options)
+    opt_state, start, records = None, 0, []
+    if args.pretrain == "autoencoder" and not args.resume:
+        params = _pretrained(mlp, params, train[0], jax.random.split(run_key, 3)[2],
+                             args.pretrain_epochs)
+    if args.resume:
+        if latest is None:
+            raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without "
+                               "--resume to start training")
+        restored = restore_checkpoint(ckpt_dir, mlp=mlp, optimizer=optimizer)
+        _check_resume_config(restored.config, config, ckpt_dir)
+        params, opt_state, train_key, start = restored.state
+        records = restored.history
+        if start >= args.epochs:
+            print(f"checkpoint epoch {start} already reaches --epochs {args.epochs}; writing outputs")
+    out.mkdir(parents=True, exist_ok=True)
+    evals = {"test": test} if val is None else {"val": val, "test": test}
+    callbacks = []
+    if args.checkpoint_every:
+        callbacks.append(Checkpointer(ckpt_dir, mlp=mlp, every=args.checkpoint_every,
+                                      final_epoch=args.epochs, history=records, config=config))
+    done = list(records)
+    compile_seconds = None
+
+    with tqdm.tqdm(total=args.epochs, initial=start, unit="epoch", desc="train", file=sys.stderr,
+                   disable=args.quiet, dynamic_ncols=True) as bar:
+        def progress(record, state):
+            done.append(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_acc']:.4f}",
+                            test_acc=f"{record['test_acc']:.4f}", refresh=False)
+            bar.update(1)
+
+        callbacks.insert(0, progress)
+        try:
+            if start < args.epochs:
+                params, history = fnnjax.fit(
+                    mlp, params, train, optimizer=optimizer, epochs=args.epochs,
+                    batch_size=args.batch_size, key=train_key, loss="cross_entropy",
+                    gradient=args.gradient, l2=args.l2, dropout=args.dropout, eval=evals,
+                    callbacks=callbacks, opt_state=opt_state, initial_epoch=start,
+                    mesh=mesh)
+                compile_seconds = history.compile_seconds
+        except NonFiniteLossError as err:
+            last = latest_checkpoint(ckpt_dir)
+            kept = (f"the last good checkpoint (epoch {last}) is kept in {ckpt_dir}" if last is not None
+                    else "no checkpoint was written before it")
+            message = f"{err}; {kept}"
+            _write_outputs(out, config, done, compile_seconds, mlp, None, stopped=message)
+            print(f"fnnjax train: error: {message}", file=sys.stderr)
+            return 1
+    _write_outputs(out, config, done, compile_seconds, mlp, params)
+    final = done[-1] if done else {}
+    print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after epoch {final.get('epoch')} "
+          f"(train loss {final.get('train_loss', float('nan')):.4f}, train acc "
+          f"{final.get('train_acc', float('nan')):.4f}); wrote {out / 'history.json'}, "
+          f"{out / 'params.npz'}, {out / 'curves.png'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# fnnjax predict
+
+
+def _params_file(path: Path) -> Path:
+    if path.is_dir():
+        path = path / "params.npz"
+    if not path.is_file():
+        raise _usage_error(f"--params {path} does not exist; pass the --out folder of fnnjax train "
+                           "or its params.npz")
+    return path
+
+
+def run_predict(args) -> int:
+    """``fnnjax predict``: a PNG grid of test images with true and predicted labels."""
+    import numpy as np
+
+    import fnnjax
+    from fnnjax import data
+    from fnnjax._plots import plot_predictions
+
+    path = _params_file(Path(args.params))
+    dataset = args.dataset
+    history = path.parent / "history.json"
+    if dataset is None and history.is_file():
+        dataset = json.loads(history.read_text()).get("config", {}).get("dataset")
+    dataset = dataset or "fashion-mnist"
+    if dataset not in data.DATASETS:
+        raise _usage_error(f"unknown --dataset {dataset!r}; valid data sets are {', '.join(data.DATASETS)}")
+    if args.count < 1:
+        raise _usage_error(f"--count {args.count} must be a positive integer (images to show)")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise _usage_error(f"--data-dir {args.data_dir} does not exist or is not a folder")
+    mlp, params = fnnjax.load_params(path)
+    ds = data.load_dataset(dataset, args.data_dir)
+    if mlp.sizes[0] != ds.x_test.shape[1] or mlp.sizes[-1] != len(ds.classes):
+        raise _usage_error(f"the params in {path} are for sizes {mlp.sizes} but {dataset} has "
+                           f"{ds.x_test.shape[1]} pixels and {len(ds.classes)} classes")
+    predictions = np.asarray(np.argmax(fnnjax.forward(mlp, params, ds.x_test), axis=-1))
+    accuracy = float(np.mean(predictions == ds.y_test))
+    count = min(args.count, len(ds.x_test))
+    if args.seed is None:
+        idx = np.arange(count)
+    else:
+        idx = np.random.default_rng(args.seed).choice(len(ds.x_test), count, replace=False)
+    out = Path(args.out) if args.out else path.parent / "predictions.png"
+    plot_predictions(ds.x_test[idx], ds.y_test[idx], predictions[idx], ds.classes, out,
+                     columns=args.columns)
+    shown = int(np.sum(predictions[idx] == ds.y_test[idx]))
+    print(f"wrote {out}: {shown}/{count} shown images correct; test accuracy {accuracy:.4f} "
+          f"({len(ds.x_test)} images)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsers
+
+
+def register(subparsers) -> None:
+    """Add ``train`` and ``predict`` to the ``fnnjax`` command line."""
+    t = subparsers.add_parser(
+        "train", help="train an MLP on Fashion-MNIST/MNIST (the notes' experiment)",
+        description="Train an MLP (softmax output, cross-entropy) with optax, the gradient from the "
+        "hand-written backprop or jax.grad; write history.json, params.npz, curves.png and "
+        "checkpoints into --out. The notes' recipe: fnnjax train --dataset fashion-mnist --sizes "
+        "784,256,10 --hidden relu --init normal:0.01 --optimizer sgd --lr 0.1 --batch-size 256 "
+        "--epochs 50 --seed 0 --out runs/notes")
+    t.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default) or mnist")
+    t.add_argument("--data-dir", default=None,
+                   help="folder holding the data set (default: $FNNJAX_DATA/<dataset>, else the cache)")
+    t.add_argument("--sizes", default="784,256,10", help="layer widths M_0,...,M_L (default 784,256,10)")
+    t.add_argument("--hidden", default="relu", help="hidden activation, or one per hidden layer, comma-separated")
+    t.add_argument("--init", default="normal:0.01",
+                   help="weight init SCHEME[:VALUE], e.g. normal:0.01 (std), he, xavier, uniform:0.05")
+    t.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
+    t.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    t.add_argument("--batch-size", type=int, default=256, help="minibatch size (default 256)")
+    t.add_argument("--epochs", type=int, default=50, help="epochs to train (default 50)")
+    t.add_argument("--seed", type=int, default=0, help="seed of init, shuffling and dropout (default 0)")
+    t.add_argument("--gradient", default="backprop",
+                   help="backprop (fnnjax's hand-written recursion, default) or grad (jax.grad)")
+    t.add_argument("--l2", type=float, default=0.0, help="L2 weight decay lambda (F7; default 0)")
+    t.add_argument("--dropout", type=float, default=0.0,
+                   help="dropout DROP rate p on hidden layers, 0 <= p < 1 (default 0)")
+    t.add_argument("--val-split", type=float, default=0.0,
+                   help="share of the training set held out for validation (default 0: train on "
+                   "all of it, as the notes do; curves then compare train with test)")
+    t.add_argument("--pretrain", default="none",
+                   help="none (default) or autoencoder: greedy layer-wise autoencoder pretraining "
+                   "of the hidden layers (F28) before training")
+    t.add_argument("--pretrain-epochs", type=int, default=5,
+                   help="autoencoder epochs per hidden layer with --pretrain (default 5)")
+    t.add_argument("--devices", type=int, default=None,
+                   help="data-parallel training over the first N devices: each batch split over "
+                   "them, params replicated, gradients combined by XLA (--batch-size must be a "
+                   "multiple of N; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+    t.add_argument("--checkpoint-every", type=int, default=1,
+                   help="save a checkpoint every N epochs (default 1; 0: never)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in OUT/checkpoints")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_train)
+
+    p = subparsers.add_parser(
+        "predict", help="show test images with true and predicted labels (PNG)",
+        description="Predict test images with trained params and draw them in a grid titled "
+        "'true / predicted' (wrong predictions in red).")
+    p.add_argument("--params", required=True, help="the --out folder of fnnjax train, or a params.npz")
+    p.add_argument("--dataset", default=None, help="default: the one the params were trained on")
+    p.add_argument("--data-dir", default=None, help="folder holding the data set")
+    p.add_argument("--count", type=int, default=18, help="images to show (default 18)")
+    p.add_argument("--columns", type=int, default=6, help="images per row (default 6)")
+    p.add_argument("--seed", type=int, default=None, help="pick random test images (default: the first)")
+    p.add_argument("--out", default=None, help="PNG file (default: predictions.png beside the params)")
+    p.set_defaults(func=run_predict)

@@ -1,0 +1,733 @@
+"""A functional trainer: params in, params out, optax doing the updates, one compiled program per epoch.
+
+:func:`fit` trains an :class:`~fnnjax.MLP` with any optax ``GradientTransformation``, the gradient
+taken by fnnjax's hand-written delta recursion (``gradient="backprop"``, F10-F13) or by
+``jax.grad`` (``gradient="grad"``), with optional L2 weight decay in the risk (F7) and inverted
+dropout (F26).
+
+Fast by construction:
+
+- the data set is put on the device once, before the first epoch;
+- each epoch is ONE compiled program (compiled ahead of time, before epoch 1, so no epoch ever
+  recompiles): it splits the key, draws a permutation of the N samples, and runs a ``lax.scan``
+  over the ``N // batch_size`` full batches, then one step on the last partial batch if there is
+  one (see "Batches" below);
+- loss and accuracy are summed on the device inside that program and read back once per epoch,
+  together with the evaluation metrics (one host sync per epoch);
+- params and optimizer state are donated to the epoch program (updated in place); fit copies the
+  caller's params first, so the caller's arrays stay valid;
+- evaluation is a compiled program too (``lax.scan`` over fixed-size chunks).
+
+Batches (the exact rule): every epoch draws a fresh permutation of the N training samples from
+the epoch's key and cuts it into ``N // batch_size`` batches of ``batch_size`` samples followed,
+when ``batch_size`` does not divide N, by one last batch of the ``N % batch_size`` remaining
+samples. Every sample is used exactly once per epoch, and the last batch's gradient is the mean
+over its own samples: the behaviour of PyTorch's ``DataLoader(shuffle=True, drop_last=False)``
+used by the notes (Fashion-MNIST: 234 batches of 256 and one of 96). So that one compiled step
+serves every batch, the last batch is padded to ``batch_size`` with samples of weight exactly 0
+(their error terms are zero, so they add exactly nothing to the gradient or the metrics).
+
+Keys (threaded functionally): epoch e (1-based) starts from a key k; the program splits it into
+``(k_next, k_epoch) = jax.random.split(k)``, then ``(k_perm, k_drop) = jax.random.split(k_epoch)``;
+``k_perm`` draws the permutation, ``k_drop`` is split into one key per step for the dropout masks.
+``k_next`` starts epoch e + 1. The state after an epoch (params, optimizer state, k_next, e) is
+therefore all a resumed run needs to continue bit for bit.
+
+Scaling out (data parallel, ``fit(..., mesh=...)`` or ``devices=N``; see :mod:`fnnjax._sharding`):
+placement happens in one place (:func:`_to_device`: replicated on every device of the mesh), and
+the epoch program is written with whole-batch semantics (means over the batch); inside it each
+step's batch indices are constrained to be sharded along the batch axis of the mesh, so every
+device gathers and differentiates its slice of the batch and XLA inserts the all-reduce of the
+gradient sums. The batch size must be a multiple of the device count (the padded last batch then
+splits evenly too, and its mean stays exact: the weight-0 rows count in no device's sum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from fnnjax._backprop import backward, output_delta
+from fnnjax._losses import LOSSES, check_loss, l2_penalty, per_sample_loss, prepare
+from fnnjax._model import MLP, Layer, Params, Trace, _layer_forward, check_params, trace_batch
+from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
+
+__all__ = [
+    "GRADIENTS",
+    "Callback",
+    "History",
+    "NonFiniteLossError",
+    "TrainState",
+    "Trainer",
+    "dropout_scales",
+    "evaluate",
+    "fit",
+    "l2_decay",
+]
+
+Array = jax.Array
+
+GRADIENTS = ("backprop", "grad")
+"""How :func:`fit` differentiates: the hand-written delta recursion or ``jax.grad``."""
+
+
+class TrainState(NamedTuple):
+    """Everything needed to continue training exactly (what a checkpoint holds).
+
+    Attributes:
+      params: a tuple of :class:`~fnnjax.Layer` (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      opt_state: the optax optimizer state.
+      key: the PRNG key that starts the next epoch.
+      epoch: the number of epochs completed (a Python int).
+    """
+
+    params: Params
+    opt_state: Any
+    key: Array
+    epoch: int
+
+
+Callback = Callable[[dict, TrainState], "bool | None"]
+"""``callback(record, state)`` after every epoch; returning True stops training after that epoch.
+
+``record`` is the epoch's history entry; ``state`` the :class:`TrainState` after it. The arrays in
+``state`` are donated to the next epoch: use them (e.g. save them) inside the callback, or copy
+them (``jax.tree.map(jnp.copy, state.params)``) to keep them.
+"""
+
+
+@dataclasses.dataclass
+class History:
+    """What :func:`fit` measured.
+
+    Attributes:
+      epochs: one dict per epoch trained: ``epoch`` (1-based, counting ``initial_epoch``),
+        ``train_loss`` (mean per-sample data loss over the epoch, each batch measured with the
+        params before its update and with dropout on, as the notes' loop does; the L2 term is not
+        included), ``train_acc`` (likewise; ``None`` when accuracy is undefined: outputs other than
+        softmax, or sigmoid with a loss other than cross-entropy), ``<name>_loss`` and
+        ``<name>_acc`` for every evaluation set (after the epoch, no dropout), and ``seconds``
+        (wall time of the epoch: training, evaluation and the one host sync).
+      compile_seconds: the time to compile the epoch and evaluation programs (before epoch 1).
+    """
+
+    epochs: list[dict]
+    compile_seconds: float
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        """The values of one metric over the epochs, e.g. ``history["train_loss"]``."""
+        return np.array([r[metric] for r in self.epochs], dtype=float)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def to_dict(self) -> dict:
+        """``{"epochs": [...], "compile_seconds": ...}``, ready for ``json.dump``."""
+        return {"epochs": list(self.epochs), "compile_seconds": self.compile_seconds}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a non-finite loss (or parameters); training stopped.
+
+    Attributes:
+      epoch: the 1-based epoch in which it happened.
+      step: the 1-based step (batch) within that epoch, or None when only the parameters at the
+        end of the epoch were non-finite.
+      history: the :class:`History` of the epochs completed before it.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int | None, history: History):
+        super().__init__(message)
+        self.epoch, self.step, self.history = epoch, step, history
+
+
+# ----------------------------------------------------------------------------------------------
+# Weight decay and dropout
+
+
+def _weights_only(params: Params) -> Params:
+    return tuple(Layer(True, False) for _ in params)
+
+
+def l2_decay(l2: float) -> optax.GradientTransformation:
+    """The L2 term of F7 as an optax transformation: adds ``l2 * W^(l)`` to every weight gradient.
+
+    ``optax.add_decayed_weights(l2, mask=...)`` with biases masked out (F7 excludes them), so that
+    ``optax.chain(fnnjax.l2_decay(lam), optax.sgd(lr))`` takes the same SGD steps as
+    ``fit(..., l2=lam)`` with ``optax.sgd(lr)`` (F8: ``W <- W - lr (grad + lam W)``).
+
+    Args:
+      l2: the coefficient lambda >= 0.
+
+    Returns:
+      An ``optax.GradientTransformation``; chain it before the optimizer.
+
+    Example:
+      >>> import optax, fnnjax
+      >>> opt = optax.chain(fnnjax.l2_decay(1e-3), optax.sgd(0.1))
+    """
+    return optax.add_decayed_weights(float(l2), mask=_weights_only)
+
+
+def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32) -> tuple[Array, ...]:
+    """Inverted-dropout multipliers for the hidden layers (F26): ``s^(l) = m^(l) / (1 - rate)``.
+
+    ``m^(l)`` is Bernoulli(1 - rate) per sample and unit, so a unit is DROPPED with probability
+    ``rate``; dividing by ``1 - rate`` keeps ``E[s^(l)] = 1``, so evaluation uses the network as is
+    (no dropout, no rescaling). Training uses ``a^(l) = f_l(z^(l)) * s^(l)`` for l = 1..L-1 (never
+    on the input or the output).
+
+    Args:
+      key: a PRNG key; split into one key per hidden layer.
+      mlp: the :class:`~fnnjax.MLP`.
+      n: the batch size N.
+      rate: the drop probability p, ``0 <= p < 1``.
+      dtype: the floating dtype of the multipliers.
+
+    Returns:
+      ``(s^(1), ..., s^(L-1))``, each ``(N, M_l)`` with entries 0 or ``1 / (1 - rate)``.
+
+    Example:
+      >>> import jax, fnnjax
+      >>> s = fnnjax.dropout_scales(jax.random.key(0), fnnjax.MLP((3, 4, 2)), 2, 0.5)
+      >>> sorted(set(s[0].ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
+      True
+    """
+    keep = 1.0 - rate
+    keys = jax.random.split(key, mlp.num_layers - 1)
+    return tuple(
+        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / jnp.asarray(keep, dtype)
+        for k, m in zip(keys, mlp.sizes[1:-1])
+    )
+
+
+def _trace(mlp: MLP, params: Params, x: Array, scales) -> Trace:
+    """The forward pass (F1), with inverted dropout on the hidden activations when scales given."""
+    if scales is None:
+        return trace_batch(mlp, params, x)
+    zs, acts = [], [x]
+    for l, (layer, name) in enumerate(zip(params, mlp.activations)):
+        z, a = _layer_forward(mlp, layer, acts[-1], name)
+        if l < mlp.num_layers - 1:
+            a = a * scales[l]
+        zs.append(z)
+        acts.append(a)
+    return Trace(tuple(zs), tuple(acts))
+
+
+# ----------------------------------------------------------------------------------------------
+# One training step
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepSpec:
+    """Everything static about a training step (hashable: a static argument under jit)."""
+
+    mlp: MLP
+    loss: str
+    optimizer: Any
+    gradient: str
+    l2: float
+    dropout: float
+    accuracy: bool
+
+
+def _backprop_gradient(spec: _StepSpec, params: Params, x: Array, target: Array, scales, valid=None):
+    """dR/dtheta by the hand-written recursion (F10-F13), dropout masks in the delta recursion.
+
+    ``valid`` (optional, ``(B,)`` bool): only those rows count; R is the mean over them."""
+    trace = _trace(spec.mlp, params, x, scales)
+    delta_out = output_delta(spec.mlp, spec.loss, trace, target)
+    if valid is None:
+        delta_out = delta_out / x.shape[0]
+    else:
+        v = valid.astype(delta_out.dtype)
+        delta_out = delta_out * v[:, None] / jnp.sum(v)
+    ds = backward(spec.mlp, params, trace, delta_out, scales)
+    grads = []
+    for d, a_prev, layer in zip(ds, trace.a[:-1], params):
+        gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
+        if spec.l2:
+            gw = gw + jnp.asarray(spec.l2, gw.dtype) * layer.W
+        grads.append(Layer(gw, jnp.sum(d, axis=0)))
+    return tuple(grads), trace
+
+
+def _autodiff_gradient(spec: _StepSpec, params: Params, x: Array, target: Array, scales, valid=None):
+    """dR/dtheta by jax.grad of the risk R (F7) on the same (dropped-out) forward pass."""
+
+    def risk(p):
+        trace = _trace(spec.mlp, p, x, scales)
+        per = per_sample_loss(spec.mlp, spec.loss, trace, target)
+        if valid is None:
+            r = jnp.mean(per)
+        else:
+            v = valid.astype(per.dtype)
+            r = jnp.sum(per * v) / jnp.sum(v)
+        if spec.l2:
+            r = r + l2_penalty(p, spec.l2)
+        return r, trace
+
+    return jax.grad(risk, has_aux=True)(params)
+
+
+_GRADIENT_FNS = {"backprop": _backprop_gradient, "grad": _autodiff_gradient}
+
+
+def _correct(mlp: MLP, trace: Trace, target: Array) -> Array:
+    """Per-sample accuracy ``(N,)``: argmax match (softmax) or mean thresholded match (sigmoid)."""
+    z = trace.z[-1]
+    if mlp.output == "softmax":
+        return (jnp.argmax(z, axis=-1) == jnp.argmax(target, axis=-1)).astype(z.dtype)
+    return jnp.mean(((z > 0) == (target > 0.5)).astype(z.dtype), axis=-1)
+
+
+class _Sums(NamedTuple):
+    """Per-epoch sums accumulated on the device."""
+
+    loss: Array  # sum over samples of the per-sample loss
+    correct: Array  # sum over samples of the per-sample accuracy
+    first_bad: Array  # 0-based index of the first step with a non-finite loss; -1 if none
+
+
+def _train_step(spec: _StepSpec, carry, batch):
+    params, opt_state, sums = carry
+    x, target, key, step, valid = batch
+    scales = dropout_scales(key, spec.mlp, x.shape[0], spec.dropout, x.dtype) if spec.dropout else None
+    grads, trace = _GRADIENT_FNS[spec.gradient](spec, params, x, target, scales, valid)
+    updates, opt_state = spec.optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    per = per_sample_loss(spec.mlp, spec.loss, trace, target)
+    acc = _correct(spec.mlp, trace, target) if spec.accuracy else jnp.zeros_like(per)
+    if valid is not None:
+        v = valid.astype(per.dtype)
+        per, acc = per * v, acc * v
+    batch_loss, correct = jnp.sum(per), jnp.sum(acc)
+    bad = jnp.logical_and(sums.first_bad < 0, jnp.logical_not(jnp.isfinite(batch_loss)))
+    sums = _Sums(sums.loss + batch_loss, sums.correct + correct,
+                 jnp.where(bad, step, sums.first_bad))
+    return params, opt_state, sums
+
+
+def _batch_order(key: Array, n: int, batch_size: int) -> tuple[Array, Array | None]:
+    """The epoch's batches (see the module docstring): ``(idx, valid)``.
+
+    ``idx``: ``(ceil(n / B), B)`` sample indices, a permutation of 0..n-1 read row by row, the
+    last row padded (when B does not divide n) with the permutation's first indices; ``valid``:
+    ``(ceil(n / B), B)`` bool, False on the padding, or None when there is none."""
+    order = jax.random.permutation(key, n)
+    steps = -(-n // batch_size)
+    pad = steps * batch_size - n
+    if not pad:
+        return order.reshape(steps, batch_size), None
+    idx = jnp.concatenate([order, order[:pad]]).reshape(steps, batch_size)
+    valid = (jnp.arange(steps * batch_size) < n).reshape(steps, batch_size)
+    return idx, valid
+
+
+def _shard_batch(mesh, tree):
+    """Constrain every array of ``tree`` (None allowed) to be split along axis 0 over ``mesh``."""
+    return jax.tree.map(lambda a: lax.with_sharding_constraint(a, batch_sharding(mesh)), tree)
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "batch_size", "mesh"),
+                   donate_argnames=("params", "opt_state"))
+def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_size: int, mesh=None):
+    """One epoch (see the module docstring): returns params, opt_state, the next key, the sums
+    and whether the final params are finite. With a ``mesh``, each batch is sharded along its
+    batch axis and params/optimizer state stay replicated (XLA adds the all-reduce)."""
+    n = x.shape[0]
+    next_key, epoch_key = jax.random.split(key)
+    perm_key, drop_key = jax.random.split(epoch_key)
+    idx, valid = _batch_order(perm_key, n, batch_size)
+    steps = idx.shape[0]
+    zero = jnp.zeros((), x.dtype)
+    carry = (params, opt_state, _Sums(zero, zero, jnp.asarray(-1, jnp.int32)))
+
+    def body(carry, xs):
+        i, k, step, v = xs
+        if mesh is not None:  # each device gathers (and differentiates) its slice of the batch
+            i, v = _shard_batch(mesh, (i, v))
+            xb, tb = _shard_batch(mesh, (x[i], target[i]))
+            new = _train_step(spec, carry, (xb, tb, k, step, v))
+            return lax.with_sharding_constraint(new, replicated(mesh)), None
+        return _train_step(spec, carry, (x[i], target[i], k, step, v)), None
+
+    xs = (idx, jax.random.split(drop_key, steps), jnp.arange(steps, dtype=jnp.int32), valid)
+    (params, opt_state, sums), _ = lax.scan(body, carry, xs)
+    return params, opt_state, next_key, sums, _all_finite(params)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@functools.partial(jax.jit, static_argnames=("mlp", "loss", "accuracy", "batch_size"))
+def _eval_sums(params, x, target, *, mlp: MLP, loss: str, accuracy: bool, batch_size: int):
+    """Sum of per-sample losses and of per-sample accuracies over a data set, in chunks."""
+    n = x.shape[0]
+    full, rest = divmod(n, batch_size)
+
+    def chunk(xb, tb):
+        trace = trace_batch(mlp, params, xb)
+        s_loss = jnp.sum(per_sample_loss(mlp, loss, trace, tb))
+        s_acc = jnp.sum(_correct(mlp, trace, tb)) if accuracy else jnp.zeros_like(s_loss)
+        return jnp.stack([s_loss, s_acc])
+
+    total = jnp.zeros((2,), x.dtype)
+    if full:
+        def body(acc, i):
+            start = i * batch_size
+            xb = lax.dynamic_slice_in_dim(x, start, batch_size)
+            tb = lax.dynamic_slice_in_dim(target, start, batch_size)
+            return acc + chunk(xb, tb), None
+
+        total, _ = lax.scan(body, total, jnp.arange(full, dtype=jnp.int32))
+    if rest:
+        total = total + chunk(x[full * batch_size:], target[full * batch_size:])
+    return total
+
+
+def _has_accuracy(mlp: MLP, loss: str) -> bool:
+    return mlp.output == "softmax" or (mlp.output == "sigmoid" and loss == "cross_entropy")
+
+
+def _to_device(tree, *, copy: bool = False, mesh=None):
+    """Commit a pytree to the first device, or replicate it over ``mesh`` (the one place that
+    decides placement).
+
+    Everything a compiled program receives is committed the same way, so that fresh arrays and
+    arrays restored from a checkpoint hit the same compiled program. ``copy=True`` gives fresh
+    buffers, so that donating them never invalidates the caller's arrays.
+    """
+    if mesh is None:
+        return jax.device_put(tree, jax.devices()[0], may_alias=False if copy else None)
+    placed = jax.device_put(tree, replicated(mesh))
+    # resharding may keep the caller's buffer as one replica even with may_alias=False: copy on
+    # the mesh so that donating the result never deletes the caller's arrays
+    return _copy_on(mesh, placed) if copy else placed
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _copy_on(mesh, tree):
+    return lax.with_sharding_constraint(jax.tree.map(jnp.copy, tree), replicated(mesh))
+
+
+def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str,
+                 mesh=None) -> tuple[Array, Array]:
+    """Check an ``(x, y)`` pair against the MLP and loss; return device arrays x, target."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{what} must be a pair (x, y) of arrays, got {type(data).__name__}")
+    x, y = data
+    if np.ndim(x) != 2:
+        raise ValueError(
+            f"{what} x has shape {np.shape(x)} but fit expects a batch (N, {mlp.sizes[0]}); "
+            f"reshape it with x.reshape(len(x), -1)"
+        )
+    if np.shape(x)[0] == 0:
+        raise ValueError(f"{what} is empty (x has shape {np.shape(x)}); it needs at least one sample")
+    _, batch = prepare(mlp, params, x, y, loss)
+    return _to_device((batch.x, batch.target), mesh=mesh)
+
+
+def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy",
+             batch_size: int = 8192) -> dict:
+    """Mean loss and accuracy of ``params`` on a data set, jitted and batched (no dropout).
+
+    Args:
+      mlp: the :class:`~fnnjax.MLP`.
+      params: a tuple of L :class:`~fnnjax.Layer` s.
+      data: ``(x, y)`` with x ``(N, M_0)`` and y as for :func:`fnnjax.loss`.
+      loss: the loss name.
+      batch_size: chunk size of the evaluation (memory only; results do not depend on it beyond
+        float rounding).
+
+    Returns:
+      ``{"loss": mean per-sample loss (no L2 term), "acc": accuracy or None}``.
+
+    Raises:
+      ValueError/TypeError: when the data do not fit the MLP or loss.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((4, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, std=0.0)
+      >>> r = fnnjax.evaluate(mlp, params, (jnp.ones((2, 4)), jnp.array([0, 2])))
+      >>> round(r["loss"], 4)  # log 3
+      1.0986
+    """
+    params = check_params(mlp, params)
+    check_loss(mlp, loss)
+    _check_positive_int("batch_size", batch_size)
+    x, target = _prepare_set(mlp, params, data, loss, "data")
+    acc = _has_accuracy(mlp, loss)
+    sums = np.asarray(_eval_sums(params, x, target, mlp=mlp, loss=loss, accuracy=acc,
+                                 batch_size=min(batch_size, x.shape[0])))
+    n = x.shape[0]
+    return {"loss": float(sums[0]) / n, "acc": float(sums[1]) / n if acc else None}
+
+
+# ----------------------------------------------------------------------------------------------
+# fit
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} = {value!r} but it must be a positive integer")
+    return int(value)
+
+
+def _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch) -> tuple[float, float]:
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            f"optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)), got "
+            f"{type(optimizer).__name__}"
+        )
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}; valid values are {', '.join(GRADIENTS)}")
+    l2 = float(l2)
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2 = {l2} but the weight-decay coefficient must be finite and >= 0")
+    dropout = float(dropout)
+    if not 0 <= dropout < 1:
+        raise ValueError(
+            f"dropout = {dropout} but the drop rate must satisfy 0 <= dropout < 1 "
+            "(it is the probability of DROPPING a hidden unit)"
+        )
+    _check_positive_int("epochs", epochs)
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
+        raise ValueError(f"initial_epoch = {initial_epoch!r} but it must be an integer >= 0")
+    if initial_epoch > epochs:
+        raise ValueError(
+            f"initial_epoch = {initial_epoch} is past epochs = {epochs}; epochs counts the epochs "
+            "already done, so pass epochs > initial_epoch to train further"
+        )
+    return l2, dropout
+
+
+def _named_evals(eval) -> dict:
+    if eval is None:
+        return {}
+    if isinstance(eval, Mapping):
+        return dict(eval)
+    return {"val": eval}
+
+
+def _check_opt_state(optimizer, params: Params, opt_state):
+    expected = jax.tree.structure(jax.eval_shape(optimizer.init, params))
+    got = jax.tree.structure(opt_state)
+    if expected != got:
+        raise TypeError(
+            "opt_state does not match optimizer.init(params):\n"
+            f"  expected treedef: {expected}\n  got treedef:      {got}\n"
+            "pass the state this optimizer produced (or opt_state=None to start afresh)"
+        )
+
+
+def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: int, key: Array,
+        loss: str = "cross_entropy", gradient: str = "backprop", l2: float = 0.0,
+        dropout: float = 0.0, eval=None, eval_batch_size: int = 8192,
+        callbacks: Sequence[Callback] = (), opt_state=None,
+        initial_epoch: int = 0, mesh=None, devices: int | None = None) -> tuple[Params, History]:
+    """Train ``params`` with minibatch optimisation; return the trained params and the history.
+
+    Every step computes the gradient of the risk on one batch,
+    ``R = (1/B) sum_i L(y_i, phi(x_i)) + (l2/2) sum_l ||W^(l)||_F^2`` (F7; with dropout the forward
+    pass drops hidden units, F26), and lets the optax ``optimizer`` turn it into an update (plain
+    SGD: F8/F13, ``theta <- theta - lr dR/dtheta``). Each epoch reshuffles the data from ``key`` and
+    runs as one compiled program; see the module docstring for the exact batching rule (the last
+    partial batch is kept) and how keys are split.
+
+    Args:
+      mlp: the :class:`~fnnjax.MLP`.
+      params: initial params, a tuple of L :class:`~fnnjax.Layer` s; not modified (fit copies them).
+      train: ``(x, y)``: x ``(N, M_0)``; y integer labels ``(N,)`` or targets as for
+        :func:`fnnjax.loss`.
+      optimizer: any optax ``GradientTransformation``, e.g. ``optax.sgd(0.1)``.
+      epochs: the epoch to stop after (counting ``initial_epoch``: a run resumed at epoch 3 with
+        ``epochs=50`` trains epochs 4..50).
+      batch_size: B, 1 <= B <= N.
+      key: the PRNG key that starts epoch ``initial_epoch + 1`` (shuffling and dropout).
+      loss: ``cross_entropy`` (needs a softmax or sigmoid output), ``mse`` or ``squared_error``.
+      gradient: ``"backprop"``: fnnjax's hand-written delta recursion (F10-F13, with the dropout
+        masks inside the recursion); ``"grad"``: ``jax.grad`` of the same risk.
+      l2: lambda of the L2 term of F7 (weights only), added to the gradient as ``l2 * W``. The
+        same decay can instead be an optax transformation: :func:`l2_decay`.
+      dropout: the DROP rate p of inverted dropout on every hidden layer, ``0 <= p < 1``
+        (0: no dropout). Training only; evaluation never drops.
+      eval: evaluation data measured after every epoch: ``(x, y)`` (named ``val``) or a mapping
+        ``{"val": (x, y), "test": (x, y), ...}``.
+      eval_batch_size: chunk size of the evaluation program.
+      callbacks: functions ``callback(record, state)`` called after every epoch (see
+        :data:`Callback`); one returning True stops training.
+      opt_state: the optimizer state to continue from (default ``optimizer.init(params)``).
+      initial_epoch: the number of epochs already done (when resuming).
+      mesh: a ``jax.sharding.Mesh`` to train data-parallel on (see :mod:`fnnjax._sharding`): each
+        batch is split along its batch axis over all the mesh's devices, params, optimizer state
+        and data are replicated, XLA combines the gradient. ``batch_size`` must be a multiple of
+        ``mesh.size``. The returned params are replicated over the mesh. Default: one device.
+      devices: shortcut for ``mesh=fnnjax.data_mesh(devices)``: a 1-D mesh over the first
+        ``devices`` devices of ``jax.devices()``.
+
+    Returns:
+      ``(params, history)``: the trained params (same structure and dtype) and a :class:`History`.
+
+    Raises:
+      ValueError/TypeError: for bad names, shapes, sizes or options (one line naming the value),
+        a batch size that does not divide over the mesh, or more devices than there are.
+      NonFiniteLossError: when a batch's loss (or the params) becomes non-finite; the message
+        names the epoch and step; the epochs before it are in the error's ``history``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, fnnjax
+      >>> mlp = fnnjax.MLP((2, 8, 2), hidden="tanh", output="softmax")
+      >>> x = jax.random.normal(jax.random.key(1), (64, 2))
+      >>> y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
+      >>> params, hist = fnnjax.fit(mlp, fnnjax.init_params(jax.random.key(0), mlp, "xavier"),
+      ...                           (x, y), optimizer=optax.sgd(0.5), epochs=3, batch_size=16,
+      ...                           key=jax.random.key(2))
+      >>> len(hist), sorted(hist.epochs[0])
+      (3, ['epoch', 'seconds', 'train_acc', 'train_loss'])
+    """
+    trainer = Trainer(mlp, params, train, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                      key=key, loss=loss, gradient=gradient, l2=l2, dropout=dropout, eval=eval,
+                      eval_batch_size=eval_batch_size, opt_state=opt_state,
+                      initial_epoch=initial_epoch, mesh=mesh, devices=devices)
+    for record in trainer:
+        stops = [bool(cb(record, trainer.state)) for cb in callbacks]
+        if any(stops):
+            break
+    return trainer.state.params, trainer.history
+
+
+class Trainer:
+    """The epoch loop behind :func:`fit`, one epoch per ``next()``: ``for record in Trainer(...)``.
+
+    Takes exactly the arguments of :func:`fit` except ``callbacks``. Construction checks them,
+    puts the data on the device and compiles the epoch and evaluation programs
+    (``compile_seconds``); each ``next()`` trains one epoch and returns its record (see
+    :class:`History`). Useful to interleave training with other work (the benchmarks time several
+    trainers epoch by epoch).
+
+    Attributes:
+      state: the :class:`TrainState` after the last epoch (its arrays are donated to the next one).
+      history: the :class:`History` so far.
+      compile_seconds: the compile time of the programs.
+
+    Raises:
+      As :func:`fit`; ``next()`` raises :class:`NonFiniteLossError` and, after ``epochs``,
+      StopIteration.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, fnnjax
+      >>> mlp = fnnjax.MLP((2, 4, 2), output="softmax")
+      >>> x, y = jnp.ones((8, 2)), jnp.arange(8) % 2
+      >>> t = fnnjax.Trainer(mlp, fnnjax.init_params(jax.random.key(0), mlp), (x, y),
+      ...                    optimizer=optax.sgd(0.1), epochs=2, batch_size=4, key=jax.random.key(1))
+      >>> [r["epoch"] for r in t], t.state.epoch
+      ([1, 2], 2)
+    """
+
+    def __init__(self, mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: int,
+                 key: Array, loss: str = "cross_entropy", gradient: str = "backprop",
+                 l2: float = 0.0, dropout: float = 0.0, eval=None, eval_batch_size: int = 8192,
+                 opt_state=None, initial_epoch: int = 0, mesh=None, devices: int | None = None):
+        l2, dropout = _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch)
+        params = check_params(mlp, params)
+        check_loss(mlp, loss)
+        self.mesh = mesh = resolve_mesh(mesh, devices)
+        self._x, self._target = _prepare_set(mlp, params, train, loss, "train", mesh)
+        n = self._x.shape[0]
+        batch_size = _check_positive_int("batch_size", batch_size)
+        if batch_size > n:
+            raise ValueError(f"batch_size = {batch_size} is larger than the training set (N = {n}); "
+                             f"use batch_size <= {n}")
+        if mesh is not None:
+            check_batch_divides(batch_size, mesh)
+        eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
+        self._evals = {name: _prepare_set(mlp, params, data, loss, f"eval[{name!r}]", mesh)
+                       for name, data in _named_evals(eval).items()}
+        self._accuracy = _has_accuracy(mlp, loss)
+        self._batch_size, self._epochs = batch_size, int(epochs)
+        if opt_state is not None:
+            _check_opt_state(optimizer, params, opt_state)
+        self.history = History([], 0.0)
+        if initial_epoch == epochs:  # nothing left to train (a resumed run that is complete)
+            self.state = TrainState(params, opt_state, key, int(epochs))
+            self.compile_seconds = 0.0
+            return
+        params = _to_device(params, copy=True, mesh=mesh)  # donated below: never the caller's buffers
+        opt_state = _to_device(optimizer.init(params) if opt_state is None else opt_state, copy=True,
+                               mesh=mesh)
+        key = _to_device(key, mesh=mesh)
+        self.state = TrainState(params, opt_state, key, int(initial_epoch))
+        spec = _StepSpec(mlp, loss, optimizer, gradient, l2, dropout, self._accuracy)
+        t0 = time.perf_counter()
+        self._epoch_fn = _train_epoch.lower(params, opt_state, key, self._x, self._target, spec=spec,
+                                            batch_size=batch_size, mesh=mesh).compile()
+        self._eval_fns = {
+            name: _eval_sums.lower(params, ex, et, mlp=mlp, loss=loss, accuracy=self._accuracy,
+                                   batch_size=min(eval_batch_size, ex.shape[0])).compile()
+            for name, (ex, et) in self._evals.items()
+        }
+        self.compile_seconds = time.perf_counter() - t0
+        self.history.compile_seconds = self.compile_seconds
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        params, opt_state, key, done = self.state
+        if done >= self._epochs:
+            raise StopIteration
+        epoch, n = done + 1, self._x.shape[0]
+        t_start = time.perf_counter()
+        params, opt_state, key, sums, finite = self._epoch_fn(params, opt_state, key, self._x,
+                                                              self._target)
+        ev = {name: fn(params, *self._evals[name]) for name, fn in self._eval_fns.items()}
+        sums, finite, ev = jax.device_get((sums, finite, ev))  # the one host sync of the epoch
+        seconds = time.perf_counter() - t_start
+        _raise_if_not_finite(sums, finite, epoch, n, self._batch_size, self.history)
+        record = {"epoch": epoch, "train_loss": float(sums.loss) / n,
+                  "train_acc": float(sums.correct) / n if self._accuracy else None}
+        for name, (ex, _) in self._evals.items():
+            m = ex.shape[0]
+            record[f"{name}_loss"] = float(ev[name][0]) / m
+            record[f"{name}_acc"] = float(ev[name][1]) / m if self._accuracy else None
+        record["seconds"] = seconds
+        self.history.epochs.append(record)
+        self.state = TrainState(params, opt_state, key, epoch)
+        return record
+
+
+def _raise_if_not_finite(sums: _Sums, finite, epoch: int, n: int, batch_size: int, history: History):
+    steps = -(-n // batch_size)
+    first_bad = int(sums.first_bad)
+    if first_bad >= 0:
+        step = first_bad + 1
+        global_step = (epoch - 1) * steps + step
+        raise NonFiniteLossError(
+            f"non-finite loss at epoch {epoch}, step {step} of {steps} (global step {global_step}); "
+            "training stopped: lower the learning rate or check the data for inf/NaN",
+            epoch=epoch, step=step, history=history)
+    if not bool(finite):
+        raise NonFiniteLossError(
+            f"non-finite parameters after epoch {epoch}, step {steps} of {steps} (the last update "
+            "overflowed); training stopped: lower the learning rate",
+            epoch=epoch, step=steps, history=history)
