@@ -19,6 +19,7 @@ BENCHMARKS = {
     "backprop": "hand-written backprop vs jax.grad on the notes' network 784-256-10",
     "train": "seconds per epoch of the notes' training recipe (fnnjax, optax, PyTorch)",
     "pretrain": "greedy layer-wise pretraining (F28) vs random init on a deep sigmoid net",
+    "scaling": "data-parallel epoch throughput (samples/s) against the device count 1,2,4,8",
 }
 """Benchmark names and what each measures."""
 

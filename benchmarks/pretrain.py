@@ -108,7 +108,7 @@ def _load(args):
         ds = data.load_fashion_mnist(args.data_dir)
         return ds.x_train, ds.y_train, ds.x_test, ds.y_test, "fashion-mnist"
     if args.quick:
-        n = args.samples or QUICK["samples"]
+        n = QUICK["samples"]
         return (*synthetic_images(n, n // 2), "synthetic (10 noisy prototypes)")
     raise ValueError(f"the pretrain benchmark needs Fashion-MNIST: no --data-dir and ${data.DATA_ENV_VAR} "
                      f"is unset; pass --data-dir DIR (the folder holding fashion-mnist/) or use --quick "

@@ -62,7 +62,7 @@ def _relu(z, slope):
 
 
 def _relu_d(z, slope):
-    return (z > 0).astype(z.dtype)  # F17: relu' = 1[z > 0]
+    return jnp.where(z > 0, jnp.ones_like(z), jnp.zeros_like(z))  # F17: relu' = 1[z > 0]
 
 
 def _leaky_relu(z, slope):

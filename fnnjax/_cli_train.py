@@ -14,6 +14,10 @@ so init and training keys are those of a run without pretraining); ``--val-split
 layer-wise autoencoders, SGD lr 0.01 momentum 0.9, batch 64, untied decoders with a sigmoid output
 when every hidden layer is sigmoid, else identity) on the training images after init and before
 :func:`fnnjax.fit`; a resumed run takes its params from the checkpoint and does not pretrain again.
+
+``--devices N`` trains data-parallel over the first N devices (:func:`fnnjax.fit` with
+``mesh=fnnjax.data_mesh(N)``; ``--batch-size`` must be a multiple of N); on CPU, N host devices
+need ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` in the environment.
 """
 
 from __future__ import annotations

@@ -416,10 +416,29 @@ def _to_device(tree, *, copy: bool = False, mesh=None):
     """
     if mesh is None:
         return jax.device_put(tree, jax.devices()[0], may_alias=False if copy else None)
-    placed = jax.device_put(tree, replicated(mesh))
+    placed = _replicate(mesh, tree)
     # resharding may keep the caller's buffer as one replica even with may_alias=False: copy on
     # the mesh so that donating the result never deletes the caller's arrays
     return _copy_on(mesh, placed) if copy else placed
+
+
+def _replicate(mesh, tree):
+    """A full copy of every array of ``tree`` on every device of ``mesh``.
+
+    One process: ``jax.device_put``. Several processes (after ``jax.distributed.initialize``):
+    each process fills its own devices from its (identical) host copy with
+    ``jax.make_array_from_callback``, the multi-controller way to build a global array."""
+    sharding = replicated(mesh)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def put(a):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -629,6 +648,7 @@ class Trainer:
       state: the :class:`TrainState` after the last epoch (its arrays are donated to the next one).
       history: the :class:`History` so far.
       compile_seconds: the compile time of the programs.
+      mesh: the ``jax.sharding.Mesh`` training runs on (from ``mesh`` or ``devices``), or None.
 
     Raises:
       As :func:`fit`; ``next()`` raises :class:`NonFiniteLossError` and, after ``epochs``,

@@ -28,10 +28,13 @@ P0 = fnnjax.init_params(jax.random.key(0), MLP, "xavier")
 
 
 def train(gradient, **where):
-    params, history = fnnjax.fit(MLP, P0, (X, Y), optimizer=optax.sgd(0.3, momentum=0.9), epochs=3,
-                                 batch_size=BATCH, key=jax.random.key(2), gradient=gradient,
-                                 dropout=0.1, **where)
-    return params, history
+    """Three epochs; returns the Trainer (its state, history and compiled epoch program)."""
+    trainer = fnnjax.Trainer(MLP, P0, (X, Y), optimizer=optax.sgd(0.3, momentum=0.9), epochs=3,
+                             batch_size=BATCH, key=jax.random.key(2), gradient=gradient,
+                             dropout=0.1, **where)
+    for _ in trainer:
+        pass
+    return trainer
 
 
 @pytest.fixture(scope="module")
@@ -47,33 +50,27 @@ def assert_close(a, b):
 @pytest.mark.parametrize("gradient, devices", [("backprop", 2), ("backprop", 4), ("backprop", 8),
                                                ("grad", 8)])
 def test_data_parallel_matches_one_device(single, gradient, devices):
-    params, history = train(gradient, devices=devices)
-    ref_params, ref_history = single[gradient]
+    # devices=4 goes through a mesh of the caller's; the others through the devices= shortcut
+    where = {"mesh": fnnjax.data_mesh(4)} if devices == 4 else {"devices": devices}
+    trainer, ref = train(gradient, **where), single[gradient]
+    params = trainer.state.params
     assert all(leaf.sharding.num_devices == devices for leaf in jax.tree.leaves(params))
     assert all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(params))
-    assert_close(params, ref_params)
-    np.testing.assert_allclose(history["train_loss"], ref_history["train_loss"], rtol=1e-5)
-    # and the run really moved: the tolerance is far below the change training made
+    assert_close(params, ref.state.params)
+    np.testing.assert_allclose(trainer.history["train_loss"], ref.history["train_loss"], rtol=1e-5)
+    # the run really moved: the tolerance is far below the change training made
     assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(params),
                                                                jax.tree.leaves(P0))) > 0.05
+    # the gradient sums are combined by an all-reduce XLA inserted; one device has none
+    assert "all-reduce" in trainer._epoch_fn.as_text()
+    assert "all-reduce" not in ref._epoch_fn.as_text()
+    assert np.isfinite(np.asarray(P0[0].W)).all()  # the caller's params were not donated away
 
 
-def test_the_batch_is_sharded_and_xla_adds_the_all_reduce():
-    trainer = fnnjax.Trainer(MLP, P0, (X, Y), optimizer=optax.sgd(0.3), epochs=1, batch_size=BATCH,
-                             key=jax.random.key(2), devices=8)
-    hlo = trainer._epoch_fn.as_text()
-    assert "all-reduce" in hlo  # the gradient sums combined by XLA, nothing hand-made
-    one = fnnjax.Trainer(MLP, P0, (X, Y), optimizer=optax.sgd(0.3), epochs=1, batch_size=BATCH,
-                         key=jax.random.key(2))
-    assert "all-reduce" not in one._epoch_fn.as_text()
-
-
-def test_a_mesh_argument_and_the_callers_params_survive():
-    mesh = fnnjax.data_mesh(4)
-    params, _ = fnnjax.fit(MLP, P0, (X, Y), optimizer=optax.sgd(0.3), epochs=1, batch_size=BATCH,
-                           key=jax.random.key(2), mesh=mesh)
-    assert params[0].W.sharding.mesh == mesh
-    assert np.isfinite(np.asarray(P0[0].W)).all()  # not donated away
+def test_a_mesh_of_one_device_is_bit_identical_to_no_mesh(single):
+    trainer = train("backprop", devices=1)
+    for a, b in zip(jax.tree.leaves(trainer.state.params), jax.tree.leaves(single["backprop"].state.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_batch_that_does_not_divide_is_an_error():
