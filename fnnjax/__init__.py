@@ -4,75 +4,82 @@ Parameters are a tuple of :class:`Layer` (``W: (M_l, M_{l-1})``, ``b: (M_l,)``);
 is a static, hashable description; every function is pure and ``jax.jit``-compatible.
 """
 
+# the core: model, activations, losses, the hand-written backward pass, every other method
 from fnnjax._activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, activate, activation_derivative, softmax_vjp
 from fnnjax._backprop import backprop, deltas
 from fnnjax._differentiate import METHODS, default_step, finite_difference_gradient, gradient
-from fnnjax._gradcheck import GradCheckReport, GradientCheckError, check_gradients
 from fnnjax._losses import LOSSES, l2_penalty, loss
 from fnnjax._model import MLP, SCHEMES, Layer, Params, Trace, forward, forward_trace, init_params
-from fnnjax._perceptron import PerceptronResult, threshold_unit, train_perceptron, xor_network
-from fnnjax._pretrain import Pretrained, TiedAutoencoder, autoencoder_mlp, pretrain, tied_gradient
-from fnnjax._train import (GRADIENTS, History, NonFiniteLossError, Trainer, TrainState, dropout_scales, evaluate,
-                           fit, l2_decay)
-from fnnjax._sharding import data_mesh
+
+# checking gradients written by hand
+from fnnjax._gradcheck import GradCheckReport, GradientCheckError, check_gradients
+
+# training, checkpoints, data, scaling out
+from fnnjax import data
 from fnnjax._checkpoint import (CheckpointError, Checkpointer, Restored, latest_checkpoint, load_params,
                                 restore_checkpoint, save_checkpoint, save_params)
-from fnnjax import data
+from fnnjax._sharding import data_mesh
+from fnnjax._train import (GRADIENTS, History, NonFiniteLossError, Trainer, TrainState, dropout_scales, evaluate,
+                           fit, l2_decay)
+
+# the notes' other systems
+from fnnjax._perceptron import PerceptronResult, threshold_unit, train_perceptron, xor_network
+from fnnjax._pretrain import Pretrained, TiedAutoencoder, autoencoder_mlp, pretrain, tied_gradient
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRADIENTS",
-    "History",
-    "NonFiniteLossError",
-    "TrainState",
-    "Trainer",
-    "dropout_scales",
-    "evaluate",
-    "fit",
-    "l2_decay",
-    "data_mesh",
-    "CheckpointError",
-    "Checkpointer",
-    "Restored",
-    "latest_checkpoint",
-    "load_params",
-    "restore_checkpoint",
-    "save_checkpoint",
-    "save_params",
-    "GradCheckReport",
-    "GradientCheckError",
-    "check_gradients",
     "ACTIVATIONS",
+    "GRADIENTS",
     "HIDDEN_ACTIVATIONS",
     "LOSSES",
     "METHODS",
     "MLP",
     "SCHEMES",
-    "Layer",
-    "Params",
-    "PerceptronResult",
-    "Pretrained",
-    "TiedAutoencoder",
-    "autoencoder_mlp",
-    "pretrain",
-    "tied_gradient",
-    "Trace",
     "activate",
     "activation_derivative",
+    "autoencoder_mlp",
     "backprop",
+    "check_gradients",
+    "Checkpointer",
+    "CheckpointError",
     "data",
+    "data_mesh",
     "default_step",
     "deltas",
+    "dropout_scales",
+    "evaluate",
     "finite_difference_gradient",
+    "fit",
     "forward",
     "forward_trace",
+    "GradCheckReport",
     "gradient",
+    "GradientCheckError",
+    "History",
     "init_params",
+    "l2_decay",
     "l2_penalty",
+    "latest_checkpoint",
+    "Layer",
+    "load_params",
     "loss",
+    "NonFiniteLossError",
+    "Params",
+    "PerceptronResult",
+    "pretrain",
+    "Pretrained",
+    "restore_checkpoint",
+    "Restored",
+    "save_checkpoint",
+    "save_params",
     "softmax_vjp",
     "threshold_unit",
+    "tied_gradient",
+    "TiedAutoencoder",
+    "Trace",
     "train_perceptron",
+    "Trainer",
+    "TrainState",
     "xor_network",
 ]
