@@ -337,11 +337,18 @@ def _layer_forward(mlp: MLP, layer: Layer, a: Array, name: str) -> tuple[Array, 
     return z, activate(name, z, slope=mlp.leaky_slope)
 
 
-def trace_batch(mlp: MLP, params: Params, x2d: Array) -> Trace:
-    """The forward pass on checked inputs ``x2d: (N, M_0)``, storing every z^(l) and a^(l)."""
+def trace_batch(mlp: MLP, params: Params, x2d: Array, hidden_scale=None) -> Trace:
+    """The forward pass on checked inputs ``x2d: (N, M_0)``, storing every z^(l) and a^(l).
+
+    ``hidden_scale`` (optional): per-sample multipliers ``s^(l)``, ``(N, M_l)`` for the hidden
+    layers l = 1..L-1, giving ``a^(l) = f_l(z^(l)) * s^(l)`` (inverted dropout, F26); the matching
+    backward pass is ``fnnjax._backprop.backward(..., hidden_scale)``.
+    """
     zs, acts = [], [x2d]
-    for layer, name in zip(params, mlp.activations):
+    for l, (layer, name) in enumerate(zip(params, mlp.activations)):
         z, a = _layer_forward(mlp, layer, acts[-1], name)
+        if hidden_scale is not None and l < mlp.num_layers - 1:
+            a = a * hidden_scale[l]
         zs.append(z)
         acts.append(a)
     return Trace(tuple(zs), tuple(acts))

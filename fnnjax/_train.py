@@ -59,7 +59,7 @@ from jax import lax
 
 from fnnjax._backprop import backward, output_delta
 from fnnjax._losses import LOSSES, check_loss, l2_penalty, per_sample_loss, prepare
-from fnnjax._model import MLP, Layer, Params, Trace, _layer_forward, check_params, trace_batch
+from fnnjax._model import MLP, Layer, Params, Trace, check_params, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
 
 __all__ = [
@@ -211,20 +211,6 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32)
     )
 
 
-def _trace(mlp: MLP, params: Params, x: Array, scales) -> Trace:
-    """The forward pass (F1), with inverted dropout on the hidden activations when scales given."""
-    if scales is None:
-        return trace_batch(mlp, params, x)
-    zs, acts = [], [x]
-    for l, (layer, name) in enumerate(zip(params, mlp.activations)):
-        z, a = _layer_forward(mlp, layer, acts[-1], name)
-        if l < mlp.num_layers - 1:
-            a = a * scales[l]
-        zs.append(z)
-        acts.append(a)
-    return Trace(tuple(zs), tuple(acts))
-
-
 # ----------------------------------------------------------------------------------------------
 # One training step
 
@@ -246,7 +232,7 @@ def _backprop_gradient(spec: _StepSpec, params: Params, x: Array, target: Array,
     """dR/dtheta by the hand-written recursion (F10-F13), dropout masks in the delta recursion.
 
     ``valid`` (optional, ``(B,)`` bool): only those rows count; R is the mean over them."""
-    trace = _trace(spec.mlp, params, x, scales)
+    trace = trace_batch(spec.mlp, params, x, scales)
     delta_out = output_delta(spec.mlp, spec.loss, trace, target)
     if valid is None:
         delta_out = delta_out / x.shape[0]
@@ -267,7 +253,7 @@ def _autodiff_gradient(spec: _StepSpec, params: Params, x: Array, target: Array,
     """dR/dtheta by jax.grad of the risk R (F7) on the same (dropped-out) forward pass."""
 
     def risk(p):
-        trace = _trace(spec.mlp, p, x, scales)
+        trace = trace_batch(spec.mlp, p, x, scales)
         per = per_sample_loss(spec.mlp, spec.loss, trace, target)
         if valid is None:
             r = jnp.mean(per)

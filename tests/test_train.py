@@ -17,7 +17,8 @@ import pytest
 
 import fnnjax
 from fnnjax._backprop import backward, output_delta
-from fnnjax._train import _autodiff_gradient, _backprop_gradient, _StepSpec, _trace
+from fnnjax._model import trace_batch
+from fnnjax._train import _autodiff_gradient, _backprop_gradient, _StepSpec
 
 MLP = fnnjax.MLP((6, 5, 4), hidden="tanh", output="softmax")
 N, B = 40, 16  # 2 full batches and one of 8: the partial-batch rule is always exercised
@@ -223,7 +224,7 @@ def test_hand_written_dropout_gradient_equals_autodiff(x64):
 
     @jax.jit
     def no_masks(params, x, target, scales):
-        trace = _trace(mlp, params, x, scales)
+        trace = trace_batch(mlp, params, x, scales)
         ds = backward(mlp, params, trace, output_delta(mlp, "cross_entropy", trace, target) / 9)
         return ds[0].T @ trace.a[0]
 
