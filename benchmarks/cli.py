@@ -18,8 +18,10 @@ BENCHMARKS = {
     "gradients": "time per gradient of the risk for every method against the parameter count P",
     "backprop": "hand-written backprop vs jax.grad on the notes' network 784-256-10",
     "train": "seconds per epoch of the notes' training recipe (fnnjax, optax, PyTorch)",
+    "reference": "the notes' 50-epoch Fashion-MNIST recipe over several seeds: the notes' table",
     "pretrain": "greedy layer-wise pretraining (F28) vs random init on a deep sigmoid net",
     "scaling": "data-parallel epoch throughput (samples/s) against the device count 1,2,4,8",
+    "suite": "every benchmark in one call inside a time budget, packed into one archive (GPU lease)",
 }
 """Benchmark names and what each measures."""
 

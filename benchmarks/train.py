@@ -12,10 +12,15 @@ Methods (all start from the same initial weights):
 - ``fnnjax_grad``: the same with ``gradient="grad"`` (jax.grad);
 - ``jax_plain``: a plain ``jax.grad`` + optax step in a jitted ``lax.scan`` over batches (it drops
   the last partial batch, as such loops usually do; fnnjax keeps it);
+- ``fnnjax_backprop_unrollK``, ``fnnjax_grad_unrollK``: the same with ``fit(..., unroll=K)`` for
+  every K > 1 of ``--unroll`` (K steps per iteration of the compiled loop: less loop overhead per
+  step, which matters on a GPU where a step of this small net is a few microseconds);
 - ``torch_eager``: the notes' PyTorch loop (d2l ``train_epoch_ch3``): ``DataLoader(shuffle=True)``
   over in-memory tensors, ``nn.Sequential(Flatten, Linear(784, 256), ReLU, Linear(256, 10))``,
   ``CrossEntropyLoss(reduction="none")``, ``torch.optim.SGD(lr=0.1)``, loss and accuracy summed
-  with ``float(...)`` per batch; only when torch is importable.
+  with ``float(...)`` per batch; only when torch is importable. Where torch sees a CUDA GPU the
+  net lives on it and every batch is moved there (d2l's GPU loop, ``X.to(device)``), unless
+  ``--torch-device cpu``.
 
 Method: the methods' epochs are run in alternation (round r runs one epoch of every method, in
 reversed order on odd rounds), so that drift in the machine's load hits all of them alike; after
@@ -48,11 +53,13 @@ SIZES = (784, 256, 10)
 LR, BATCH = 0.1, 256
 TARGET_SPEEDUP = 1.2
 """Issue 4's CPU target: fnnjax at least 1.2x faster per epoch than the PyTorch eager loop."""
+TARGET_GPU_EPOCH_S = 0.005
+"""Issue 4's GPU target: at most 5 ms per epoch after compilation."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options (and the shared --quick, --out, --repeats, --tag) to ``parser``."""
-    from benchmarks._harness import add_common_arguments
+    from benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, default_repeats=20)
     parser.add_argument("--data-dir", default=None,
@@ -64,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "per core)")
     parser.add_argument("--samples", type=int, default=0,
                         help="use only the first N training samples (default 0: all; for smoke tests)")
+    parser.add_argument("--unroll", type=int_list, default=(1,),
+                        help="comma-separated lax.scan unroll factors for the fnnjax methods, e.g. "
+                        "1,4,16 (default 1); each K > 1 adds fnnjax_*_unrollK")
+    parser.add_argument("--torch-device", default="auto",
+                        help="device of torch_eager: auto (cuda when torch sees a GPU, else cpu), "
+                        "cpu or cuda")
     parser.add_argument("--full-run", type=int, default=0, metavar="EPOCHS",
                         help="also time a whole fnnjax.fit of EPOCHS epochs, compile included (e.g. 50)")
 
@@ -98,7 +111,7 @@ class _Method:
 
 
 class _FnnjaxMethod(_Method):
-    def __init__(self, gradient: str, x, y, epochs: int):
+    def __init__(self, gradient: str, x, y, epochs: int, unroll: int = 1):
         import jax
         import optax
 
@@ -106,7 +119,8 @@ class _FnnjaxMethod(_Method):
 
         mlp, params = _initial_weights()
         self.trainer = fnnjax.Trainer(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=epochs,
-                                      batch_size=BATCH, key=jax.random.key(1), gradient=gradient)
+                                      batch_size=BATCH, key=jax.random.key(1), gradient=gradient,
+                                      unroll=unroll)
         self.compile_s = self.trainer.compile_seconds
 
     def epoch(self) -> float:
@@ -161,7 +175,7 @@ class _PlainJaxMethod(_Method):
 
 
 class _TorchMethod(_Method):
-    def __init__(self, x, y, threads: int):
+    def __init__(self, x, y, threads: int, device: str = "auto"):
         import torch
         from torch import nn
         from torch.utils.data import DataLoader, TensorDataset
@@ -169,6 +183,11 @@ class _TorchMethod(_Method):
         if threads > 0:
             torch.set_num_threads(threads)
         self.threads = torch.get_num_threads()
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--torch-device cuda but torch sees no CUDA GPU; use --torch-device cpu or auto")
+        self.device = torch.device(device)
         torch.manual_seed(0)
         _, params = _initial_weights()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -176,6 +195,7 @@ class _TorchMethod(_Method):
             for linear, layer in zip((self.net[1], self.net[3]), params):
                 linear.weight.copy_(torch.from_numpy(np.array(layer.W)))
                 linear.bias.zero_()
+        self.net.to(self.device)
         self.loader = DataLoader(TensorDataset(torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 1, 28, 28)),
                                                torch.from_numpy(y.astype(np.int64))),
                                  batch_size=BATCH, shuffle=True)
@@ -187,6 +207,7 @@ class _TorchMethod(_Method):
         self.net.train()
         total, correct, count = 0.0, 0.0, 0
         for xb, yb in self.loader:
+            xb, yb = xb.to(self.device), yb.to(self.device)
             y_hat = self.net(xb)
             l = self.loss(y_hat, yb)
             self.trainer.zero_grad()
@@ -195,6 +216,10 @@ class _TorchMethod(_Method):
             total += float(l.detach().sum())
             correct += float((y_hat.detach().argmax(axis=1) == yb).sum())
             count += yb.numel()
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
         self.last_loss = total / count
         return time.perf_counter() - t0
 
@@ -209,10 +234,21 @@ def _torch_available() -> bool:
 
 def _make(method: str, x, y, epochs: int, args) -> _Method:
     if method.startswith("fnnjax_"):
-        return _FnnjaxMethod(method.removeprefix("fnnjax_"), x, y, epochs)
+        gradient, _, unroll = method.removeprefix("fnnjax_").partition("_unroll")
+        return _FnnjaxMethod(gradient, x, y, epochs, int(unroll or 1))
     if method == "jax_plain":
         return _PlainJaxMethod(x, y)
-    return _TorchMethod(x, y, args.torch_threads)
+    return _TorchMethod(x, y, args.torch_threads, args.torch_device)
+
+
+def _with_unrolls(methods: list[str], unrolls) -> list[str]:
+    """``methods`` with ``fnnjax_G_unrollK`` added after each ``fnnjax_G`` for every K > 1."""
+    out = []
+    for m in methods:
+        out.append(m)
+        if m.startswith("fnnjax_"):
+            out += [f"{m}_unroll{k}" for k in unrolls if k > 1]
+    return out
 
 
 def _interleaved(methods: dict[str, _Method], warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -246,7 +282,31 @@ def _plot_rounds(times: dict[str, list[float]], path: Path, source: str) -> Path
     return save(fig, path)
 
 
-def _full_run(x, y, epochs: int) -> dict:
+def _target_met(platform: str, timing: dict) -> bool | None:
+    """Issue 4's speed target for one fnnjax method: ``None`` where it cannot be judged."""
+    if platform == "gpu":
+        return timing["median_s"] <= TARGET_GPU_EPOCH_S
+    if "speedup_vs_torch" not in timing:
+        return None
+    return timing["speedup_vs_torch"] >= TARGET_SPEEDUP
+
+
+def _target_text(platform: str) -> str:
+    if platform == "gpu":
+        return f"median <= {TARGET_GPU_EPOCH_S * 1e3:g} ms per epoch (issue 4's GPU target)"
+    return f"speedup_vs_torch >= {TARGET_SPEEDUP} (issue 4's CPU target)"
+
+
+def _fastest_unroll(results: dict) -> int:
+    """The unroll factor of the fastest fnnjax_backprop variant measured (1 if none was)."""
+    timed = {m: r["median_s"] for m, r in results.items() if m.startswith("fnnjax_backprop")}
+    if not timed:
+        return 1
+    best = min(timed, key=timed.get)
+    return int(best.partition("_unroll")[2] or 1)
+
+
+def _full_run(x, y, epochs: int, unroll: int = 1) -> dict:
     import jax
     import optax
 
@@ -255,8 +315,9 @@ def _full_run(x, y, epochs: int) -> dict:
     mlp, params = _initial_weights()
     t0 = time.perf_counter()
     _, hist = fnnjax.fit(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=epochs,
-                         batch_size=BATCH, key=jax.random.key(1), gradient="backprop")
-    return {"epochs": epochs, "wall_s": time.perf_counter() - t0, "compile_s": hist.compile_seconds,
+                         batch_size=BATCH, key=jax.random.key(1), gradient="backprop", unroll=unroll)
+    return {"epochs": epochs, "unroll": unroll, "wall_s": time.perf_counter() - t0,
+            "compile_s": hist.compile_seconds,
             "median_epoch_s": statistics.median(hist["seconds"]),
             "final_train_loss": hist.epochs[-1]["train_loss"],
             "final_train_acc": hist.epochs[-1]["train_acc"]}
@@ -274,14 +335,20 @@ def run(args) -> int:
     if repeats < 20 and not args.quick:
         raise ValueError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
                          "epochs (use --quick for a smoke run)")
+    if args.torch_device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
     if "torch_eager" in methods and not _torch_available():
         print("train benchmark: torch is not importable; skipping torch_eager", file=sys.stderr)
         methods.remove("torch_eager")
+    methods = _with_unrolls(methods, args.unroll)
     x, y, source = _load(args.data_dir)
     if args.samples:
         if not BATCH <= args.samples <= len(x):
             raise ValueError(f"--samples {args.samples} must lie in {BATCH}..{len(x)} (one batch to all)")
         x, y, source = x[:args.samples], y[:args.samples], f"{source}, first {args.samples} samples"
+    import jax
+
+    platform = jax.devices()[0].platform
     warmup = 1
     load_before = os.getloadavg()  # other processes on the machine make timings noisy
     print(f"train benchmark: {', '.join(methods)}: {warmup} warm-up + {repeats} timed epochs each, "
@@ -295,22 +362,26 @@ def run(args) -> int:
                             compile_s=method.compile_s, times_s=t, final_train_loss=method.last_loss)
         if "torch_eager" in times:
             results[m]["speedup_vs_torch"] = paired_ratio(times["torch_eager"], t)
-            if m.startswith("fnnjax_"):
-                results[m]["target_met"] = results[m]["speedup_vs_torch"] >= TARGET_SPEEDUP
+        if m.startswith("fnnjax_"):
+            results[m]["target_met"] = _target_met(platform, results[m])
     if "torch_eager" in made:
         results["torch_eager"]["torch_threads"] = made["torch_eager"].threads
-    full = _full_run(x, y, args.full_run) if args.full_run else None
-    torch_note = (f"; torch threads: {made['torch_eager'].threads}" if "torch_eager" in made else "")
+        results["torch_eager"]["torch_device"] = str(made["torch_eager"].device)
+    full = _full_run(x, y, args.full_run, _fastest_unroll(results)) if args.full_run else None
+    torch_note = (f"; torch threads: {made['torch_eager'].threads}, torch device: "
+                  f"{made['torch_eager'].device}" if "torch_eager" in made else "")
     columns = ["method", "median_s", "min_s", "max_s", "repeats", "compile_s", "speedup_vs_torch",
                "target_met", "final_train_loss"]
     table = (f"Seconds per epoch, {source}, {'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch "
              f"{BATCH}; epochs of the methods interleaved, {warmup} warm-up round then {repeats} "
-             f"timed rounds; speedup_vs_torch = median over rounds of torch/method. Machine load "
+             f"timed rounds; speedup_vs_torch = median over rounds of torch/method; target_met: "
+             f"{_target_text(platform)}. Machine load "
              f"average (1/5/15 min) before: {', '.join(f'{v:.1f}' for v in load_before)}; cores: "
              f"{os.cpu_count()}{torch_note}.\n\n" + markdown_table([{"method": m, **r} for m, r in results.items()],
                                                        columns))
     if full:
-        table += (f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop): {full['wall_s']:.2f} s "
+        table += (f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop, unroll "
+                  f"{full['unroll']}): {full['wall_s']:.2f} s "
                   f"wall, of which compile {full['compile_s']:.2f} s; median epoch "
                   f"{full['median_epoch_s']:.3f} s.")
     payload = {"workload": {"data": source, "sizes": SIZES, "lr": LR, "batch_size": BATCH,

@@ -130,6 +130,9 @@ def _check_train_args(args) -> None:
     if args.pretrain_epochs <= 0:
         raise _usage_error(f"--pretrain-epochs {args.pretrain_epochs} must be a positive integer "
                            "(autoencoder epochs per hidden layer), e.g. --pretrain-epochs 5")
+    if args.unroll < 1:
+        raise _usage_error(f"--unroll {args.unroll} must be a positive integer (training steps per "
+                           "iteration of the compiled epoch loop), e.g. --unroll 1")
     if args.devices is not None and args.devices < 1:
         raise _usage_error(f"--devices {args.devices} must be a positive integer (devices to shard "
                            "each batch over), e.g. --devices 2")
@@ -182,7 +185,7 @@ def _config(args, sizes) -> dict:
             "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
             "gradient": args.gradient, "l2": args.l2, "dropout": args.dropout,
             "val_split": args.val_split,
-            "devices": args.devices,
+            "devices": args.devices, "unroll": args.unroll,
             "pretrain": (None if args.pretrain == "none"
                          else {"method": args.pretrain, "epochs": args.pretrain_epochs})}
 
@@ -314,7 +317,7 @@ def run_train(args) -> int:
                     batch_size=args.batch_size, key=train_key, loss="cross_entropy",
                     gradient=args.gradient, l2=args.l2, dropout=args.dropout, eval=evals,
                     callbacks=callbacks, opt_state=opt_state, initial_epoch=start,
-                    mesh=mesh)
+                    mesh=mesh, unroll=args.unroll)
                 compile_seconds = history.compile_seconds
         except NonFiniteLossError as err:
             last = latest_checkpoint(ckpt_dir)
@@ -429,6 +432,10 @@ def register(subparsers) -> None:
                    help="data-parallel training over the first N devices: each batch split over "
                    "them, params replicated, gradients combined by XLA (--batch-size must be a "
                    "multiple of N; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+    t.add_argument("--unroll", type=int, default=1,
+                   help="training steps per iteration of the compiled epoch loop (lax.scan unroll; "
+                   "default 1); larger values cut loop overhead where steps are short (GPU), and "
+                   "agree with 1 to float rounding")
     t.add_argument("--checkpoint-every", type=int, default=1,
                    help="save a checkpoint every N epochs (default 1; 0: never)")
     t.add_argument("--resume", action="store_true",

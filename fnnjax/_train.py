@@ -330,12 +330,14 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "batch_size", "mesh"),
+@functools.partial(jax.jit, static_argnames=("spec", "batch_size", "mesh", "unroll"),
                    donate_argnames=("params", "opt_state"))
-def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_size: int, mesh=None):
+def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_size: int, mesh=None,
+                 unroll: int = 1):
     """One epoch (see the module docstring): returns params, opt_state, the next key, the sums
     and whether the final params are finite. With a ``mesh``, each batch is sharded along its
-    batch axis and params/optimizer state stay replicated (XLA adds the all-reduce)."""
+    batch axis and params/optimizer state stay replicated (XLA adds the all-reduce). ``unroll``
+    steps run per iteration of the compiled loop (``lax.scan(..., unroll=unroll)``)."""
     n = x.shape[0]
     next_key, epoch_key = jax.random.split(key)
     perm_key, drop_key = jax.random.split(epoch_key)
@@ -354,7 +356,7 @@ def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_si
         return _train_step(spec, carry, (x[i], target[i], k, step, v)), None
 
     xs = (idx, jax.random.split(drop_key, steps), jnp.arange(steps, dtype=jnp.int32), valid)
-    (params, opt_state, sums), _ = lax.scan(body, carry, xs)
+    (params, opt_state, sums), _ = lax.scan(body, carry, xs, unroll=min(unroll, steps))
     return params, opt_state, next_key, sums, _all_finite(params)
 
 
@@ -549,7 +551,8 @@ def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: 
         loss: str = "cross_entropy", gradient: str = "backprop", l2: float = 0.0,
         dropout: float = 0.0, eval=None, eval_batch_size: int = 8192,
         callbacks: Sequence[Callback] = (), opt_state=None,
-        initial_epoch: int = 0, mesh=None, devices: int | None = None) -> tuple[Params, History]:
+        initial_epoch: int = 0, mesh=None, devices: int | None = None,
+        unroll: int = 1) -> tuple[Params, History]:
     """Train ``params`` with minibatch optimisation; return the trained params and the history.
 
     Every step computes the gradient of the risk on one batch,
@@ -589,6 +592,12 @@ def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: 
         ``mesh.size``. The returned params are replicated over the mesh. Default: one device.
       devices: shortcut for ``mesh=fnnjax.data_mesh(devices)``: a 1-D mesh over the first
         ``devices`` devices of ``jax.devices()``.
+      unroll: training steps per iteration of the epoch's compiled loop (``lax.scan``'s
+        ``unroll``; default 1). Larger values trade compile time and program size for less loop
+        overhead per step, which matters where each step is short (small nets on a GPU). The
+        steps are the same; the results agree to float rounding (XLA may fuse an unrolled body
+        differently), so a run resumed with another ``unroll`` is not bit-identical. See
+        ``benchmarks/train.py --unroll``.
 
     Returns:
       ``(params, history)``: the trained params (same structure and dtype) and a :class:`History`.
@@ -613,7 +622,7 @@ def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: 
     trainer = Trainer(mlp, params, train, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
                       key=key, loss=loss, gradient=gradient, l2=l2, dropout=dropout, eval=eval,
                       eval_batch_size=eval_batch_size, opt_state=opt_state,
-                      initial_epoch=initial_epoch, mesh=mesh, devices=devices)
+                      initial_epoch=initial_epoch, mesh=mesh, devices=devices, unroll=unroll)
     for record in trainer:
         stops = [bool(cb(record, trainer.state)) for cb in callbacks]
         if any(stops):
@@ -653,8 +662,10 @@ class Trainer:
     def __init__(self, mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: int,
                  key: Array, loss: str = "cross_entropy", gradient: str = "backprop",
                  l2: float = 0.0, dropout: float = 0.0, eval=None, eval_batch_size: int = 8192,
-                 opt_state=None, initial_epoch: int = 0, mesh=None, devices: int | None = None):
+                 opt_state=None, initial_epoch: int = 0, mesh=None, devices: int | None = None,
+                 unroll: int = 1):
         l2, dropout = _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch)
+        unroll = _check_positive_int("unroll", unroll)
         params = check_params(mlp, params)
         check_loss(mlp, loss)
         self.mesh = mesh = resolve_mesh(mesh, devices)
@@ -686,7 +697,7 @@ class Trainer:
         spec = _StepSpec(mlp, loss, optimizer, gradient, l2, dropout, self._accuracy)
         t0 = time.perf_counter()
         self._epoch_fn = _train_epoch.lower(params, opt_state, key, self._x, self._target, spec=spec,
-                                            batch_size=batch_size, mesh=mesh).compile()
+                                            batch_size=batch_size, mesh=mesh, unroll=unroll).compile()
         self._eval_fns = {
             name: _eval_sums.lower(params, ex, et, mlp=mlp, loss=loss, accuracy=self._accuracy,
                                    batch_size=min(eval_batch_size, ex.shape[0])).compile()

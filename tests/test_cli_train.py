@@ -158,6 +158,7 @@ BAD = [
     (["--epochs", "-3"], "--epochs -3 must be a positive integer"),
     (["--dropout", "1"], "--dropout 1.0 must satisfy 0 <= p < 1"),
     (["--l2", "-1"], "--l2 -1.0 must be >= 0"),
+    (["--unroll", "0"], "--unroll 0 must be a positive integer"),
     (["--val-split", "1"], "--val-split 1.0 must satisfy 0 <= f < 1"),
     (["--data-dir", "/nonexistent/fnnjax-data"], "--data-dir /nonexistent/fnnjax-data does not exist"),
     (["--resume"], "--resume but there is no checkpoint in"),

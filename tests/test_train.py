@@ -96,6 +96,17 @@ def test_fit_follows_the_documented_loop(gradient):
     assert hist["train_loss"][-1] < hist["train_loss"][0]  # it learns
 
 
+@pytest.mark.parametrize("gradient", fnnjax.GRADIENTS)
+def test_an_unrolled_epoch_loop_takes_the_same_steps(gradient):
+    """unroll=2 (and one larger than the 3 steps of an epoch) runs the same steps as the documented
+    loop; only XLA's fusion may differ, hence float tolerances, not bits."""
+    ref_params, ref_losses = reference_fit(P0, SGD, jax.random.key(3), 3, *TRAIN, B)
+    for unroll in (2, 50):
+        params, hist = run(gradient=gradient, unroll=unroll)
+        assert_trees(params, ref_params, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(hist["train_loss"], ref_losses, rtol=1e-5)
+
+
 def test_the_partial_batch_is_averaged_over_its_own_samples():
     """Dropping the last batch, or averaging it over B, gives another trajectory: fit matches only
     the rule it documents (checks that can fail)."""
@@ -275,6 +286,7 @@ def test_non_finite_loss_names_epoch_and_step():
     (dict(batch_size=41), ValueError, r"batch_size = 41 is larger than the training set \(N = 40\)"),
     (dict(batch_size=0), ValueError, "batch_size = 0 but it must be a positive integer"),
     (dict(epochs=0), ValueError, "epochs = 0 but it must be a positive integer"),
+    (dict(unroll=0), ValueError, "unroll = 0 but it must be a positive integer"),
     (dict(epochs=2, initial_epoch=3), ValueError, "initial_epoch = 3 is past epochs = 2"),
     (dict(loss="hinge"), ValueError, "unknown loss 'hinge'"),
     (dict(eval=(np.ones((3, 5)), np.zeros(3, np.int32))), ValueError, "x has width 5 but the MLP expects 6"),
