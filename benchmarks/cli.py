@@ -59,9 +59,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="run a benchmark (" + ", ".join(BENCHMARKS) + "); results under benchmarks/results/",
         description="Run a benchmark and write its JSON, markdown table and PNG plots.\n\nbenchmarks:\n"
-        + listing + "\n\nevery benchmark takes --quick (a small version, under a minute), --out DIR, "
-        "--tag TAG, and every timing benchmark also --repeats R (pretrain measures accuracy, not time, "
-        "and has none); `fnnjax bench NAME --help` lists its own options.",
+        + listing + "\n\nevery benchmark takes --quick (a small version, under a minute; the suite's "
+        "runs every step's), --out DIR, --tag TAG, and every timing benchmark also --repeats R "
+        "(pretrain and reference measure accuracy, not time, and the suite sets its steps' own: "
+        "they have none); `fnnjax bench NAME --help` lists its own options.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", metavar="NAME", help="one of: " + ", ".join(BENCHMARKS))
     parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (--quick, --out DIR, ...)")
