@@ -10,8 +10,8 @@ Fast by construction:
 - the data set is put on the device once, before the first epoch;
 - each epoch is ONE compiled program (compiled ahead of time, before epoch 1, so no epoch ever
   recompiles): it splits the key, draws a permutation of the N samples, and runs a ``lax.scan``
-  over the ``N // batch_size`` full batches, then one step on the last partial batch if there is
-  one (see "Batches" below);
+  over the ``ceil(N / batch_size)`` batches, the last one padded when it is partial (see
+  "Batches" below; ``unroll`` steps per loop iteration);
 - loss and accuracy are summed on the device inside that program and read back once per epoch,
   together with the evaluation metrics (one host sync per epoch);
 - params and optimizer state are donated to the epoch program (updated in place); fit copies the
