@@ -184,14 +184,16 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20,
     }
 
 
-def add_common_arguments(parser, *, default_repeats: int = 20) -> None:
-    """The arguments every benchmark takes: ``--quick``, ``--out``, ``--repeats``, ``--tag``."""
+def add_common_arguments(parser, *, default_repeats: int = 20, timing: bool = True) -> None:
+    """The arguments every benchmark takes: ``--quick``, ``--out``, ``--tag``, and ``--repeats``
+    for the timing benchmarks (``timing=False`` leaves it out)."""
     parser.add_argument("--quick", action="store_true",
                         help="a small version that runs in well under a minute (smoke test)")
     parser.add_argument("--out", default=str(RESULTS_DIR),
                         help="directory for the JSON, markdown and PNG results (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=default_repeats,
-                        help="timed calls per measurement, median reported (>= 20; default %(default)s)")
+    if timing:
+        parser.add_argument("--repeats", type=int, default=default_repeats,
+                            help="timed calls per measurement, median reported (>= 20; default %(default)s)")
     parser.add_argument("--tag", default=None,
                         help="suffix of the result names (default: the JAX platform, e.g. cpu or gpu)")
 
@@ -211,14 +213,15 @@ def paired_ratio(times_a, times_b) -> float:
     return statistics.median(a / b for a, b in zip(times_a, times_b))
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """argparse type: comma-separated positive integers, e.g. ``1,4,16``."""
+def int_list(text: str, minimum: int = 1) -> tuple[int, ...]:
+    """argparse type: comma-separated integers >= ``minimum`` (default 1: positive), e.g. ``1,4,16``;
+    ``functools.partial(int_list, minimum=0)`` also admits 0 (seeds)."""
     import argparse
 
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,4,16, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"every value must be an integer >= 1, got {text!r}")
+    if not values or any(v < minimum for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be an integer >= {minimum}, got {text!r}")
     return values

@@ -123,8 +123,8 @@ def _run_step(name: str, command: list[str], limit_s: float, log: Path, env: dic
             proc.wait()
             rc, status = None, f"timed out after {limit_s:.0f} s"
     return {"step": name, "command": " ".join(["python", "-m", *command]), "env": STEP_ENV.get(name),
-            "status": status, "exit_code": rc, "seconds": round(time.perf_counter() - t0, 1), "limit_s": round(limit_s),
-            "log": log.name}
+            "status": status, "exit_code": rc, "seconds": round(time.perf_counter() - t0, 1),
+            "limit_s": round(limit_s), "log": log.name}
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -165,7 +165,8 @@ def run(args) -> int:
         print(f"suite: {name}: {records[-1]['status']} in {records[-1]['seconds']} s", file=sys.stderr, flush=True)
     tag = args.tag or platform
     summary = {"suite": f"suite_{tag}", "platform": platform, "gpu": gpu, "budget_s": args.budget_s,
-               "quick": args.quick, "steps": records, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+               "quick": args.quick, "steps": records,
+               "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (out / f"suite_{tag}{'_quick' if args.quick else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.archive:
         archive = Path(args.archive)

@@ -1,17 +1,13 @@
 """benchmarks/reference.py: the per-run summary against hand-made histories, and a --quick run of
 the real ``fnnjax train`` recipe on a tiny Fashion-MNIST look-alike written as IDX files."""
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
 
 from benchmarks import reference
-from fnnjax import cli, data
-
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+from fnnjax import cli
 
 
 def history(test_accs, *, loss1=1.04, train_acc=0.915):
@@ -39,23 +35,9 @@ def test_the_targets_fail_on_runs_that_miss_them():
 
 
 @pytest.fixture
-def tiny_fashion(tmp_path):
+def tiny_fashion(tmp_path, fashion_lookalike):
     """300 training images (the recipe's batch is 256) and 60 test images, learnable classes."""
-    folder = tmp_path / "fashion-mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    arrays = []
-    for n in (300, 60):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-        for c in range(10):
-            x[y == c, 2 * c:2 * c + 3, :] += 150
-        arrays += [x, y]
-    for name, arr in zip(FILES, arrays):
-        data.write_idx(folder / name, arr)
-    (folder / "SHA256SUMS").write_text("".join(
-        f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in FILES))
-    return tmp_path
+    return fashion_lookalike(tmp_path, 300, 60)
 
 
 @pytest.mark.slow

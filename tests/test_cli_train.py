@@ -3,7 +3,6 @@ files in a temporary folder (the real data is never needed): outputs, exact resu
 non-finite stop, and one clear line with exit status 2 for each kind of bad input."""
 
 import gc
-import hashlib
 import json
 import time
 
@@ -14,9 +13,6 @@ import fnnjax
 from fnnjax import data
 from fnnjax.cli import main
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
-
 
 def settle_orbax():
     """Let the callback a failed orbax restore leaves behind fire inside the failing test (see
@@ -25,27 +21,9 @@ def settle_orbax():
     gc.collect()
 
 
-def _images(rng, n):
-    """Class c brightens rows 2c..2c+2: learnable by a tiny net in a few epochs."""
-    y = rng.integers(0, 10, n).astype(np.uint8)
-    x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-    for c in range(10):
-        x[y == c, 2 * c:2 * c + 3, :] += 150
-    return x, y
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "fashion-mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    (xtr, ytr), (xte, yte) = _images(rng, 100), _images(rng, 40)
-    for name, arr in zip(FILES, (xtr, ytr, xte, yte)):
-        data.write_idx(folder / name, arr)
-    sums = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in FILES)
-    (folder / "SHA256SUMS").write_text(sums)
-    return root
+def data_dir(tmp_path_factory, fashion_lookalike):
+    return fashion_lookalike(tmp_path_factory.mktemp("data"), 100, 40)
 
 
 def train_args(data_dir, out, *extra):
