@@ -30,9 +30,9 @@ def build_parser(name: str, prog: str = "fnnjax bench") -> argparse.ArgumentPars
     """The argument parser of benchmark ``name`` (imports ``benchmarks.NAME``).
 
     Raises:
-      fnnjax.cli.UsageError: for an unknown name or a benchmark whose module is not installed.
+      fnnjax.errors.UsageError: for an unknown name or a benchmark whose module is not installed.
     """
-    from fnnjax.cli import UsageError
+    from fnnjax.errors import UsageError
 
     if name not in BENCHMARKS:
         raise UsageError(f"unknown benchmark {name!r}; valid names are {', '.join(BENCHMARKS)}")

@@ -83,7 +83,7 @@ def run(args) -> int:
     import jax
 
     from benchmarks._harness import markdown_table, paired_ratio, result_name, time_interleaved, write_results
-    from fnnjax.cli import UsageError
+    from fnnjax.errors import UsageError
 
     if args.quick:
         args.samples, args.repeats = min(args.samples, 2048), min(args.repeats, 3)

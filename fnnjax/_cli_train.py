@@ -45,7 +45,7 @@ may change)."""
 
 
 def _usage_error(message: str):
-    from fnnjax.cli import UsageError
+    from fnnjax.errors import UsageError
 
     return UsageError(message)
 

@@ -13,14 +13,12 @@ import importlib
 import os
 import sys
 
+from fnnjax.errors import UsageError
+
 __all__ = ["main", "UsageError"]
 
 SUBCOMMAND_MODULES = ("verify.cli", "fnnjax._cli_train", "benchmarks.cli")
 """Modules that register subcommands, in the order they appear in ``--help``."""
-
-
-class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

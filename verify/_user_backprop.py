@@ -42,7 +42,7 @@ from fnnjax import _gradcheck as gc
 from fnnjax._activations import softmax_vjp
 from fnnjax._backprop import backward, output_delta
 from fnnjax._model import trace_batch
-from fnnjax.cli import UsageError
+from fnnjax.errors import UsageError
 
 __all__ = [
     "BATCH_SIZE",

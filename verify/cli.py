@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 
 
 def _usage(message: str):
-    from fnnjax.cli import UsageError
+    from fnnjax.errors import UsageError
 
     return UsageError(message)
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``fnnjax verify`` with parsed arguments; return the exit status (0 pass, 1 a check failed).
 
     Raises:
-      fnnjax.cli.UsageError: for an unknown check ID, an unwritable output path, or options that do
+      fnnjax.errors.UsageError: for an unknown check ID, an unwritable output path, or options that do
         not go together (printed as one line, exit status 2, by ``fnnjax.cli.main``).
     """
     json_path = _check_output(args.json, "--json")
