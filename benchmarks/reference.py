@@ -35,6 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fnnjax.errors import UsageError
+
 __all__ = ["add_arguments", "run", "main", "NOTES", "TARGETS", "RECIPE", "summarise_run"]
 
 RECIPE = ("--dataset", "fashion-mnist", "--sizes", "784,256,10", "--hidden", "relu", "--init",
@@ -173,9 +175,9 @@ def run(args) -> int:
     gradients = [g.strip() for g in args.gradients.split(",") if g.strip()]
     bad = [g for g in gradients if g not in ("backprop", "grad")]
     if bad or not gradients:
-        raise ValueError(f"unknown --gradients {', '.join(bad) or '(none)'}; valid values are backprop, grad")
+        raise UsageError(f"unknown --gradients {', '.join(bad) or '(none)'}; valid values are backprop, grad")
     if args.epochs < 1:
-        raise ValueError(f"--epochs {args.epochs} must be >= 1")
+        raise UsageError(f"--epochs {args.epochs} must be >= 1")
     epochs = 2 if args.quick else args.epochs
     seeds = args.seeds[:1] if args.quick else args.seeds
     runs, histories = [], []

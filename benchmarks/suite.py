@@ -51,6 +51,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from fnnjax.errors import UsageError
+
 __all__ = ["STEPS", "add_arguments", "run", "main", "step_commands"]
 
 STEPS = ("train", "backprop", "reference", "gradients", "modes", "train_while")
@@ -138,9 +140,9 @@ def run(args) -> int:
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in STEPS]
     if unknown or not steps:
-        raise ValueError(f"unknown --steps {', '.join(unknown) or '(none)'}; valid steps are {', '.join(STEPS)}")
+        raise UsageError(f"unknown --steps {', '.join(unknown) or '(none)'}; valid steps are {', '.join(STEPS)}")
     if args.budget_s <= 0:
-        raise ValueError(f"--budget-s {args.budget_s} must be positive (seconds for all steps)")
+        raise UsageError(f"--budget-s {args.budget_s} must be positive (seconds for all steps)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")  # no progress bars in the logs
