@@ -1,4 +1,4 @@
-"""Check a hand-written gradient against layered oracles, leaf by leaf (F19-F21, GRADCHECK-NOTES).
+"""Check a hand-written gradient against layered oracles, leaf by leaf (F19-F21).
 
 :func:`check_gradients` compares ``grad_f(params, *args)`` with the gradient of the scalar
 ``f(params, *args)`` found three independent ways, each with its own tolerance:

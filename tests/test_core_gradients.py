@@ -1,4 +1,4 @@
-"""Issue 2: the hand-written backprop and every other gradient method agree with jax.grad.
+"""The hand-written backprop and every other gradient method agree with jax.grad.
 
 Property tests over random architectures in float64 (tolerances justified by each method's error
 order) and in float32, per-example gradients under vmap, and jit with a traced l2.

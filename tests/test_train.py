@@ -1,4 +1,4 @@
-"""Issue 4: fnnjax.fit against independent evidence.
+"""Fnnjax.fit against independent evidence.
 
 A plain Python loop with the core's jax.grad and optax reproduces fit's trajectory (batching rule,
 partial last batch, metrics); the hand-written backprop with dropout masks equals jax.grad of the
