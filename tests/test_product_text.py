@@ -21,13 +21,22 @@ SKIP = {"tests/test_product_text.py"}  # this file states the patterns
 
 
 def _product_files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     files = []
     for name in listed:
         path = ROOT / name
-        if path.is_file() and (path.suffix in SUFFIXES or name == ".ci/run") and name not in SKIP \
-                and not name.startswith("docs/javascripts/katex/"):
+        if (
+            path.is_file()
+            and (path.suffix in SUFFIXES or name == ".ci/run")
+            and name not in SKIP
+            and not name.startswith("docs/javascripts/katex/")
+        ):
             files.append(path)
     return files
 
@@ -43,9 +52,15 @@ def test_no_product_text_points_outside_the_product():
 
 
 def test_the_patterns_catch_what_they_are_for():
-    samples = {"see ../shared/FORMULAS.md": 2, "issue 4's target": 1, "issues 4 and 5": 1,
-               "no task so far was lent a GPU": 1, "FNNJAX_DATA=/work/shared/data": 1,
-               "the CPU speed target: 1.2x the PyTorch loop": 0, "a classification problem": 0}
+    samples = {
+        "see ../shared/FORMULAS.md": 2,
+        "issue 4's target": 1,
+        "issues 4 and 5": 1,
+        "no task so far was lent a GPU": 1,
+        "FNNJAX_DATA=/work/shared/data": 1,
+        "the CPU speed target: 1.2x the PyTorch loop": 0,
+        "a classification problem": 0,
+    }
     for text, hits in samples.items():
         got = sum(bool(re.search(p, text, flags=re.I)) for p in FORBIDDEN.values())
         assert got == hits, (text, got)
