@@ -338,6 +338,12 @@ def _measured(value) -> str:
     return format_value(value)
 
 
+def _md(text: str) -> str:
+    """Plain text as Markdown: brackets, pipes, stars and backslashes escaped (a check's claim may
+    read "[W b] [x; 1]", which Markdown would take for a link)."""
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", str(text))
+
+
 def formula_checks(report: dict, number: int) -> str:
     """The markdown list of formula F<number>'s checks: claim, evidence, criterion, what a full run
     measured (from the JSON report ``report``) and the command that runs them."""
@@ -350,15 +356,15 @@ def formula_checks(report: dict, number: int) -> str:
         run = checks.get(c.id)
         if run is None:
             raise KeyError(f"{VERIFY_REPORT} has no result for {c.id}: run python docs/generate.py verify")
-        measured = "; ".join(f"{k} {_measured(v)}" for k, v in run["measured"].items())
+        measured = _md("; ".join(f"{k} {_measured(v)}" for k, v in run["measured"].items()))
         lines += [
-            f"- **`{c.id}`**: {c.claim}",
-            f"    - *evidence*: {c.method}",
-            f"    - *criterion*: {run['tolerance']}",
+            f"- **`{c.id}`**: {_md(c.claim)}",
+            f"    - *evidence*: {_md(c.method)}",
+            f"    - *criterion*: {_md(run['tolerance'])}",
             f"    - *measured* (seed {report['seed']}, full run, {report['device']}): {measured} — **{run['status']}**",
         ]
     lines += ["", f"Run them: `fnnjax verify --only F{number}`."]
-    return "\n".join(lines).replace("|", "\\|") + "\n"
+    return "\n".join(lines) + "\n"
 
 
 JSON_EXCERPT_CHECK = "F4-xor-not-separable"

@@ -3,6 +3,9 @@
 - The benchmark plots stay where the benchmarks write them (``benchmarks/results/``): :func:`on_files`
   adds every PNG found there to the site under the same path, so a page links
   ``../benchmarks/results/modes_cpu.png`` and the committed file is the only copy.
+- The docstrings' ``Example:`` sections hold doctests: :class:`ExampleSections` (a griffe
+  extension, ``extensions:`` in mkdocs.yml) reads them as Google-style ``Examples:`` so that they
+  render as code, not as Markdown.
 - Docstrings cite formulas by number ("F11") and name objects with Sphinx roles
   (:func:`fnnjax.loss`); :func:`on_env` turns both into links on the API pages, once every page is
   rendered: an F-number leads to its formula's heading, a role to the object's API entry when the
@@ -15,6 +18,7 @@ import html
 import re
 from pathlib import Path
 
+import griffe
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
@@ -30,6 +34,17 @@ _TAG_NAME = re.compile(r"<\s*(/?)\s*([a-zA-Z0-9]+)")
 _SKIP_TAGS = {"a", "code", "pre", "script", "style", "h1", "h2", "h3", "h4", "h5", "h6"}
 _F_NUMBER = re.compile(r"(?<![\w.])F(\d{1,2})\b")
 _ANCHOR = re.compile(r'\bid="((?:fnnjax|verify|benchmarks)(?:\.\w+)*)"')
+
+
+_EXAMPLE_HEADING = re.compile(r"^(\s*)Example:[ \t]*$", re.M)
+
+
+class ExampleSections(griffe.Extension):
+    """Read a docstring's ``Example:`` heading as ``Examples:`` (its doctests then render as code)."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = _EXAMPLE_HEADING.sub(r"\1Examples:", obj.docstring.value)
 
 
 def on_files(files: Files, config) -> Files:

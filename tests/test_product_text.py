@@ -35,7 +35,7 @@ def _product_files() -> list[Path]:
             path.is_file()
             and (path.suffix in SUFFIXES or name == ".ci/run")
             and name not in SKIP
-            and not name.startswith("docs/javascripts/katex/")
+            and not name.startswith(("docs/javascripts/katex/", "docs/javascripts/iframe-worker/"))
         ):
             files.append(path)
     return files
