@@ -105,10 +105,12 @@ def docs_environment():
     import jax
 
     spec = importlib.util.spec_from_file_location("_docs_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     saved = os.environ.get("FNNJAX_DATA")
-    promotion, rank = jax.config.jax_numpy_dtype_promotion, jax.config.jax_numpy_rank_promotion
+    promotion = getattr(jax.config, "jax_numpy_dtype_promotion")
+    rank = getattr(jax.config, "jax_numpy_rank_promotion")
     with tempfile.TemporaryDirectory() as tmp:
         conftest.write_fashion_lookalike(Path(tmp), 512, 256)
         os.environ["FNNJAX_DATA"] = tmp
@@ -405,11 +407,15 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _write(name: str, text: str, manifest: dict, command: str) -> None:
+def _write(name: str, text: str, command: str) -> None:
+    """Write one snippet and record it in the manifest (read and written again for every file, so
+    that runs of this script for different names do not undo each other)."""
     path = SNIPPETS / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     manifest[name] = {"command": command, "sha256": _sha(text)}
+    MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
     print(f"wrote docs/snippets/{name}")
 
 
@@ -426,23 +432,21 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.names) - set(names))
     if unknown:
         parser.error(f"unknown output(s) {', '.join(unknown)}; valid: {', '.join(names)}")
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
     wanted = set(args.names) if args.names else (set() if args.pages else set(names))
     if args.pages or not args.names:
         for name, text in page_outputs().items():
-            _write(name, text, manifest, "a code block of the documentation")
+            _write(name, text, "a code block of the documentation")
     with tempfile.TemporaryDirectory() as tmp:  # one folder: predict reads what train wrote
         for cmd in COMMANDS:
             if cmd.name in wanted:
-                _write(cmd.name, command_output(cmd, tmp), manifest, cmd.shown)
+                _write(cmd.name, command_output(cmd, tmp), cmd.shown)
     if "verify" in wanted:
         run = _verify_run()
         for name, text in run.items():
-            _write(name, text, manifest, "fnnjax verify --json report.json")  # the table, and the JSON
+            _write(name, text, "fnnjax verify --json report.json")  # the table, and the JSON
     if "verify" in wanted or (SNIPPETS / VERIFY_REPORT).exists():
         for name, text in report_files((SNIPPETS / VERIFY_REPORT).read_text()).items():
-            _write(name, text, manifest, f"rendered from {VERIFY_REPORT}")
-    MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+            _write(name, text, f"rendered from {VERIFY_REPORT}")
     return 0
 
 

@@ -118,10 +118,11 @@ def on_env(env, config, files: Files):
     ]
     anchors: dict[str, str] = {}
     for page in api_pages:
-        for ident in _ANCHOR.findall(page.content):
+        for ident in _ANCHOR.findall(page.content or ""):
             anchors.setdefault(ident, page.url)
     for page in api_pages:
-        roots = _ANCHOR.findall(page.content)
+        content = page.content or ""
+        roots = _ANCHOR.findall(content)
         package = roots[0].split(".")[0] if roots else "fnnjax"
-        page.content = _link_formulas(_link_roles(page.content, page.url, package, anchors), page.url)
+        page.content = _link_formulas(_link_roles(content, page.url, package, anchors), page.url)
     return env

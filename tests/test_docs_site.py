@@ -48,7 +48,7 @@ def test_strict_build_has_every_formula_anchor_and_the_plots(site):
     from verify import formula_page
 
     for n in range(1, 29):
-        page, anchor = formula_page(n).removeprefix("docs/").split("#")
+        page, anchor = str(formula_page(n)).removeprefix("docs/").split("#")
         html = (site / page.replace(".md", ".html")).read_text()
         assert f'id="{anchor}"' in html, f"F{n}: no heading with anchor #{anchor} in {page}"
     for png in (ROOT / "benchmarks" / "results").rglob("*.png"):
