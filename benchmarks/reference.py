@@ -1,13 +1,13 @@
 """The notes' Fashion-MNIST recipe over several seeds: the notes' table, reproduced by ``fnnjax train``.
 
-Every run is exactly the command README gives (``fnnjax train --dataset fashion-mnist --sizes
+Every run is exactly the command the Fashion-MNIST tutorial gives (``fnnjax train --dataset fashion-mnist --sizes
 784,256,10 --hidden relu --init normal:0.01 --optimizer sgd --lr 0.1 --batch-size 256 --epochs 50
 --seed S --gradient G``), called in-process through :func:`fnnjax.cli.main` for every seed S and
 gradient G asked for, without checkpoints (they cost time and are tested elsewhere). Its
 ``history.json`` is read back and compared with the notes (d2l, PyTorch):
 
 - epoch 1: loss 1.0378 / train acc 0.6438; epoch 2: 0.6003 / 0.7877; epoch 50: 0.2356 / 0.9151;
-- issue 4's targets: epoch-1 loss within 0.05 of 1.0378, train acc >= 0.91 after the last epoch,
+- the accuracy targets: epoch-1 loss within 0.05 of 1.0378, train acc >= 0.91 after the last epoch,
   test acc >= 0.88 after the last epoch.
 
 Plain SGD at lr 0.1 moves the test accuracy by several points from one epoch to the next (up to
@@ -47,7 +47,7 @@ NOTES = {1: (1.0378, 0.6438), 2: (0.6003, 0.7877), 50: (0.2356, 0.9151)}
 """The notes' (d2l) train loss / train accuracy after epochs 1, 2 and 50."""
 
 TARGETS = {"epoch1_loss_tol": 0.05, "train_acc": 0.91, "test_acc": 0.88}
-"""Issue 4's accuracy targets for the 50-epoch recipe."""
+"""The accuracy targets of the 50-epoch recipe."""
 
 LAST = 10
 """Epochs at the end over which the median test accuracy is taken."""

@@ -392,7 +392,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, **options) -> 
 
     Example:
       >>> from fnnjax import data
-      >>> data.load_fashion_mnist("/work/shared/data").x_test.shape  # doctest: +SKIP
+      >>> data.load_fashion_mnist("/data").x_test.shape  # doctest: +SKIP
       (10000, 784)
     """
     return load_dataset("fashion-mnist", data_dir, **options)

@@ -29,7 +29,7 @@ METHODS = ("backprop", "grad", "vjp", "jacrev", "jacfwd", "jvp", "fd_central", "
 
 
 def default_step(dtype, method: str = "fd_central") -> float:
-    """The base finite-difference step for a dtype (F19; GRADCHECK-NOTES).
+    """The base finite-difference step for a dtype (F19).
 
     Central differences balance the O(h^2) truncation against the O(eps/h) rounding error at
     ``h = eps^(1/3)`` (float64: 6.1e-6, float32: 4.9e-3); forward differences, O(h) against

@@ -714,8 +714,8 @@ class Trainer:
       mesh: the ``jax.sharding.Mesh`` training runs on (from ``mesh`` or ``devices``), or None.
 
     Raises:
-      As :func:`fit`; ``next()`` raises :class:`NonFiniteLossError` and, after ``epochs``,
-      StopIteration.
+      ValueError: as :func:`fit`; and ``next()`` raises :class:`NonFiniteLossError` for a
+        non-finite loss and ``StopIteration`` after ``epochs``.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, fnnjax

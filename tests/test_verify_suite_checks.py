@@ -1,4 +1,4 @@
-"""Issue 3: every check of the verification suite passes on fnnjax and FAILS on a deliberately wrong
+"""Every check of the verification suite passes on fnnjax and FAILS on a deliberately wrong
 implementation (the classic mistakes: delta without f', W where W^T belongs, L2 forgotten or applied
 to biases, a sum where a mean belongs, a wrong derivative, a wrong finite-difference formula, ...).
 
