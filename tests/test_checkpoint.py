@@ -280,3 +280,17 @@ def test_the_manifest_checksums_what_was_saved(tmp_path):
 def test_docstring_examples_run():
     result = doctest.testmod(fnnjax._checkpoint, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted >= 5
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "how-to"
+
+
+@pytest.mark.parametrize("page", ["checkpoints.md", "checkpoint-faults.md"])
+def test_docs_python_blocks_run(page, capsys):
+    """Every ```python block of the checkpoint pages runs as it stands, each in a fresh namespace."""
+    import re
+
+    blocks = re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text(), re.MULTILINE | re.DOTALL)
+    assert blocks or page == "checkpoint-faults.md"
+    for block in blocks:
+        exec(compile(block, f"{page}", "exec"), {"__name__": "__docs__"})
