@@ -326,7 +326,9 @@ def run_train(args) -> int:
         raise _usage_error(f"--out {out} cannot be written ({err.strerror}); choose a folder you "
                            "can write to") from err
     try:
-        with Preemption() as preempt, quiet_orbax():
+        stopping = "stopping after the epoch in progress" + (", once it is checkpointed"
+                                                              if args.checkpoint_every else "")
+        with Preemption(stopping) as preempt, quiet_orbax():
             return _train(args, sizes, scheme, init_options, mlp, out, preempt)
     finally:
         lock.release()

@@ -143,13 +143,15 @@ class Preemption:
     Handlers are installed only in the main thread (elsewhere Python cannot) and restored on exit.
 
     Args:
-      notice: called with one line when the first signal arrives (default: written to stderr).
+      stopping: what the run does on the first signal, for the line written when it arrives.
+      notice: called with that line (default: written to stderr).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, notice=None):
+    def __init__(self, stopping: str = "stopping after the epoch in progress", notice=None):
         self.signum: int | None = None
+        self._stopping = stopping
         self._notice = notice or _write_stderr
         self._previous: dict = {}
         self._deferring = 0
@@ -180,8 +182,8 @@ class Preemption:
     def _handle(self, signum, frame) -> None:
         if self.signum is None:
             self.signum = signum
-            self._notice(f"{signal.Signals(signum).name} received: stopping after the epoch in "
-                         "progress, once it is checkpointed (a second signal stops at once)")
+            self._notice(f"{signal.Signals(signum).name} received: {self._stopping} (a second signal "
+                         "stops at once)")
         if not self._deferring:
             self._stop_at_once_on_next()
 

@@ -184,3 +184,25 @@ def test_pretrain_autoencoder_changes_the_initial_params(data_dir, tmp_path, cap
     assert main(train_args(data_dir, tmp_path / "bad", "--pretrain", "autoencoder",
                            "--pretrain-epochs", "0")) == 2
     assert "--pretrain-epochs 0 must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_run_holds_the_lock_of_its_out_folder(data_dir, tmp_path, capsys):
+    """Two writers in one process (flock locks belong to open files, so they conflict here too); the
+    cross-process cases, SIGKILL included, are in tests/test_checkpoint_faults.py."""
+    import os
+    import socket
+
+    from fnnjax._runguard import OutputLock, OutputLocked
+
+    out = tmp_path / "run"
+    with OutputLock(out):
+        with pytest.raises(OutputLocked, match=rf"^{re.escape(str(out))} is in use by another fnnjax "
+                           rf"train run \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, "
+                           r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); wait for it to finish"):
+            OutputLock(out).acquire()
+        assert main(train_args(data_dir, out)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fnnjax train: error: --out {out} is in use by another fnnjax train run "
+                              f"(pid {os.getpid()} ") and err.count("\n") == 1
+        assert sorted(p.name for p in out.iterdir()) == [".fnnjax-train.lock"]  # nothing else touched
+    assert main(train_args(data_dir, out, "--epochs", "1", "--checkpoint-every", "0")) == 0  # released
