@@ -20,8 +20,8 @@ from fnnjax._gradcheck import GradCheckReport, GradientCheckError, check_gradien
 
 # training, checkpoints, data, scaling out
 from fnnjax import data
-from fnnjax._checkpoint import (CheckpointError, Checkpointer, Restored, latest_checkpoint, load_params,
-                                restore_checkpoint, save_checkpoint, save_params)
+from fnnjax._checkpoint import (CheckpointError, Checkpointer, DamagedCheckpointError, Restored, latest_checkpoint,
+                                load_params, restore_checkpoint, save_checkpoint, save_params)
 from fnnjax._sharding import data_mesh
 from fnnjax._train import (GRADIENTS, History, NonFiniteLossError, Trainer, TrainState, dropout_scales, evaluate,
                            fit, l2_decay)
@@ -47,6 +47,7 @@ __all__ = [
     "check_gradients",
     "Checkpointer",
     "CheckpointError",
+    "DamagedCheckpointError",
     "data",
     "data_mesh",
     "default_step",

@@ -142,6 +142,9 @@ def _check_train_args(args) -> None:
                            f"every batch, so use a multiple of {args.devices}")
     if args.checkpoint_every < 0:
         raise _usage_error(f"--checkpoint-every {args.checkpoint_every} must be >= 0 (0: no checkpoints)")
+    if args.keep_checkpoints < 0:
+        raise _usage_error(f"--keep-checkpoints {args.keep_checkpoints} must be >= 0 (0: keep all), "
+                           "e.g. --keep-checkpoints 2")
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise _usage_error(f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
                            f"to the folder holding {args.dataset}/ (or its four IDX files)")
@@ -251,13 +254,88 @@ def _write_outputs(out: Path, config: dict, records: list, compile_seconds, mlp,
         plot_history(records, out / "curves.png", title=title)
 
 
+def _check_writable(folder: Path) -> None:
+    """Fail at once, not after the first epoch, when checkpoints cannot be written."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise _usage_error(f"cannot write checkpoints into {folder} ({err.strerror}); make it "
+                           "writable, choose another --out, or pass --checkpoint-every 0") from err
+
+
+def _resume(ckpt_dir: Path, mlp, optimizer, config: dict):
+    """The newest intact checkpoint; damaged newer ones are reported and set aside (renamed)."""
+    from fnnjax._checkpoint import DamagedCheckpointError, restore_checkpoint, set_aside
+
+    try:
+        restored = restore_checkpoint(ckpt_dir, mlp=mlp, optimizer=optimizer, fallback=True)
+    except DamagedCheckpointError as err:
+        raise _usage_error(f"--resume: {err}; nothing can be resumed: train afresh with another --out "
+                           "(the damaged checkpoints are left where they are)") from err
+    _check_resume_config(restored.config, config, ckpt_dir)
+    start = restored.state.epoch
+    for epoch, reason in restored.skipped:
+        moved = set_aside(ckpt_dir / str(epoch))
+        print(f"fnnjax train: checkpoint {epoch} is damaged: {reason}; skipped it (renamed "
+              f"{moved.name}) and resuming from checkpoint {start}, the newest intact one",
+              file=sys.stderr)
+    if not restored.verified:
+        print(f"fnnjax train: checkpoint {start} was written before fnnjax stored checksums; "
+              "resuming from it unverified", file=sys.stderr)
+    return restored
+
+
+def _intact_note(ckpt_dir: Path, mlp, optimizer) -> str:
+    """Which checkpoint survives a failed run, checked: a checkpoint is named only once verified."""
+    from fnnjax._checkpoint import CheckpointError, latest_checkpoint, restore_checkpoint
+
+    if latest_checkpoint(ckpt_dir) is None:
+        return "no checkpoint was written before it"
+    try:
+        restored = restore_checkpoint(ckpt_dir, mlp=mlp, optimizer=optimizer, fallback=True)
+    except CheckpointError:
+        return f"no intact checkpoint is left in {ckpt_dir}"
+    damaged = "".join(f" (checkpoint {e} is damaged)" for e, _ in restored.skipped)
+    return (f"the newest intact checkpoint (epoch {restored.state.epoch}, checksums verified) is kept "
+            f"in {ckpt_dir}{damaged}")
+
+
 def run_train(args) -> int:
-    """``fnnjax train``: returns the exit status (0 done, 1 non-finite loss; usage errors raise)."""
+    """``fnnjax train``: returns the exit status (0 done, 1 non-finite loss, 130/143 stopped by
+    SIGINT/SIGTERM; usage errors raise).
+
+    The run holds the lock of ``--out`` from start to end (a second run on that folder stops at
+    once) and stops cleanly on SIGTERM/SIGINT (see :mod:`fnnjax._runguard`)."""
+    from fnnjax._checkpoint import quiet_orbax
+    from fnnjax._runguard import OutputLock, OutputLocked, Preemption
+
     _check_train_args(args)
     sizes = _parse_sizes(args.sizes)
     scheme, init_options = _parse_init(args.init)
     mlp = _build_mlp(args, sizes)
     out = Path(args.out)
+    try:
+        lock = OutputLock(out).acquire()
+    except OutputLocked as err:
+        raise _usage_error(f"--out {err}") from err
+    except OSError as err:
+        raise _usage_error(f"--out {out} cannot be written ({err.strerror}); choose a folder you "
+                           "can write to") from err
+    try:
+        stopping = "stopping after the epoch in progress" + (", once it is checkpointed"
+                                                              if args.checkpoint_every else "")
+        with Preemption(stopping) as preempt, quiet_orbax():
+            return _train(args, sizes, scheme, init_options, mlp, out, preempt)
+    finally:
+        lock.release()
+
+
+def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
+    """The body of ``fnnjax train``, run while holding the lock of ``out``."""
     ckpt_dir = out / "checkpoints"
     config = _config(args, sizes)
 
@@ -266,14 +344,19 @@ def run_train(args) -> int:
 
     import fnnjax
 
-    from fnnjax import Checkpointer, NonFiniteLossError, latest_checkpoint, restore_checkpoint
+    from fnnjax import CheckpointError, Checkpointer, NonFiniteLossError, latest_checkpoint
 
     mesh = None if args.devices is None else fnnjax.data_mesh(args.devices, what="--devices")
     latest = latest_checkpoint(ckpt_dir)
     if latest is not None and not args.resume:
         raise _usage_error(f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
                            "--resume to continue that run, or choose another --out")
+    if args.resume and latest is None:
+        raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without "
+                           "--resume to start training")
     train, val, test, classes = _load_data(args, sizes)
+    if args.checkpoint_every:
+        _check_writable(ckpt_dir)
     optimizer = _optimizer(args.optimizer, args.lr)
     run_key = jax.random.key(args.seed)
     init_key, train_key = jax.random.split(run_key)
@@ -283,23 +366,31 @@ def run_train(args) -> int:
         params = _pretrained(mlp, params, train[0], jax.random.split(run_key, 3)[2],
                              args.pretrain_epochs)
     if args.resume:
-        if latest is None:
-            raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without "
-                               "--resume to start training")
-        restored = restore_checkpoint(ckpt_dir, mlp=mlp, optimizer=optimizer)
-        _check_resume_config(restored.config, config, ckpt_dir)
+        restored = _resume(ckpt_dir, mlp, optimizer, config)
         params, opt_state, train_key, start = restored.state
         records = restored.history
         if start >= args.epochs:
             print(f"checkpoint epoch {start} already reaches --epochs {args.epochs}; writing outputs")
-    out.mkdir(parents=True, exist_ok=True)
     evals = {"test": test} if val is None else {"val": val, "test": test}
-    callbacks = []
+    ckpt = None
     if args.checkpoint_every:
-        callbacks.append(Checkpointer(ckpt_dir, mlp=mlp, every=args.checkpoint_every,
-                                      final_epoch=args.epochs, history=records, config=config))
+        ckpt = Checkpointer(ckpt_dir, mlp=mlp, every=args.checkpoint_every, final_epoch=args.epochs,
+                            history=records, config=config,
+                            max_to_keep=args.keep_checkpoints or None)
     done = list(records)
     compile_seconds = None
+
+    def checkpoint(record, state):
+        with preempt.deferred():  # a signal during a save waits for the save to finish
+            ckpt(record, state)
+
+    def stop_when_asked(record, state):
+        if not preempt.requested:
+            return False
+        if ckpt is not None and ckpt.last_saved != state.epoch:
+            with preempt.deferred():
+                ckpt.save(state)
+        return True
 
     with tqdm.tqdm(total=args.epochs, initial=start, unit="epoch", desc="train", file=sys.stderr,
                    disable=args.quiet, dynamic_ncols=True) as bar:
@@ -309,9 +400,9 @@ def run_train(args) -> int:
                             test_acc=f"{record['test_acc']:.4f}", refresh=False)
             bar.update(1)
 
-        callbacks.insert(0, progress)
+        callbacks = [progress, *([checkpoint] if ckpt is not None else []), stop_when_asked]
         try:
-            if start < args.epochs:
+            if start < args.epochs and not preempt.requested:
                 params, history = fnnjax.fit(
                     mlp, params, train, optimizer=optimizer, epochs=args.epochs,
                     batch_size=args.batch_size, key=train_key, loss="cross_entropy",
@@ -320,20 +411,43 @@ def run_train(args) -> int:
                     mesh=mesh, unroll=args.unroll)
                 compile_seconds = history.compile_seconds
         except NonFiniteLossError as err:
-            last = latest_checkpoint(ckpt_dir)
-            kept = (f"the last good checkpoint (epoch {last}) is kept in {ckpt_dir}" if last is not None
-                    else "no checkpoint was written before it")
-            message = f"{err}; {kept}"
-            _write_outputs(out, config, done, compile_seconds, mlp, None, stopped=message)
+            message = f"{err}; {_intact_note(ckpt_dir, mlp, optimizer)}"
+            with preempt.deferred():
+                _write_outputs(out, config, done, compile_seconds, mlp, None, stopped=message)
             print(f"fnnjax train: error: {message}", file=sys.stderr)
             return 1
-    _write_outputs(out, config, done, compile_seconds, mlp, params)
+        except CheckpointError as err:  # a save failed (disk full, no permission): stop, say so
+            raise _usage_error(f"{err}; fix that and run the same command with --resume") from err
+    epoch = done[-1]["epoch"] if done else start
+    if preempt.requested and epoch < args.epochs:
+        saved = ckpt is not None and (ckpt.last_saved == epoch or (args.resume and epoch == start))
+        line = _stopped_line(args, preempt.name, epoch, ckpt_dir if saved else None)
+        if epoch > 0:
+            with preempt.deferred():
+                _write_outputs(out, config, done, compile_seconds, mlp, params, stopped=line)
+        print(f"fnnjax train: {line}", file=sys.stderr)
+        return preempt.exit_status
+    with preempt.deferred():
+        _write_outputs(out, config, done, compile_seconds, mlp, params)
     final = done[-1] if done else {}
     print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after epoch {final.get('epoch')} "
           f"(train loss {final.get('train_loss', float('nan')):.4f}, train acc "
           f"{final.get('train_acc', float('nan')):.4f}); wrote {out / 'history.json'}, "
           f"{out / 'params.npz'}, {out / 'curves.png'}")
     return 0
+
+
+def _stopped_line(args, signal_name: str, epoch: int, saved_in: Path | None) -> str:
+    """What a run stopped by a signal after ``epoch`` says: where its state is and how to go on."""
+    if saved_in is not None:
+        how = (f"checkpoint {epoch} is saved in {saved_in}: run the same command with --resume to "
+               f"continue from epoch {epoch + 1}")
+    elif epoch == 0:
+        how = "nothing was trained yet: run the same command again"
+    else:
+        how = ("no checkpoints are written (--checkpoint-every 0), so it cannot be resumed; "
+               f"params.npz holds the params after epoch {epoch}")
+    return f"stopped by {signal_name} after epoch {epoch} of {args.epochs}; {how}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,8 +552,12 @@ def register(subparsers) -> None:
                    "agree with 1 to float rounding")
     t.add_argument("--checkpoint-every", type=int, default=1,
                    help="save a checkpoint every N epochs (default 1; 0: never)")
+    t.add_argument("--keep-checkpoints", type=int, default=2,
+                   help="keep the newest N checkpoints (default 2: the newest and one to fall back "
+                   "to should it be damaged; 0: keep all)")
     t.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in OUT/checkpoints")
+                   help="continue from the newest intact checkpoint in OUT/checkpoints (damaged "
+                   "newer ones are reported and renamed N.damaged)")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)

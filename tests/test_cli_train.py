@@ -1,10 +1,10 @@
-"""``fnnjax train`` / ``fnnjax predict`` on a tiny Fashion-MNIST look-alike written as IDX
-files in a temporary folder (the real data is never needed): outputs, exact resumption, the
-non-finite stop, and one clear line with exit status 2 for each kind of bad input."""
+"""``fnnjax train`` / ``fnnjax predict`` on a tiny Fashion-MNIST look-alike written as IDX files in a
+temporary folder (the real data is never needed): outputs, exact resumption, the non-finite stop,
+and one clear line with exit status 2 for each kind of bad input. (Damaged checkpoints, signals,
+two writers, full disks: tests/test_checkpoint_faults.py.)"""
 
-import gc
 import json
-import time
+import re
 
 import numpy as np
 import pytest
@@ -12,13 +12,6 @@ import pytest
 import fnnjax
 from fnnjax import data
 from fnnjax.cli import main
-
-
-def settle_orbax():
-    """Let the callback a failed orbax restore leaves behind fire inside the failing test (see
-    tests/test_checkpoint.py)."""
-    time.sleep(0.3)
-    gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def train_args(data_dir, out, *extra):
 
 def params_of(out):
     with np.load(out / "params.npz") as f:
-        return {k: f[k].copy() for k in f.files if k != "mlp"}
+        return {k: f[k].copy() for k in f.files if k not in ("mlp", "checksums")}
 
 
 def test_train_writes_history_params_and_curves(data_dir, tmp_path, capsys):
@@ -80,16 +73,25 @@ def test_resume_continues_to_the_same_bits(data_dir, tmp_path, capsys):
            "784,8,10" in err and err.count("\n") == 1
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see settle_orbax
-def test_resume_rejects_a_corrupt_checkpoint(data_dir, tmp_path, capsys):
+def test_resume_skips_a_damaged_checkpoint_and_stops_when_none_is_intact(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(train_args(data_dir, out, "--epochs", "1")) == 0
-    (out / "checkpoints" / "1" / "meta" / "metadata").write_text("{broken")
+    assert main(train_args(data_dir, out, "--epochs", "2")) == 0
+    (out / "checkpoints" / "2" / "meta" / "metadata").write_text("{broken")
     capsys.readouterr()
+    assert main(train_args(data_dir, out, "--resume", "--epochs", "2")) == 0
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"fnnjax train: checkpoint 2 is damaged: file meta/metadata is truncated: 7 bytes, "
+                        r"\d+ were saved; skipped it \(renamed 2\.damaged\) and resuming from checkpoint 1, "
+                        r"the newest intact one\n", err), err
+    assert fnnjax.latest_checkpoint(out / "checkpoints") == 2  # epoch 2 trained and saved again
+    (out / "checkpoints" / "1" / "fnnjax-manifest.json").unlink()
+    (out / "checkpoints" / "2" / "fnnjax-manifest.json").write_text("{}")
     assert main(train_args(data_dir, out, "--resume")) == 2
     err = capsys.readouterr().err
-    assert "is corrupt or incomplete" in err and err.count("\n") == 1
-    settle_orbax()
+    assert err == (f"fnnjax train: error: --resume: no intact checkpoint in {out / 'checkpoints'}: "
+                   "checkpoint 2 is damaged: its manifest lacks its checksum; checkpoint 1 is damaged: "
+                   "its manifest fnnjax-manifest.json is missing; nothing can be resumed: train afresh "
+                   "with another --out (the damaged checkpoints are left where they are)\n")
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(data_dir, tmp_path, capsys):
@@ -140,6 +142,7 @@ BAD = [
     (["--val-split", "1"], "--val-split 1.0 must satisfy 0 <= f < 1"),
     (["--data-dir", "/nonexistent/fnnjax-data"], "--data-dir /nonexistent/fnnjax-data does not exist"),
     (["--resume"], "--resume but there is no checkpoint in"),
+    (["--keep-checkpoints", "-1"], "--keep-checkpoints -1 must be >= 0 (0: keep all)"),
 ]
 
 
@@ -181,3 +184,25 @@ def test_pretrain_autoencoder_changes_the_initial_params(data_dir, tmp_path, cap
     assert main(train_args(data_dir, tmp_path / "bad", "--pretrain", "autoencoder",
                            "--pretrain-epochs", "0")) == 2
     assert "--pretrain-epochs 0 must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_run_holds_the_lock_of_its_out_folder(data_dir, tmp_path, capsys):
+    """Two writers in one process (flock locks belong to open files, so they conflict here too); the
+    cross-process cases, SIGKILL included, are in tests/test_checkpoint_faults.py."""
+    import os
+    import socket
+
+    from fnnjax._runguard import OutputLock, OutputLocked
+
+    out = tmp_path / "run"
+    with OutputLock(out):
+        with pytest.raises(OutputLocked, match=rf"^{re.escape(str(out))} is in use by another fnnjax "
+                           rf"train run \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, "
+                           r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); wait for it to finish"):
+            OutputLock(out).acquire()
+        assert main(train_args(data_dir, out)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fnnjax train: error: --out {out} is in use by another fnnjax train run "
+                              f"(pid {os.getpid()} ") and err.count("\n") == 1
+        assert sorted(p.name for p in out.iterdir()) == [".fnnjax-train.lock"]  # nothing else touched
+    assert main(train_args(data_dir, out, "--epochs", "1", "--checkpoint-every", "0")) == 0  # released
