@@ -7,12 +7,11 @@ the library API (fallback, ``Restored``, retention, params files) behaves as doc
 every kind, signals, locks and full disks: tests/test_checkpoint_faults.py.
 """
 
-import doctest
+import hashlib
+import json
 import os
 import subprocess
 import sys
-import hashlib
-import json
 import textwrap
 from pathlib import Path
 
@@ -275,22 +274,3 @@ def test_the_manifest_checksums_what_was_saved(tmp_path):
     body = {k: v for k, v in manifest.items() if k != "sha256"}
     assert manifest["sha256"] == hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(fnnjax._checkpoint, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted >= 5
-
-
-DOCS = Path(__file__).parent.parent / "docs" / "how-to"
-
-
-@pytest.mark.parametrize("page", ["checkpoints.md", "checkpoint-faults.md"])
-def test_docs_python_blocks_run(page, capsys):
-    """Every ```python block of the checkpoint pages runs as it stands, each in a fresh namespace."""
-    import re
-
-    blocks = re.findall(r"^```python\n(.*?)^```", (DOCS / page).read_text(), re.MULTILINE | re.DOTALL)
-    assert blocks or page == "checkpoint-faults.md"
-    for block in blocks:
-        exec(compile(block, f"{page}", "exec"), {"__name__": "__docs__"})
