@@ -187,3 +187,10 @@ def test_the_run_autograder_script_grades_a_submission(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = results_of(root / "results" / "results.json")
     assert data["score"] == pytest.approx(100) and len(data["tests"]) == 6
+    assert any((root / "jax-cache").iterdir())  # the compiled reference programs, for the next student
+
+
+def test_the_instructors_page_shows_the_committed_run_autograder():
+    page = (ROOT / "docs" / "how-to" / "grade-backprop.md").read_text()
+    script = (ROOT / "examples" / "gradescope" / "run_autograder").read_text()
+    assert f"```bash\n{script}```" in page

@@ -15,6 +15,7 @@ the words (:class:`verify._conventions.Convention`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,7 @@ import fnnjax
 from fnnjax import gradcheck as gc
 from verify._conventions import Case, Convention
 
-__all__ = ["diagnose_case", "loss_diagnosis", "variant_gradients"]
+__all__ = ["Evidence", "LossTerms", "diagnose_case", "loss_diagnosis", "variant_gradients"]
 
 
 def _near(c: float, v: float) -> bool:
@@ -106,9 +107,20 @@ def _generic(conv: Convention, expected, got, rtol: float) -> str | None:
     return words
 
 
-def _explain_leaf(conv: Convention, case: Case, expected, got, reg, is_weight: bool, layer: int, variants,
-                  rtol: float) -> str | None:
-    """Why ``got`` differs from ``expected = data + reg``: a decomposition, a variant, or the generic tests."""
+class _Leaf(NamedTuple):
+    """One failing parameter and what it is compared with (float64 arrays)."""
+
+    expected: np.ndarray  # jax.grad of the reference
+    got: np.ndarray  # the returned gradient
+    reg: np.ndarray  # reg * the parameter (the L2 term of a weight; the bias-decay hypothesis of a bias)
+    is_weight: bool
+    layer: int
+    variants: list[tuple[str, np.ndarray]]  # the classic wrong gradients of this parameter
+
+
+def _explain_leaf(conv: Convention, case: Case, leaf: _Leaf, rtol: float) -> str | None:
+    """Why ``got`` differs from ``expected = data + reg``: a variant, a decomposition, or the generic tests."""
+    expected, got, reg, is_weight, layer, variants = leaf
     if got.shape != expected.shape or not np.all(np.isfinite(got)) or not np.any(got):
         return _generic(conv, expected, got, rtol)  # transposed, non-finite or zero
     data = expected - reg if is_weight else expected
@@ -138,25 +150,39 @@ def _explain_leaf(conv: Convention, case: Case, expected, got, reg, is_weight: b
     return _generic(conv, expected, got, rtol)
 
 
-def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, layout: gc.LeafLayout,
-                  params: Sequence[np.ndarray], got: Sequence[np.ndarray], expected: np.ndarray,
-                  variants: dict[str, Sequence[np.ndarray]], rtol: float) -> tuple[str, ...]:
+class Evidence(NamedTuple):
+    """What a failing case is diagnosed from.
+
+    Attributes:
+      layout: the layout of the convention's params container.
+      params: the parameters, one float64 array per leaf.
+      got: the returned gradient, one array per leaf.
+      expected: jax.grad of the reference, ``(P,)``.
+      variants: the classic wrong gradients, one array per leaf each (see :func:`variant_gradients`).
+      rtol: how close arrays must be to count as equal.
+    """
+
+    layout: gc.LeafLayout
+    params: Sequence[np.ndarray]
+    got: Sequence[np.ndarray]
+    expected: np.ndarray
+    variants: dict[str, Sequence[np.ndarray]]
+    rtol: float
+
+
+def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evidence: Evidence) -> tuple[str, ...]:
     """Diagnosis lines for a failing gradient: per group of parameters, then one-layer statements.
 
     Args:
       conv: the convention (names and phrases).
       case: the case.
       report: the gradient check of the case.
-      layout: the params container's layout.
-      params: the parameters, one float64 array per leaf.
-      got: the returned gradient, one array per leaf.
-      expected: jax.grad of the reference, ``(P,)``.
-      variants: the classic wrong gradients, one array per leaf each (see :func:`variant_gradients`).
-      rtol: how close arrays must be to count as equal.
+      evidence: the arrays the diagnosis compares (:class:`Evidence`).
 
     Returns:
-      Lines such as ``grads['W2']: grads['W2'] lacks reg·W2: ...`` and ``wrong only in layer 2 ...``.
+      Lines such as ``grads['W1'], grads['W2']: lacks reg·W: ...`` and ``wrong only in layer 2 ...``.
     """
+    layout = evidence.layout
     failing = [r for r in report.failures() if r.oracle == "autodiff"] or list(report.failures())
     if not failing:
         return (report.diagnosis,) if report.diagnosis else ()
@@ -166,10 +192,10 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, layo
         i = layout.paths.index(r.path)
         layer, kind = conv.leaf_info(r.path)
         layers.add(layer)
-        e = expected[layout.slices[i]].reshape(layout.shapes[i])
-        leaf_variants = [(k, np.asarray(v[i], np.float64)) for k, v in variants.items()]
-        diag = _explain_leaf(conv, case, e, np.asarray(got[i], np.float64), case.l2 * params[i], kind == "W", layer,
-                             leaf_variants, rtol)
+        leaf = _Leaf(evidence.expected[layout.slices[i]].reshape(layout.shapes[i]),
+                     np.asarray(evidence.got[i], np.float64), case.l2 * evidence.params[i], kind == "W", layer,
+                     [(k, np.asarray(v[i], np.float64)) for k, v in evidence.variants.items()])
+        diag = _explain_leaf(conv, case, leaf, evidence.rtol)
         by_diag.setdefault(diag or "wrong values, no simple pattern found", []).append(conv.leaf_name(r.path))
     lines = [f"{', '.join(names)}: {diag}" for diag, names in by_diag.items()]
     if len(layers) == 1 and case.depth > 1:
@@ -184,22 +210,35 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, layo
 # The loss value
 
 
-def loss_diagnosis(conv: Convention, case: Case, got: float, expected: float, data: float,
-                   bias_term: float, layer_terms: Sequence[float] = ()) -> str:
+class LossTerms(NamedTuple):
+    """The reference loss and its parts.
+
+    Attributes:
+      expected: the reference loss.
+      data: its data term (the average loss over the batch).
+      bias: the regularisation the biases would add (0.5·reg·Σ b²).
+      layers: the regularisation of each layer's weights (0.5·reg·‖W_l‖²).
+    """
+
+    expected: float
+    data: float
+    bias: float
+    layers: Sequence[float]
+
+
+def loss_diagnosis(conv: Convention, case: Case, got: float, terms: LossTerms) -> str:
     """What a wrong loss value looks like next to ``expected = data + regularisation``.
 
     Args:
       conv: the convention.
       case: the case.
       got: the returned loss.
-      expected: the reference loss.
-      data: its data term (the average loss over the batch).
-      bias_term: the regularisation the biases would add (0.5·reg·Σ b²).
-      layer_terms: the regularisation of each layer's weights (0.5·reg·‖W_l‖²).
+      terms: the reference loss and its parts.
 
     Returns:
       One phrase, e.g. ``the loss adds reg·Σ W² where cs231n's loss adds 0.5·reg·Σ W²``.
     """
+    expected, data, bias_term, layer_terms = terms
     reg = expected - data
     n = case.batch
 

@@ -25,7 +25,7 @@ import fnnjax
 from fnnjax import gradcheck as gc
 from verify._backprop_report import CaseResult, ValueCheck
 from verify._convention import Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
-from verify._diagnosis import diagnose_case, loss_diagnosis, variant_gradients
+from verify._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
 
 __all__ = ["Prepared", "Reference", "failed_case", "judge_case", "modified_inputs", "prepare", "references",
            "unpack_or_fail", "variants"]
@@ -176,7 +176,7 @@ def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, un
         layers = conv.params_to_layers(prep.inputs.params)
         bias = 0.5 * case.l2 * sum(float(np.sum(layer.b ** 2)) for layer in layers)
         per_layer = [0.5 * case.l2 * float(np.sum(layer.W ** 2)) for layer in layers]
-        diag = loss_diagnosis(conv, case, got, expected, float(ref.data_loss), bias, per_layer)
+        diag = loss_diagnosis(conv, case, got, LossTerms(expected, float(ref.data_loss), bias, per_layer))
     return ValueCheck("loss", expected, got, passed, tol, diag)
 
 
@@ -221,9 +221,9 @@ def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpac
     if not report.passed:
         expected = np.asarray(ref.values.grad, np.float64)
         params = layout.split(layout.ravel(prep.inputs.params, np.float64))
-        rtol = gc.match_rtol(gdtype or layout.dtype)
-        diagnosis = diagnose_case(conv, case, report, layout, params, unpacked.grads, expected,
-                                  variants(conv, prep), rtol)
+        evidence = Evidence(layout, params, unpacked.grads, expected, variants(conv, prep),
+                            gc.match_rtol(gdtype or layout.dtype))
+        diagnosis = diagnose_case(conv, case, report, evidence)
         fd = _central_difference_at_worst(report, ref, prep)
     if loss is not None and not loss.passed:
         words = loss.diagnosis

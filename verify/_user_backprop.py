@@ -26,7 +26,7 @@ import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -255,16 +255,24 @@ def _in_process(obj, label: str, convention: str | None, seed: int, jit: bool) -
 # A submission in its own process
 
 
-def _judge_outcome(conv: Convention, entry: Entry, index: int, prep: Prepared, ref, outcome: Outcome,
-                   request: dict, label: str) -> CaseResult:
+class _Run(NamedTuple):
+    """What is checked: the convention, the entry, and its name in messages."""
+
+    conv: Convention
+    entry: Entry
+    label: str
+
+
+def _judge_outcome(run: _Run, index: int, prep: Prepared, ref, outcome: Outcome, request: dict) -> CaseResult:
     if not outcome.ok:
         return failed_case(prep.case, outcome.kind, outcome.message, outcome.seconds, outcome.output)
     result = outcome.value["result"]
-    unpacked = unpack_or_fail(conv, result, prep, entry, index=index, spec=label)
+    unpacked = unpack_or_fail(run.conv, result, prep, run.entry, index=index, spec=run.label)
     if isinstance(unpacked, str):
         return failed_case(prep.case, "structure", unpacked, outcome.seconds, outcome.output)
-    modified = modified_inputs(conv, result.get("given") if isinstance(result, dict) else None, request, entry)
-    return judge_case(conv, prep, ref, unpacked, modified=modified, seconds=outcome.seconds)
+    given = result.get("given") if isinstance(result, dict) else None
+    modified = modified_inputs(run.conv, given, request, run.entry)
+    return judge_case(run.conv, prep, ref, unpacked, modified=modified, seconds=outcome.seconds)
 
 
 def _isolated(spec: str, convention: str | None, seed: int, timeout: float,
@@ -296,7 +304,7 @@ def _isolated(spec: str, convention: str | None, seed: int, timeout: float,
         for k, (prep, ref) in enumerate(zip(prepared, refs)):
             form, name, request = conv.request(prep.case, prep.inputs, entry)
             outcome = worker.call(form, name, request) if ready.ok else ready
-            results.append(_judge_outcome(conv, entry, k, prep, ref, outcome, request, label))
+            results.append(_judge_outcome(_Run(conv, entry, label), k, prep, ref, outcome, request))
     return conv, entry, results, label
 
 

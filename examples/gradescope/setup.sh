@@ -18,3 +18,13 @@ else
 fi
 # NumPy is already there (a dependency of fnnjax); add what your students may import, e.g.:
 # /autograder/venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
+
+# Grade your own solution once (solution/ in the autograder zip, the files a student hands in):
+# JAX's compilation cache then holds the reference programs, and each student's run skips compiling
+# them (about half of its time).
+if [ -d /autograder/source/solution ]; then
+  mkdir -p /autograder/submission /autograder/results
+  cp -r /autograder/source/solution/. /autograder/submission/
+  bash /autograder/source/run_autograder
+  rm -rf /autograder/submission/* /autograder/results/results.json
+fi

@@ -13,7 +13,7 @@ import numpy as np
 from fnnjax.gradcheck._args import StaticArgs, merge_args, split_args
 from fnnjax.gradcheck._judge import ORACLES, Judging, analyze_full, judge_fast
 from fnnjax.gradcheck._layout import LeafLayout, leaf_layout
-from fnnjax.gradcheck._oracles import fast_oracles, fd_steps, full_oracles, plan_oracles
+from fnnjax.gradcheck._oracles import FastPlan, FastPoint, fast_oracles, fd_steps, full_oracles, plan_oracles
 from fnnjax.gradcheck._report import GradCheckReport
 from fnnjax.gradcheck._tolerance import eps
 
@@ -71,8 +71,9 @@ def check_gradients(
         ``probes`` Gaussian probes u per leaf (``<G, u>`` against central differences along u)
         instead of along every coordinate.
       key: PRNG key for the probes and the Taylor direction (default ``jax.random.key(0)``).
-      rtol, atol: replace the derived tolerances: ``|G - E| <= atol + rtol |E|`` per element (for a
-        probe ``atol ||u|| + rtol sum |G_i u_i|``).
+      rtol: with ``atol``, replaces the derived tolerances: ``|G - E| <= atol + rtol |E|`` per element
+        (for a probe ``atol ||u|| + rtol sum |G_i u_i|``).
+      atol: see ``rtol``.
       oracles: a subset of ``("autodiff", "fd", "taylor")``.
       step: the finite-difference base step, used as is (default ``eps^(1/3) max(1, |theta_i|)``).
       probes: Gaussian probes per leaf in fast mode.
@@ -139,9 +140,9 @@ def _fast_check(problem: _Problem, got_leaves, key, base_h: float, probes: int, 
     layout = problem.layout
     flat = np.concatenate([(g.T if g.shape != s else g).ravel() for g, s in zip(got_leaves, layout.shapes)])
     flat = np.where(np.isfinite(flat), flat, 0.0).astype(layout.dtype)  # the linear terms <G, step>
-    slices = tuple((sl.start, sl.stop) for sl in layout.slices)
-    values = fast_oracles(problem.f, problem.static, probes, slices, "autodiff" in how.oracles, problem.params,
-                          problem.dynamic, problem.theta, key, base_h, problem.d, flat)
+    plan = FastPlan(probes, tuple((sl.start, sl.stop) for sl in layout.slices), "autodiff" in how.oracles)
+    point = FastPoint(problem.theta, key, base_h, problem.d, flat)
+    values = fast_oracles(problem.f, problem.static, plan, problem.params, problem.dynamic, point)
     return judge_fast(values, got_leaves, layout, probes=probes, how=how, step=base_h)
 
 

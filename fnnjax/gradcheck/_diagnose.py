@@ -87,7 +87,8 @@ def arrays_match(a, b, rtol: float) -> bool:
     """``max |a - b| <= rtol max(max |a|, max |b|)`` and a finite: a diagnosis may call a "b".
 
     Args:
-      a, b: arrays of one shape.
+      a: an array.
+      b: an array of a's shape.
       rtol: the relative tolerance (see :func:`match_rtol`).
 
     Returns:

@@ -41,7 +41,8 @@ class Judging(NamedTuple):
 
     Attributes:
       oracles: a subset of :data:`ORACLES`.
-      rtol, atol: user tolerances replacing the derived ones (None: derived from the dtype).
+      rtol: a user's relative tolerance replacing the derived ones (None: derived from the dtype).
+      atol: a user's absolute tolerance, likewise.
       factors: ``(value, words)`` pairs naming factors in diagnoses.
       suspects: ``(description, leaves)`` pairs: known wrong gradients, one array per leaf.
       gradient_dtype: the dtype of the gradient under test when it is coarser than the oracles'
@@ -154,7 +155,10 @@ def analyze_full(values: FullOracles, plan: OraclePlan, got_leaves: Sequence[np.
       got_leaves: the gradient under test, one array per leaf in ``layout``'s order (a matrix leaf
         may have the transposed shape: it then fails with the diagnosis ``transposed``).
       layout: the params' :func:`leaf_layout` (its dtype is the oracles' dtype).
-      oracles, rtol, atol, factors: as for :func:`fnnjax.check_gradients`.
+      oracles: as for :func:`fnnjax.check_gradients`.
+      rtol: as for :func:`fnnjax.check_gradients`.
+      atol: as for :func:`fnnjax.check_gradients`.
+      factors: as for :func:`fnnjax.check_gradients`.
       suspects: ``(description, leaves)`` pairs: known wrong gradients, one array per leaf.
       step: the base finite-difference step, for the report.
       gradient_dtype: the dtype the gradient under test was computed in, when coarser than the

@@ -23,8 +23,8 @@ from fnnjax.gradcheck._layout import flat_function
 from fnnjax.gradcheck._taylor import TAYLOR_START, TAYLOR_STEPS
 from fnnjax.gradcheck._tolerance import eps
 
-__all__ = ["VMAP_LIMIT", "FastOracles", "FullOracles", "OraclePlan", "evaluate_oracles", "fast_oracles",
-           "fd_steps", "full_oracles", "plan_oracles"]
+__all__ = ["VMAP_LIMIT", "FastOracles", "FastPlan", "FastPoint", "FullOracles", "OraclePlan", "evaluate_oracles",
+           "fast_oracles", "fd_steps", "full_oracles", "plan_oracles"]
 
 VMAP_LIMIT = 512
 """Up to this many parameters every evaluation point is built on the host and goes through one
@@ -214,15 +214,48 @@ class FastOracles(NamedTuple):
     taylor: Any
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def fast_oracles(f, static: StaticArgs, probes: int, slices: tuple[tuple[int, int], ...], with_grad: bool,
-                 params, dynamic: tuple, theta, key, base_h, d, grad) -> FastOracles:
+class FastPlan(NamedTuple):
+    """How fast mode probes (static, hashable: part of the compiled program's key).
+
+    Attributes:
+      probes: Gaussian probes per leaf.
+      slices: each leaf's ``(start, stop)`` in theta.
+      with_grad: take the reverse pass of jax.grad (autodiff is among the oracles).
+    """
+
+    probes: int
+    slices: tuple[tuple[int, int], ...]
+    with_grad: bool
+
+
+class FastPoint(NamedTuple):
+    """Where fast mode looks (traced arrays).
+
+    Attributes:
+      theta: the flat point, ``(P,)``.
+      key: the PRNG key of the probes.
+      base_h: the base finite-difference step.
+      d: the Taylor direction, ``(P,)``.
+      grad: the gradient under test, flat, ``(P,)`` (non-finite entries zeroed).
+    """
+
+    theta: Any
+    key: Any
+    base_h: Any
+    d: Any
+    grad: Any
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, point: FastPoint) -> FastOracles:
     """One reverse pass of jax.grad, then f along per-leaf Gaussian probes u and the Taylor direction d.
 
     Every evaluation of f is ``f(theta + c v)`` for a coefficient c and a direction v (a probe or
     d), done by one vmap (or ``lax.map`` in chunks of 16 points for large P) over (c, v), together
     with ``<G, actual step>`` for the gradient G under test.
     """
+    probes, slices, with_grad = plan
+    theta, key, base_h, d, grad = point
     F = _bound(f, static, params, dynamic)
     if with_grad:
         f0, autodiff = jax.value_and_grad(F)(theta)
