@@ -194,3 +194,11 @@ def test_the_instructors_page_shows_the_committed_run_autograder():
     page = (ROOT / "docs" / "how-to" / "grade-backprop.md").read_text()
     script = (ROOT / "examples" / "gradescope" / "run_autograder").read_text()
     assert f"```bash\n{script}```" in page
+
+
+def test_the_parsers_lists_are_the_conventions_and_visibilities():
+    from verify import cli
+    from verify._conventions import CONVENTIONS
+    from verify._gradescope import VISIBILITIES
+
+    assert cli.CONVENTION_NAMES == tuple(CONVENTIONS) and cli.VISIBILITIES == VISIBILITIES

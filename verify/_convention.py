@@ -143,8 +143,7 @@ def describe_value(v) -> str:
     if isinstance(v, (list, tuple)):
         kinds = sorted({"array" if isinstance(x, np.ndarray) else type(x).__name__ for x in v})
         plural = "" if len(v) == 1 else "s"
-        kind = type(v).__name__ if not hasattr(type(v), "_fields") else type(v).__name__
-        return f"a {kind} of {len(v)} {'/'.join(k + plural for k in kinds) or 'items'}"
+        return f"a {type(v).__name__} of {len(v)} {'/'.join(k + plural for k in kinds) or 'items'}"
     return f"a {type(v).__name__}"
 
 
@@ -246,8 +245,20 @@ class Convention:
 
     # -- reading what came back ----------------------------------------------------------------
 
-    def unpack(self, result: dict, case: Case, inputs: Inputs, entry: Entry) -> Unpacked:
+    def unpack(self, result: dict, case: Case, inputs: Inputs, entry: Entry, *, index: int = 0,
+               spec: str = "your function") -> Unpacked:
         """The returned gradient (and loss, output) of one case, checked for structure.
+
+        Args:
+          result: what :func:`verify._calls.call` returned (``returned``, ``given``, ...), decoded.
+          case: the case.
+          inputs: its inputs.
+          entry: what was called.
+          index: the case's index (for messages).
+          spec: how to call the submission in messages.
+
+        Returns:
+          The :class:`Unpacked` gradient, one float array per leaf of the params container.
 
         Raises:
           Mismatch: the structure, a shape or a dtype does not fit the convention.

@@ -78,7 +78,7 @@ class Cs231n(Convention):
                                                 "params": copy_tree(inputs.params), **data}
         return "cs231n-function", entry.name, {"params": copy_tree(inputs.params), "reg": case.l2, **data}
 
-    def unpack(self, result, case, inputs, entry, **_):
+    def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         what = f"{entry.name}(...).loss(X, y)" if entry.kind == "class" else f"{entry.name}(params, X, y, reg)"
         if entry.kind == "class":
             self._check_built(result.get("initial", {}), inputs.params, entry, case)

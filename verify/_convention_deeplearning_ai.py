@@ -54,7 +54,7 @@ class DeepLearningAI(Convention):
     def request(self, case, inputs, entry):
         return "deeplearning-ai", None, {"parameters": copy_tree(inputs.params), **copy_tree(inputs.data)}
 
-    def unpack(self, result, case, inputs, entry, **_):
+    def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         returned = result["returned"]
         AL, grads = returned["AL"], returned["grads"]
         m = case.batch

@@ -62,7 +62,7 @@ class Fnnjax(Convention):
             "l2": case.l2, "params": [[np.array(l.W), np.array(l.b)] for l in inputs.params],
             "x": inputs.x.copy(), "y": inputs.y.copy()}
 
-    def unpack(self, result, case, inputs, entry, *, index: int = 0, spec: str = "your function"):
+    def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         return self.check_returned(_to_layers(result["returned"]), case, index, inputs, spec)
 
     def check_returned(self, grads, case: Case, index: int, inputs: Inputs, spec: str) -> Unpacked:

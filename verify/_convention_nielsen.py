@@ -49,7 +49,7 @@ class Nielsen(Convention):
         params = copy_tree(inputs.params)
         return "nielsen", entry.name, {"sizes": list(case.sizes), **params, **copy_tree(inputs.data)}
 
-    def unpack(self, result, case, inputs, entry, **_):
+    def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         returned = result["returned"]
         if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
             raise Mismatch(f"backprop(x, y) returned {describe_value(returned)}; it must return the pair "

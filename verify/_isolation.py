@@ -112,7 +112,7 @@ class Worker:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", BOOTSTRAP, folder, str(req_r), str(rep_w)],
                 stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w),
-                start_new_session=True)
+                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # output counted per case
         finally:
             for fd in (req_r, rep_w, out_w):
                 os.close(fd)

@@ -210,26 +210,26 @@ def _entry_for_object(obj, label: str, convention: str | None) -> Entry:
         raise UsageError(str(err)) from None
 
 
-def _in_process(obj, label: str, convention: str | None, seed: int, jit: bool) -> tuple[Convention, Entry, list]:
-    entry = _entry_for_object(obj, label, convention)
-    conv = CONVENTIONS[entry.convention]
-    target = getattr(obj, entry.name) if inspect.ismodule(obj) and entry.kind != "module" else obj
-    prepared = prepare(conv, conv.cases(entry), seed)
-    refs = references(conv, prepared)
+def _fnnjax_here(fn, prepared: list[Prepared], refs: list, label: str, jit: bool) -> list[CaseResult]:
+    """The fnnjax convention in this process: JAX arrays in, traced when it can be."""
+    with jax.enable_x64(True):
+        gradients = _fnnjax_gradients(fn, prepared, jit)
     results = []
-    if conv is FNNJAX:
-        with jax.enable_x64(True):
-            gradients = _fnnjax_gradients(target, prepared, jit)
-        for k, (prep, ref, (grads, error)) in enumerate(zip(prepared, refs, gradients)):
-            if error is not None:
-                results.append(failed_case(prep.case, "raised", error))
-                continue
-            try:
-                unpacked = FNNJAX.check_returned(grads, prep.case, k, prep.inputs, label)
-            except Mismatch as err:
-                raise UsageError(str(err)) from None
-            results.append(judge_case(conv, prep, ref, unpacked))
-        return conv, entry, results
+    for k, (prep, ref, (grads, error)) in enumerate(zip(prepared, refs, gradients)):
+        if error is not None:
+            results.append(failed_case(prep.case, "raised", error))
+            continue
+        try:
+            unpacked = FNNJAX.check_returned(grads, prep.case, k, prep.inputs, label)
+        except Mismatch as err:
+            raise UsageError(str(err)) from None
+        results.append(judge_case(FNNJAX, prep, ref, unpacked))
+    return results
+
+
+def _course_here(conv: Convention, entry: Entry, target, prepared: list[Prepared], refs: list) -> list[CaseResult]:
+    """A course convention in this process: the worker's calls, without the worker."""
+    results = []
     for prep, ref in zip(prepared, refs):
         form, _, request = conv.request(prep.case, prep.inputs, entry)
         start = time.perf_counter()
@@ -242,13 +242,24 @@ def _in_process(obj, label: str, convention: str | None, seed: int, jit: bool) -
             results.append(failed_case(prep.case, "raised", one_line(err)))
             continue
         seconds = time.perf_counter() - start
-        result = decode(*encode(returned))  # NumPy, JAX and PyTorch arrays alike
+        result = decode(*encode(returned))  # NumPy, JAX and PyTorch arrays alike, as from the worker
         unpacked = unpack_or_fail(conv, result, prep, entry)
         if isinstance(unpacked, str):
             raise UsageError(unpacked)
         modified = modified_inputs(conv, result.get("given"), request, entry)
         results.append(judge_case(conv, prep, ref, unpacked, modified=modified, seconds=seconds))
-    return conv, entry, results
+    return results
+
+
+def _in_process(obj, label: str, convention: str | None, seed: int, jit: bool) -> tuple[Convention, Entry, list]:
+    entry = _entry_for_object(obj, label, convention)
+    conv = CONVENTIONS[entry.convention]
+    target = getattr(obj, entry.name) if inspect.ismodule(obj) and entry.kind != "module" else obj
+    prepared = prepare(conv, conv.cases(entry), seed)
+    refs = references(conv, prepared)
+    if conv is FNNJAX:
+        return conv, entry, _fnnjax_here(target, prepared, refs, label, jit)
+    return conv, entry, _course_here(conv, entry, target, prepared, refs)
 
 
 # ----------------------------------------------------------------------------------------------

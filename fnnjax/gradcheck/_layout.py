@@ -9,7 +9,9 @@ flat parameter vector ``theta``, ``(P,)``, so every oracle is a function of thet
 - In the trace, :func:`flat_function` rebuilds the pytree with ``jax.flatten_util.ravel_pytree``.
   Its unravel function is made from the params argument *inside* the traced function, so no layout
   needs to be a static (hashable) argument of ``jax.jit``: the compiled program is keyed on params'
-  structure, shapes and dtypes like any other pytree argument.
+  structure, shapes and dtypes like any other pytree argument. (An unravel function made outside
+  would have to be a static argument; whether it is hashable by value is an implementation detail
+  of JAX that changed between versions, so nothing here relies on it.)
 
 Both orders are ``jax.tree_util.tree_leaves(params)`` with each leaf raveled in C order, so a host
 vector and a traced one index the same coordinates.
