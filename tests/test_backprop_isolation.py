@@ -202,3 +202,17 @@ def test_the_parsers_lists_are_the_conventions_and_visibilities():
     from verify._gradescope import VISIBILITIES
 
     assert cli.CONVENTION_NAMES == tuple(CONVENTIONS) and cli.VISIBILITIES == VISIBILITIES
+
+
+def test_a_grader_that_fails_still_writes_results(tmp_path, monkeypatch, capsys):
+    import verify._user_backprop
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(verify._user_backprop, "check_user_backprop", broken)
+    out = tmp_path / "results.json"
+    assert main(["verify", "--backprop", str(CS231N / "fc_net.py"), "--gradescope", str(out)]) == 1
+    data = results_of(out)
+    assert data["score"] == 0 and "the grader failed (RuntimeError: out of memory)" in data["tests"][0]["output"]
+    assert "RuntimeError: out of memory" in capsys.readouterr().err  # the traceback, for the instructor

@@ -196,7 +196,9 @@ class Worker:
                     if key.data == "requests":
                         try:
                             pending = pending[os.write(self._fds["requests"], pending):]
-                        except BrokenPipeError:
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:  # the worker is gone: its reply pipe says how
                             pending = pending[:0]
                         if not pending:
                             sel.unregister(self._fds["requests"])
