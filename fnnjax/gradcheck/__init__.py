@@ -28,7 +28,8 @@ replaced by a few Gaussian probes u per leaf, ``<G, u>`` against central differe
 tolerances from the rounding of f along u, never from the size of the probes.
 
 The building blocks are public, for checkers that lay out their own oracles (``fnnjax verify
---backprop`` evaluates the oracles of many cases in one compiled program):
+--backprop`` evaluates the oracles of each case of a course's convention next to the reference
+loss written in the course's layout):
 
 - :func:`leaf_layout` / :class:`LeafLayout` and :func:`flat_function`: params <-> one flat vector;
 - :func:`fd_steps`, :func:`plan_oracles`, :func:`evaluate_oracles`: where f is evaluated, and the
