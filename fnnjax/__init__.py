@@ -16,7 +16,7 @@ from fnnjax._losses import LOSSES, l2_penalty, loss
 from fnnjax._model import MLP, SCHEMES, Layer, Params, Trace, forward, forward_trace, init_params
 
 # checking gradients written by hand
-from fnnjax._gradcheck import GradCheckReport, GradientCheckError, check_gradients
+from fnnjax.gradcheck import GradCheckReport, GradientCheckError, check_gradients
 
 # training, checkpoints, data, scaling out
 from fnnjax import data

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fnnjax
-from fnnjax._gradcheck import diagnose_leaf, fit_combination, name_factor
+from fnnjax.gradcheck import diagnose_leaf, fit_combination, name_factor
 
 
 def f_tanh(p, x):
@@ -259,7 +259,9 @@ def test_fast_mode_passes_a_right_gradient_and_catches_a_small_error():
     right = fnnjax.check_gradients(risk, backprop, params, mlp, x, y, "cross_entropy", 1e-3, fast=True,
                                    key=jax.random.key(7))
     assert right.passed, right.render()
-    assert right.mode == "fast" and right.leaves == () and len(right.probes) == 2 * 4 * 4
+    assert right.mode == "fast" and len(right.probes) == 4 * 4  # 4 fd probes on each of the 4 leaves
+    assert [(r.path, r.oracle) for r in right.leaves] == [(p, "autodiff") for p in ("[0].W", "[0].b", "[1].W",
+                                                                                    "[1].b")]
 
     def wrong(p, *args):  # 0.1 % too large in one leaf: invisible in a single sum of probes
         g = backprop(p, *args)
@@ -268,11 +270,30 @@ def test_fast_mode_passes_a_right_gradient_and_catches_a_small_error():
     report = fnnjax.check_gradients(risk, wrong, params, mlp, x, y, "cross_entropy", 1e-3, fast=True,
                                     key=jax.random.key(7))
     assert not report.passed
-    assert {p.path for p in report.probes if not p.passed} == {"[1].W"}
-    (located,) = report.failures()  # the fallback found the element with one reverse pass
+    (located,) = report.failures()  # every element is compared with one reverse pass of jax.grad
     assert located.path == "[1].W" and located.oracle == "autodiff"
     assert located.got == pytest.approx(1.001 * located.expected, rel=1e-5)
     assert "off by a constant factor 1.001" in located.diagnosis
+
+
+def test_fast_mode_catches_one_wrong_element_of_200000():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(16, 500)).astype(np.float32))
+    params = {"w": jnp.asarray((rng.normal(size=(500, 400)) / 20).astype(np.float32))}  # P = 200,000
+
+    def f(p, x):
+        return jnp.sum(jnp.tanh(x @ p["w"]) ** 2) / x.shape[0]
+
+    right = jax.grad(f)(params, x)["w"]
+    worst = np.unravel_index(int(np.argmax(np.abs(np.asarray(right)))), right.shape)
+    wrong = {"w": right.at[worst].multiply(1.005)}  # one element 0.5 % off
+    report = fnnjax.check_gradients(f, lambda p, x: wrong, params, x, fast=True)
+    assert not report.passed and report.num_params == 200_000
+    (located,) = report.failures()
+    assert located.worst_index == tuple(int(i) for i in worst)
+    assert located.got == pytest.approx(1.005 * located.expected, rel=1e-6)
+    assert report.diagnosis.startswith("['w']: wrong in 1 of 200000 elements")
+    assert all(p.passed for p in report.probes)  # the random probes alone cannot see it
 
 
 # ----------------------------------------------------------------------------------------------

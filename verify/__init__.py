@@ -20,6 +20,10 @@ deliberately wrong implementation can be shown to fail::
     >>> verify.run_check(verify.get_check("F3-linear-collapse"), forward=wrong).status  # doctest: +SKIP
     'fail'
 
+Check a hand-written backprop (yours, or a course submission in the cs231n, deeplearning.ai or
+Nielsen conventions, run in its own process) with :func:`check_user_backprop`; write Gradescope's
+results.json with :func:`gradescope_results` and :func:`write_results`.
+
 A new check module is one file: ``verify/_checks_<topic>.py`` defining functions decorated with
 :func:`check` (see :mod:`verify._registry`); the suite finds it by its name.
 """
@@ -28,8 +32,13 @@ from verify._registry import (CHECK_MODULE_PREFIX, FORMULA_PAGES, Check, Outcome
                               formula_page, get_check, select_checks)
 from verify._report import render_markdown, render_table, to_json
 from verify._runner import CheckResult, SuiteResult, environment, run_check, run_suite
+from verify._gradescope import failure_results, gradescope_results, write_results
+from verify._user_backprop import BackpropReport, CaseResult, SubmissionError, check_user_backprop, load_user_function
 
 __all__ = [
+    "BackpropReport",
+    "CaseResult",
+    "SubmissionError",
     "CHECK_MODULE_PREFIX",
     "FORMULA_PAGES",
     "Check",
@@ -38,14 +47,19 @@ __all__ = [
     "SuiteResult",
     "all_checks",
     "check",
+    "check_user_backprop",
     "checks_in",
     "environment",
+    "failure_results",
     "formula_page",
     "get_check",
+    "gradescope_results",
+    "load_user_function",
     "render_markdown",
     "render_table",
     "run_check",
     "run_suite",
     "select_checks",
     "to_json",
+    "write_results",
 ]

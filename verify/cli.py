@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 __all__ = ["register", "run"]
 
+CONVENTION_NAMES = ("fnnjax", "cs231n", "deeplearning-ai", "nielsen")
+"""The --convention names (verify._conventions.CONVENTIONS, listed here so the parser imports no JAX)."""
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+"""Gradescope's visibility settings."""
+
 DESCRIPTION = """\
 Check every formula F1-F28 against independent evidence (jax.grad, jacfwd/jacrev, jvp/vjp, finite
 differences, exact closed forms, worked examples, an LP proof), in float64 on the CPU with no data
-set, and print what each check measured. Each formula is derived in docs/formulas/ (see --list). Exit status 1 when any
-check fails. With --backprop MODULE:FUNCTION, check your own backprop function instead."""
+set, and print what each check measured. Each formula is derived in docs/formulas/ (see --list).
+Exit status 1 when any check fails. With --backprop FILE.py[:NAME], check a hand-written backprop
+instead: your own function in fnnjax's conventions, or a course submission (cs231n,
+deeplearning.ai, Nielsen), run in its own process with a time limit per case; --gradescope writes
+Gradescope's results.json."""
 
 EPILOG = """\
 examples:
@@ -24,6 +34,12 @@ examples:
   fnnjax verify --only F10,F11           the F10-* and F11-* checks
   fnnjax verify --json report.json --markdown report.md
   fnnjax verify --backprop mymodule:my_backprop
+  fnnjax verify --backprop fc_net.py                      convention detected (cs231n's FullyConnectedNet)
+  fnnjax verify --backprop network.py:Network --convention nielsen
+  fnnjax verify --backprop dnn.py:L_model_backward --gradescope /autograder/results/results.json --points 20
+
+--backprop exit status: 0 every case passes, 1 a case fails (wrong, raised, timed out, crashed, wrong
+structure), 2 bad usage (with --gradescope, a submission that cannot be imported is a failure, 1).
 """
 
 
@@ -44,9 +60,23 @@ def register(subparsers) -> None:
                         help="smaller sizes and one seed per check; timing criteria reported, not judged")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the report as markdown (a handout)")
-    parser.add_argument("--backprop", metavar="MODULE:FUNCTION",
-                        help="check your own function with the signature of fnnjax.backprop "
-                             "(mlp, params, x, y, loss=..., l2=...) instead of running the suite")
+    parser.add_argument("--backprop", metavar="FILE.py[:NAME]",
+                        help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] or "
+                             "MODULE:NAME, run in its own process (see --convention)")
+    group = parser.add_argument_group("--backprop options")
+    group.add_argument("--convention", choices=CONVENTION_NAMES, metavar="NAME",
+                       help="the convention the backprop is written in: " + ", ".join(CONVENTION_NAMES)
+                            + " (default: detected from what the file defines)")
+    group.add_argument("--timeout", type=float, metavar="SECONDS",
+                       help="seconds the backprop may take on each case (default 10; its import may take "
+                            "max(SECONDS, 60))")
+    group.add_argument("--gradescope", metavar="PATH",
+                       help="write Gradescope's results.json there (one test per case, the diagnosis in its "
+                            "output), atomically, even when the submission cannot be imported")
+    group.add_argument("--points", type=float, metavar="X",
+                       help="the total score of --gradescope, split evenly over the cases (default: 1 per case)")
+    group.add_argument("--visibility", choices=VISIBILITIES, metavar="WHEN",
+                       help="Gradescope visibility of the tests: " + ", ".join(VISIBILITIES) + " (default visible)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -63,7 +93,7 @@ def _check_output(path: str | None, option: str) -> Path | None:
     out = Path(path)
     if out.is_dir():
         raise _usage(f"{option} {path} is a directory; give a file name, e.g. {option} {out / 'report'}"
-                     f"{'.json' if option == '--json' else '.md'}")
+                     f"{'.md' if option == '--markdown' else '.json'}")
     if not out.parent.exists():
         raise _usage(f"{option} {path}: the folder {out.parent} does not exist; create it or choose another path")
     return out
@@ -76,26 +106,65 @@ def _list(checks) -> int:
     return 0
 
 
-def _run_backprop(args, json_path: Path | None) -> int:
+def _backprop_options(args) -> tuple[Path | None, float | None]:
     for flag, value in (("--only", args.only), ("--list", args.list), ("--markdown", args.markdown),
                         ("--quick", args.quick)):
         if value:
             raise _usage(f"{flag} applies to the formula suite, not to --backprop; use --backprop with "
-                         "--seed and --json only")
-    import jax
+                         "--convention, --timeout, --seed, --json and --gradescope")
+    if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise _usage(f"--timeout {args.timeout:g} must be a positive number of seconds, e.g. --timeout 10")
+    gradescope = _check_output(args.gradescope, "--gradescope")
+    if args.points is not None:
+        if gradescope is None:
+            raise _usage("--points sets the total of --gradescope; add --gradescope PATH")
+        if not (args.points > 0 and math.isfinite(args.points)):
+            raise _usage(f"--points {args.points:g} must be a positive number, e.g. --points 10")
+    if args.visibility is not None and gradescope is None:
+        raise _usage("--visibility applies to --gradescope; add --gradescope PATH")
+    return gradescope, args.points
 
+
+def _run_backprop(args, json_path: Path | None) -> int:
+    gradescope, points = _backprop_options(args)
+    import time
+    import traceback
+
+    from fnnjax.errors import UsageError
+    from verify._gradescope import failure_results, gradescope_results, write_results
     from verify._runner import environment
-    from verify._user_backprop import check_user_backprop, load_user_function
+    from verify._user_backprop import DEFAULT_TIMEOUT, SubmissionError, check_user_backprop
 
-    fn = load_user_function(args.backprop)
-    with jax.enable_x64(True):
-        report = check_user_backprop(fn, seed=args.seed)
+    visibility = args.visibility or "visible"
+    start = time.perf_counter()
+    try:
+        report = check_user_backprop(args.backprop, convention=args.convention, seed=args.seed,
+                                     timeout=args.timeout or DEFAULT_TIMEOUT)
+    except SubmissionError as err:
+        if gradescope is None:
+            raise
+        write_results(gradescope, failure_results(str(err), convention=err.convention, points=points,
+                                                  visibility=visibility, seconds=time.perf_counter() - start))
+        print(f"FAIL: {err}")
+        return 1
+    except UsageError:  # the command line is wrong: the instructor's to fix (exit status 2)
+        raise
+    except Exception as err:  # the grader itself failed: the student still gets a results.json
+        if gradescope is None:
+            raise
+        write_results(gradescope, failure_results(f"the grader failed ({type(err).__name__}: {err}); please tell "
+                                                  "your instructor", points=points, visibility=visibility,
+                                                  seconds=time.perf_counter() - start))
+        traceback.print_exc()
+        return 1
     print(report.render())
     if json_path is not None:
         env = environment()
         device = env.pop("device")
         json_path.write_text(json.dumps({"backprop": report.to_dict(), "versions": env, "device": device},
                                         indent=2) + "\n")
+    if gradescope is not None:
+        write_results(gradescope, gradescope_results(report, points=points, visibility=visibility))
     return 0 if report.passed else 1
 
 
@@ -110,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
     md_path = _check_output(args.markdown, "--markdown")
     if args.backprop:
         return _run_backprop(args, json_path)
+    for flag in ("convention", "timeout", "gradescope", "points", "visibility"):
+        if getattr(args, flag) is not None:
+            raise _usage(f"--{flag} applies to --backprop; add --backprop FILE.py[:NAME] or leave --{flag} out")
 
     from verify._registry import all_checks, select_checks
     from verify._report import render_markdown, render_table, to_json

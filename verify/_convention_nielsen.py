@@ -1,0 +1,107 @@
+"""The Nielsen convention (network.py): ``Network(sizes)``, sigmoid in every layer, the cost
+½‖a − y‖² of one example, ``backprop(x, y) -> (nabla_b, nabla_w)``."""
+
+from __future__ import annotations
+
+import re
+
+import fnnjax
+from verify._convention import (Case, Convention, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
+                               gradient_array, near)
+
+__all__ = ['NIELSEN', 'Nielsen']
+
+def _nielsen_case(sizes):
+    return Case(sizes, ("sigmoid",) * (len(sizes) - 2), "sigmoid", "mse", 0.0, 1)
+
+
+class Nielsen(Convention):
+    """Nielsen's network.py: ``Network(sizes)`` with ``weights[l]: (n_l, n_(l-1))``, ``biases[l]:
+    (n_l, 1)``, sigmoid in every layer, the cost ½‖a − y‖² of one example, ``backprop(x, y) ->
+    (nabla_b, nabla_w)``."""
+
+    name = "nielsen"
+    title = "Nielsen, Neural Networks and Deep Learning (network.py: sigmoid layers, ½‖a − y‖² of one example)"
+    contract = ("Network(sizes).backprop(x, y) -> (nabla_b, nabla_w) for one example x: (n_0, 1); "
+                "weights[l]: (n_(l+1), n_l), biases[l]: (n_(l+1), 1)")
+    reference = "the quadratic cost ½‖a − y‖² of one example"
+    batch = None
+
+    all_cases = (
+        _nielsen_case((4, 5, 3)),
+        _nielsen_case((3, 2)),
+        _nielsen_case((3, 5, 5, 2)),
+        _nielsen_case((4, 6, 3, 5, 2)),
+    )
+
+    def layers_to_params(self, layers):
+        return {"biases": [layer.b.reshape(-1, 1) for layer in layers], "weights": [layer.W for layer in layers]}
+
+    def params_to_layers(self, params):
+        return tuple(fnnjax.Layer(w, b.reshape(-1)) for w, b in zip(params["weights"], params["biases"]))
+
+    def data(self, case, x, y):
+        return {"x": x.T.copy(), "y": y.T.copy()}
+
+    given_names = {"biases": "self.biases", "weights": "self.weights", "x": "x", "y": "y"}
+
+    def request(self, case, inputs, entry):
+        params = copy_tree(inputs.params)
+        return "nielsen", entry.name, {"sizes": list(case.sizes), **params, **copy_tree(inputs.data)}
+
+    def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
+        returned = result["returned"]
+        if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
+            raise Mismatch(f"backprop(x, y) returned {describe_value(returned)}; it must return the pair "
+                           "(nabla_b, nabla_w)")
+        leaves = []
+        for name, key in (("nabla_b", "biases"), ("nabla_w", "weights")):
+            got = returned[0 if key == "biases" else 1]
+            params = inputs.params[key]
+            if not isinstance(got, (list, tuple)) or len(got) != len(params):
+                raise Mismatch(f"{name} is {describe_value(got)}; it must be a list of {len(params)} arrays, one "
+                               f"per layer, shaped like self.{key}")
+            leaves += [gradient_array(g, f"{name}[{i}]", tuple(p.shape), f"self.{key}[{i}]")
+                       for i, (g, p) in enumerate(zip(got, params))]
+        return Unpacked(leaves, coarsest(leaves))
+
+    def leaf_info(self, path):
+        m = re.fullmatch(r"\['(biases|weights)'\]\[(\d+)\]", path)
+        return int(m.group(2)) + 1, "W" if m.group(1) == "weights" else "b"
+
+    def leaf_name(self, path):
+        layer, kind = self.leaf_info(path)
+        return f"nabla_{kind.lower()}[{layer - 1}]"
+
+    def param_name(self, layer, kind):
+        return f"self.{'weights' if kind == 'W' else 'biases'}[{layer - 1}]"
+
+    transposed_hint = "; nabla_w[-l] = np.dot(delta, activations[-l-1].transpose()) has the weights' shape"
+
+    def factor_phrase(self, alpha, what, n):
+        if near(alpha, -1):
+            return (f"sign flipped ({what} = -expected): cost_derivative(output_activations, y) is "
+                    "output_activations - y")
+        if near(alpha, 2):
+            return f"off by a factor 2 ({what} is doubled): the cost ½‖a − y‖² has the derivative a − y, not 2 (a − y)"
+        if near(alpha, 0.5):
+            return f"off by a factor 1/2 ({what} is halved): the derivative of ½‖a − y‖² is a − y"
+        return None
+
+    variants = {
+        "no_hidden_fprime": "sigmoid_prime(z) is missing in the hidden deltas: delta = "
+                            "np.dot(self.weights[-l+1].transpose(), delta) * sigmoid_prime(z)",
+        "no_output_fprime": "sigmoid_prime(zs[-1]) is missing in the output delta: delta = "
+                            "self.cost_derivative(activations[-1], y) * sigmoid_prime(zs[-1])",
+        "fprime_at_activation": "sigmoid_prime of the activation where sigmoid_prime(z) belongs: sigmoid_prime "
+                                "takes the weighted input z = zs[-l], not activations[-l]",
+    }
+
+    def layer_line(self, layer, names):
+        return f"wrong only in layer {layer} ({', '.join(names)}, index {layer - 1}): every other layer is right"
+
+    def describe_case(self, case):
+        return f"sizes {list(case.sizes)} (one example)"
+
+
+NIELSEN = Nielsen()

@@ -1,0 +1,150 @@
+"""Gradescope's ``results.json`` from a backprop check: one test per case, written atomically.
+
+The format (Gradescope's autograder specification): a top-level ``score`` (here the sum of the
+tests), ``execution_time`` (seconds), ``output`` (a summary the student reads), ``output_format``,
+``visibility``, ``extra_data`` and ``tests``, each with ``name``, ``number``, ``score``,
+``max_score``, ``status`` (``passed``/``failed``), ``output`` (what is wrong, the diagnosis),
+``output_format`` and ``visibility``. The total (``--points``) is split over the cases in whole
+hundredths, so the test scores add up to it exactly. A submission that cannot be checked at all
+(it does not import, it fits no convention) or a grader that fails still gets a file: every case a
+test with score 0 and the message, never a missing file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from verify._backprop_report import BackpropReport, CaseResult
+from verify._convention import Case, Convention
+
+__all__ = ["VISIBILITIES", "failure_results", "gradescope_results", "split_points", "write_results"]
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+"""Gradescope's visibility settings (while any test is hidden the student does not see the total)."""
+
+
+def split_points(total: float, n: int) -> list[float]:
+    """``total`` over ``n`` tests in whole hundredths, adding up to ``total`` exactly.
+
+    Example:
+      >>> from verify._gradescope import split_points
+      >>> split_points(10, 6), sum(split_points(10, 6))
+      ([1.67, 1.67, 1.67, 1.67, 1.66, 1.66], 10.0)
+    """
+    cents = round(total * 100)
+    base, extra = divmod(cents, n)
+    return [(base + (1 if k < extra else 0)) / 100 for k in range(n)]
+
+
+def _case_output(result: CaseResult, conv: Convention) -> str:
+    if not result.passed:
+        return "\n".join(line.strip() if k == 0 else line[2:] for k, line in enumerate(result.lines(conv)))
+    worst = max((r.rel_err for r in result.check.leaves if r.oracle == "autodiff"), default=0.0)
+    text = (f"{conv.describe_case(result.case)}: every gradient agrees with jax.grad and central differences "
+            f"(largest relative error {worst:.1e})")
+    if result.loss is not None:
+        text += f"; the loss {result.loss.got:.10g} agrees with the reference"
+    return text
+
+
+def gradescope_results(report: BackpropReport, *, points: float | None = None,
+                       visibility: str = "visible") -> dict[str, Any]:
+    """The results.json contents for a finished check.
+
+    Args:
+      report: the :class:`BackpropReport`.
+      points: the total score (default: 1 per case).
+      visibility: of every test and of the summary.
+
+    Returns:
+      A JSON-able dict in Gradescope's format.
+    """
+    conv = report.conv
+    total = float(len(report.cases) if points is None else points)
+    maxima = split_points(total, len(report.cases))
+    tests = []
+    for k, (result, most) in enumerate(zip(report.cases, maxima), start=1):
+        tests.append({"name": conv.case_name(k, result.case), "number": str(k),
+                      "score": most if result.passed else 0.0, "max_score": most,
+                      "status": "passed" if result.passed else "failed",
+                      "output": _case_output(result, conv), "output_format": "text", "visibility": visibility})
+    passed = sum(r.passed for r in report.cases)
+    lines = [f"{passed} of {len(report.cases)} cases pass ({conv.name} convention: {conv.title})."]
+    if report.entry is not None:
+        lines.append(f"Checked {report.function}: {report.entry.why}.")
+    lines.append("Each case runs your code on a new network (sizes and batch in its name) in float64 and compares "
+                 f"every gradient with jax.grad of {conv.reference} and with central differences.")
+    first = report.first_failure
+    if first is not None:
+        lines.append(f"First failing case: #{report.cases.index(first) + 1} (see its test below for the diagnosis).")
+    return {"score": round(sum(t["score"] for t in tests), 2), "execution_time": round(report.seconds, 2),
+            "output": "\n".join(lines), "output_format": "text", "visibility": visibility,
+            "extra_data": {"convention": conv.name, "function": report.function, "seed": report.seed},
+            "tests": tests}
+
+
+def failure_results(message: str, *, convention: Convention | None = None, cases: tuple[Case, ...] | None = None,
+                    points: float | None = None, visibility: str = "visible", seconds: float = 0.0) -> dict[str, Any]:
+    """The results.json contents when nothing could be judged: every case a test with score 0.
+
+    Args:
+      message: what went wrong, in one line (shown in every test and in the summary).
+      convention: the convention, when known: its cases are the tests.
+      cases: the cases (default: the convention's; one test ``submission`` when it is unknown).
+      points: the total score (default: 1 per case).
+      visibility: of every test and of the summary.
+      seconds: the time spent.
+
+    Returns:
+      A JSON-able dict in Gradescope's format, with score 0.
+    """
+    if cases is None and convention is not None:
+        cases = convention.all_cases
+    names = ([convention.case_name(k, c) for k, c in enumerate(cases, start=1)] if cases and convention
+             else ["submission"])
+    total = float(len(names) if points is None else points)
+    tests = [{"name": name, "number": str(k), "score": 0.0, "max_score": most, "status": "failed",
+              "output": message, "output_format": "text", "visibility": visibility}
+             for k, (name, most) in enumerate(zip(names, split_points(total, len(names))), start=1)]
+    return {"score": 0.0, "execution_time": round(seconds, 2),
+            "output": f"Your submission could not be checked: {message}", "output_format": "text",
+            "visibility": visibility,
+            "extra_data": {"convention": None if convention is None else convention.name},
+            "tests": tests}
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+def write_results(path: str | os.PathLike, results: dict[str, Any]) -> Path:
+    """Write results.json atomically: a temporary file in the same folder, flushed, then renamed.
+
+    A reader (Gradescope, or a crash in between) sees the old file or the whole new one, never half.
+
+    Returns:
+      The path written.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(_finite(results), f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,258 @@
+"""The shared checker core of every convention: the reference, the judging, the diagnosis of a case.
+
+For each case of a convention (:mod:`verify._convention`): the parameters are drawn in float64
+and laid out as one vector; the finite-difference stencil and the Taylor points are planned on the
+host (:func:`fnnjax.gradcheck.plan_oracles`); and one compiled program per case (kept for every
+submission checked in the process) evaluates ``jax.grad`` and every difference of the reference loss
+(:func:`fnnjax.loss` of the same network, through the convention's layout), the network output and
+the loss without its L2 term. What the submission returned is then judged by
+:func:`fnnjax.gradcheck.analyze_full` (float32 results with float32 tolerances), its loss and
+output compared with the reference, its inputs with the pristine copies, and a failing case
+diagnosed in the course's terms (:mod:`verify._diagnosis`; the gradients of the classic wrong
+recursions it compares with are compiled per case, only when a case fails).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnnjax
+from fnnjax import gradcheck as gc
+from verify._backprop_report import CaseResult, ValueCheck
+from verify._convention import Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
+from verify._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
+
+__all__ = ["Prepared", "Reference", "failed_case", "judge_case", "modified_inputs", "prepare", "references",
+           "unpack_or_fail", "variants"]
+
+
+class Prepared(NamedTuple):
+    """One case, drawn and planned on the host.
+
+    Attributes:
+      case: the :class:`Case`.
+      inputs: its :class:`Inputs` (float64; the pristine copies).
+      layout: the layout of the convention's params container.
+      plan: the finite-difference and Taylor points.
+    """
+
+    case: Case
+    inputs: Inputs
+    layout: gc.LeafLayout
+    plan: gc.OraclePlan
+
+
+class Reference(NamedTuple):
+    """What the reference program computed for one case.
+
+    Attributes:
+      values: jax.grad, the stencil and the Taylor values of the reference loss.
+      output: the network output in fnnjax's layout, ``(N, M_L)``.
+      data_loss: the reference loss without its L2 term.
+    """
+
+    values: gc.FullOracles
+    output: Any
+    data_loss: Any
+
+
+def prepare(conv: Convention, cases: tuple[Case, ...], seed: int) -> list[Prepared]:
+    """Draw and plan every case (a case's draws depend on its index among the convention's cases)."""
+    out = []
+    for case in cases:
+        inputs = make_inputs(conv, case, seed, conv.all_cases.index(case))
+        layout = gc.leaf_layout(inputs.params)
+        theta = layout.ravel(inputs.params)
+        d = inputs.d / np.linalg.norm(inputs.d) * max(1.0, float(np.linalg.norm(theta)))
+        out.append(Prepared(case, inputs, layout, gc.plan_oracles(theta, gc.fd_steps(theta), d)))
+    return out
+
+
+def _reference(conv: Convention, case: Case, params, x, y, plan) -> Reference:
+    mlp = case.mlp
+
+    def risk(p):
+        return fnnjax.loss(mlp, conv.params_to_layers(p), x, y, loss=case.loss, l2=case.l2)
+
+    values = gc.evaluate_oracles(gc.flat_function(risk, params), plan)
+    layers = conv.params_to_layers(params)
+    return Reference(values, fnnjax.forward(mlp, layers, x), fnnjax.loss(mlp, layers, x, y, loss=case.loss))
+
+
+_reference_jit = jax.jit(_reference, static_argnums=(0, 1))
+
+
+def references(conv: Convention, prepared: list[Prepared]) -> list[Reference]:
+    """The reference of every case: one compiled program per case, shared by every submission (and
+    every form: cs231n's TwoLayerNet runs on the depth-2 cases of FullyConnectedNet)."""
+    with jax.enable_x64(True):
+        out = [_reference_jit(conv, p.case, jax.tree_util.tree_map(jnp.asarray, p.inputs.params),
+                              jnp.asarray(p.inputs.x), jnp.asarray(p.inputs.y), p.plan) for p in prepared]
+        return jax.device_get(out)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _variants(conv: Convention, case: Case, params, x, y) -> dict[str, Any]:
+    layers = conv.params_to_layers(params)
+    return {k: conv.layers_to_params(v) for k, v in variant_gradients(case, layers, x, y).items()}
+
+
+def variants(conv: Convention, prep: Prepared) -> dict[str, list[np.ndarray]]:
+    """The classic wrong gradients of a case, one float64 array per leaf each (compiled per case)."""
+    with jax.enable_x64(True):
+        out = jax.device_get(_variants(conv, prep.case, jax.tree_util.tree_map(jnp.asarray, prep.inputs.params),
+                                       jnp.asarray(prep.inputs.x), jnp.asarray(prep.inputs.y)))
+    return {k: prep.layout.split(prep.layout.ravel(v, np.float64)) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Judging one case
+
+
+def failed_case(case: Case, kind: str, message: str, seconds: float = 0.0, printed: str = "") -> CaseResult:
+    """A case that produced no gradient to judge: it raised, timed out, crashed, or returned the wrong structure."""
+    return CaseResult(case, False, None, message, (), kind=kind, seconds=seconds, printed=printed)
+
+
+def _flatten(tree, name: str, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _flatten(v, f"{name}[{k!r}]", out)
+    elif isinstance(tree, (list, tuple)) and not hasattr(type(tree), "_fields"):
+        for i, v in enumerate(tree):
+            _flatten(v, f"{name}[{i}]", out)
+    else:
+        out[name] = tree
+    return out
+
+
+def modified_inputs(conv: Convention, given: dict | None, pristine: dict, entry: Entry) -> str | None:
+    """What the submission changed in the arrays it was given (None: nothing), in one line.
+
+    Args:
+      conv: the convention (its names for the inputs).
+      given: the arrays after the call, by request key (as the worker sent them back).
+      pristine: the request as sent (the grader's copies).
+      entry: the entry (a class form's parameters live in ``model.params``).
+    """
+    if given is None:
+        return None
+    changed = []
+    for key, value in pristine.items():
+        if key not in given or not isinstance(value, (dict, list, np.ndarray)):
+            continue
+        label = conv.given_names.get(key, key)
+        if entry.kind == "class" and key == "params":
+            label = "model.params"
+        before, after = _flatten(value, label, {}), _flatten(given[key], label, {})
+        for name, a in before.items():
+            b = after.get(name)
+            if not isinstance(a, np.ndarray):
+                continue
+            if not isinstance(b, np.ndarray) or b.shape != a.shape:
+                changed.append(f"{name} (replaced by {type(b).__name__})")
+            elif not np.array_equal(a, b.astype(a.dtype, copy=False), equal_nan=True):
+                diff = np.abs(b.astype(np.float64) - a.astype(np.float64))
+                changed.append(f"{name} ({int(np.sum(diff != 0))} of {a.size} elements, by up to "
+                               f"{float(np.nanmax(diff)):.2e})")
+    if not changed:
+        return None
+    return (f"modified its inputs in place: {', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}; work "
+            "on copies (x.copy()): a numerical-gradient helper that perturbs an array must restore it")
+
+
+def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, unpacked: Unpacked) -> ValueCheck:
+    expected = float(ref.values.f0)
+    tol = 8 * gc.autodiff_rtol(unpacked.loss_dtype or "float64") * max(1.0, abs(expected))
+    got = unpacked.loss
+    passed = bool(np.isfinite(got) and abs(got - expected) <= tol)
+    diag = None
+    if not passed:
+        layers = conv.params_to_layers(prep.inputs.params)
+        bias = 0.5 * case.l2 * sum(float(np.sum(layer.b ** 2)) for layer in layers)
+        per_layer = [0.5 * case.l2 * float(np.sum(layer.W ** 2)) for layer in layers]
+        diag = loss_diagnosis(conv, case, got, LossTerms(expected, float(ref.data_loss), bias, per_layer))
+    return ValueCheck("loss", expected, got, passed, tol, diag)
+
+
+def _output_check(prep: Prepared, ref: Reference, unpacked: Unpacked) -> ValueCheck:
+    expected = np.asarray(ref.output, np.float64).T  # deeplearning.ai's AL: (1, m)
+    got = np.asarray(unpacked.output, np.float64)
+    tol = 8 * gc.autodiff_rtol(str(unpacked.output.dtype)) * np.maximum(1.0, np.abs(expected))
+    err = np.where(np.isfinite(got), np.abs(got - expected), np.inf)
+    worst = np.unravel_index(int(np.argmax(err / tol)), err.shape)
+    passed = bool(np.all(err <= tol))
+    diag = None if passed else ("L_model_forward's AL differs from sigmoid(W_L A_(L-1) + b_L) with ReLU hidden "
+                                f"layers (worst at {list(map(int, worst))}): the forward pass is wrong, so the "
+                                "caches L_model_backward works from are too")
+    return ValueCheck("AL", float(expected[worst]), float(got[worst]), passed, float(tol[worst]), diag)
+
+
+def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpacked, *,
+               modified: str | None = None, seconds: float = 0.0) -> CaseResult:
+    """Judge one case's returned gradient (and loss, output) against its reference.
+
+    Args:
+      conv: the convention.
+      prep: the prepared case.
+      ref: its reference.
+      unpacked: what the submission returned (see :meth:`Convention.unpack`).
+      modified: what the submission changed in its inputs (see :func:`modified_inputs`), or None.
+      seconds: the submission's time on this case.
+
+    Returns:
+      The :class:`CaseResult`, with a diagnosis when it fails.
+    """
+    case, layout = prep.case, prep.layout
+    gdtype = unpacked.dtype if np.finfo(unpacked.dtype).eps > np.finfo(layout.dtype).eps else None
+    labels = [(case.batch, f"{conv.batch}, the batch size")] if conv.batch and case.batch > 1 else []
+    report = gc.analyze_full(ref.values, prep.plan, unpacked.grads, layout, factors=labels, gradient_dtype=gdtype)
+    loss = _loss_check(conv, case, prep, ref, unpacked) if unpacked.loss is not None else None
+    output = _output_check(prep, ref, unpacked) if unpacked.output is not None else None
+    passed = report.passed and (loss is None or loss.passed) and (output is None or output.passed) and not modified
+    failing = tuple(dict.fromkeys(conv.leaf_name(r.path) for r in report.failures()))
+    diagnosis: tuple[str, ...] = ()
+    fd = None
+    if not report.passed:
+        expected = np.asarray(ref.values.grad, np.float64)
+        params = layout.split(layout.ravel(prep.inputs.params, np.float64))
+        evidence = Evidence(layout, params, unpacked.grads, expected, variants(conv, prep),
+                            gc.match_rtol(gdtype or layout.dtype))
+        diagnosis = diagnose_case(conv, case, report, evidence)
+        fd = _central_difference_at_worst(report, ref, prep)
+    if loss is not None and not loss.passed:
+        words = loss.diagnosis
+        if report.passed:
+            words = f"the gradient is right but the loss value is not: {words}"
+        diagnosis += (f"loss: {words}",)
+    if output is not None and not output.passed:
+        diagnosis = (output.diagnosis,) + diagnosis
+    notes = (modified,) if modified else ()
+    return CaseResult(case, passed, report, None, failing, diagnosis, fd, "ok", loss, output, notes, seconds)
+
+
+def _central_difference_at_worst(report: gc.GradCheckReport, ref: Reference, prep: Prepared) -> float | None:
+    failing = [r for r in report.failures() if r.oracle == "autodiff"] or list(report.failures())
+    if not failing:
+        return None
+    worst = next((r for r in failing if r.transposed_shape), None) or max(failing, key=lambda r: r.rel_err)
+    i = prep.layout.paths.index(worst.path)
+    estimates = gc.central_differences(ref.values, prep.plan, prep.layout.dtype)
+    leaf = prep.layout.split(estimates)[i]
+    index = tuple(worst.worst_index)
+    if len(index) != leaf.ndim or any(k >= n for k, n in zip(index, leaf.shape)):
+        return None
+    return float(leaf[index])
+
+
+def unpack_or_fail(conv: Convention, result: dict, prep: Prepared, entry: Entry, **kwargs) -> Unpacked | str:
+    """:meth:`Convention.unpack`, or the :class:`Mismatch` message."""
+    try:
+        return conv.unpack(result, prep.case, prep.inputs, entry, **kwargs)
+    except Mismatch as err:
+        return str(err)

@@ -1,0 +1,260 @@
+"""Running a submission in its own process, with a time limit per case and a limit on its output.
+
+:class:`Worker` starts ``python -c BOOTSTRAP`` (:mod:`verify._worker`) in a new session (its own
+process group), imports the submission there once, and sends it one case at a time. The grader's
+process never imports the submission, never unpickles what it sends (see :mod:`verify._wire`) and
+keeps its own copies of every array it hands out. A case *fails* (and only that case) when the
+submission
+
+- raises, or calls ``sys.exit`` (the worker catches it and replies);
+- does not answer within ``timeout`` seconds (an infinite loop): the process group is killed;
+- ends its process (``os._exit``, a crash in native code, a signal);
+- prints more than ``output_limit`` bytes to stdout/stderr while the case runs: killed;
+- sends something that is not a well-formed reply.
+
+After a kill or a crash the next case starts a fresh worker (and imports the submission again), so
+one case never affects the next. POSIX only (``pass_fds``, process groups).
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from verify._submission import Target
+from verify._wire import FrameReader, WireError, decode, encode, frame
+from verify._worker import BOOTSTRAP
+
+__all__ = ["OUTPUT_LIMIT", "Outcome", "Worker"]
+
+OUTPUT_LIMIT = 1_000_000
+"""The most bytes a submission may print (stdout and stderr together) while one case runs."""
+
+_TAIL = 2000
+"""How much of the end of a submission's output a failure message quotes."""
+
+
+class Outcome(NamedTuple):
+    """What one request to the worker came to.
+
+    Attributes:
+      kind: ``ok``; ``raised``, ``exit`` (``sys.exit``), ``contract`` (the submission does not fit
+        the convention's calling contract), ``load`` (the import failed), ``wire`` (an unreadable
+        reply): answered by the worker; ``timeout``, ``crash``, ``output``: the worker was lost.
+      value: the decoded reply (``ok`` only).
+      message: what went wrong, in one line (not ``ok``).
+      seconds: wall time of the request.
+      output: the end of what the submission printed meanwhile.
+    """
+
+    kind: str
+    value: Any
+    message: str | None
+    seconds: float
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        """The worker answered with a result."""
+        return self.kind == "ok"
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class Worker:
+    """One submission's process; restarted after a kill or a crash.
+
+    Args:
+      target: the submission (see :func:`verify._submission.parse_target`).
+      timeout: seconds each case may take.
+      load_timeout: seconds the import of the submission may take.
+      output_limit: bytes the submission may print per request.
+
+    Use as a context manager (the process group is killed on exit).
+
+    Example:
+      >>> from verify._isolation import Worker
+      >>> from verify._submission import parse_target
+      >>> with Worker(parse_target("examples/courses/nielsen/network.py"), timeout=5) as worker:
+      ...     sorted(worker.load().value["description"]["classes"])
+      ['Network']
+    """
+
+    def __init__(self, target: Target, *, timeout: float, load_timeout: float | None = None,
+                 output_limit: int = OUTPUT_LIMIT):
+        self.target = target
+        self.timeout = float(timeout)
+        self.load_timeout = float(load_timeout if load_timeout is not None else max(timeout, 60.0))
+        self.output_limit = int(output_limit)
+        self._proc: subprocess.Popen | None = None
+        self._fds: dict[str, int] = {}
+        self.restarts = 0
+
+    # -- process lifecycle ---------------------------------------------------------------------
+
+    def _start(self) -> None:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        out_r, out_w = os.pipe()
+        folder = str(Path(__file__).resolve().parent)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", BOOTSTRAP, folder, str(req_r), str(rep_w)],
+                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w),
+                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # output counted per case
+        finally:
+            for fd in (req_r, rep_w, out_w):
+                os.close(fd)
+        for fd in (req_w, rep_r, out_r):
+            os.set_blocking(fd, False)
+        self._fds = {"requests": req_w, "replies": rep_r, "output": out_r}
+
+    def close(self) -> None:
+        """Kill the worker's process group (if running) and close the pipes."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
+                pass
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def load(self) -> Outcome:
+        """Start the worker and import the submission; the reply holds ``description``."""
+        self.close()
+        self._start()
+        return self._request({"op": "load", "target": self.target._asdict()}, [], self.load_timeout, "importing")
+
+    def prepare(self, form: str) -> Outcome:
+        """Import what a form needs (JAX for the fnnjax form) within the import time limit."""
+        return self._request({"op": "prepare", "form": form}, [], self.load_timeout, "preparing")
+
+    def call(self, form: str, entry: str | None, request: dict) -> Outcome:
+        """Run one case: restart (and re-import) first when the previous request lost the worker."""
+        if self._proc is None:
+            self.restarts += 1
+            loaded = self.load()
+            if loaded.ok:
+                loaded = self.prepare(form)
+            if not loaded.ok:
+                return loaded._replace(message=f"could not restart the submission after the previous case "
+                                               f"failed: {loaded.message}")
+        tree, arrays = encode(request)
+        return self._request({"op": "call", "form": form, "entry": entry, "request": tree}, arrays,
+                             self.timeout, "running")
+
+    def _request(self, message: dict, arrays: list, limit: float, doing: str) -> Outcome:
+        start = time.perf_counter()
+        deadline = start + limit
+        pending = memoryview(frame(message, arrays))
+        reader = FrameReader()
+        tail, printed = bytearray(), 0
+        sel = selectors.DefaultSelector()
+        sel.register(self._fds["replies"], selectors.EVENT_READ, "replies")
+        sel.register(self._fds["output"], selectors.EVENT_READ, "output")
+        sel.register(self._fds["requests"], selectors.EVENT_WRITE, "requests")
+
+        def lost(kind: str, text: str) -> Outcome:
+            self.close()
+            return Outcome(kind, None, text, time.perf_counter() - start, bytes(tail).decode(errors="replace"))
+
+        try:
+            while True:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return lost("timeout", f"timed out: {doing} the submission took more than {limit:g} s "
+                                           "(an infinite loop?); it was stopped")
+                for key, _ in sel.select(timeout=min(left, 1.0)):
+                    if key.data == "requests":
+                        try:
+                            pending = pending[os.write(self._fds["requests"], pending):]
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:  # the worker is gone: its reply pipe says how
+                            pending = pending[:0]
+                        if not pending:
+                            sel.unregister(self._fds["requests"])
+                        continue
+                    try:
+                        data = os.read(key.fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if key.data == "output":
+                        if not data:
+                            sel.unregister(key.fd)
+                            continue
+                        printed += len(data)
+                        tail = (tail + data)[-_TAIL:]
+                        if printed > self.output_limit:
+                            return lost("output", f"printed more than {self.output_limit:,} bytes while "
+                                                  f"{doing} the submission; it was stopped (remove the prints)")
+                        continue
+                    if not data:
+                        return lost("crash", self._death(doing))
+                    reader.feed(data)
+                    reply = reader.next()
+                    if reply is not None:
+                        return self._outcome(reply, start, tail)
+        except WireError as err:
+            return lost("wire", f"the submission's process sent an unreadable reply ({err})")
+        finally:
+            sel.close()
+
+    def _death(self, doing: str) -> str:
+        proc = self._proc
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        if code is None:
+            return f"the submission's process stopped answering while {doing} it"
+        if code < 0:
+            return f"the submission's process was killed by {_signal_name(code)} while {doing} it"
+        return (f"the submission's process exited with status {code} while {doing} it (os._exit, or a crash "
+                "in native code?); a submission cannot end the check early")
+
+    def _outcome(self, reply, start: float, tail: bytearray) -> Outcome:
+        message, arrays = reply
+        seconds = time.perf_counter() - start
+        output = bytes(tail).decode(errors="replace")
+        if message.get("ok") is True:
+            value = dict(message)
+            if "result" in message:
+                try:
+                    value["result"] = decode(message["result"], arrays)
+                except WireError as err:
+                    return Outcome("wire", None, f"the submission's reply could not be read ({err})", seconds,
+                                   output)
+            return Outcome("ok", value, None, seconds, output)
+        kind = message.get("kind") if message.get("kind") in ("raised", "exit", "contract", "load", "wire") else "wire"
+        return Outcome(kind, None, str(message.get("error", "failed"))[:2000], seconds, output)
