@@ -42,13 +42,13 @@ import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnjax._model import MLP, Layer, Params, check_params
+from fnnjax._model import MLP, Layer, Params, _layer_of, check_params
 from fnnjax._train import TrainState
 from fnnjax.errors import InputError
 
@@ -113,7 +113,7 @@ def _array_sha256(a) -> str:
     """SHA-256 of an array's dtype, shape and bytes (C order): equal iff the arrays are bit-identical."""
     a = np.ascontiguousarray(np.asarray(a))
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.reshape(-1).view(np.uint8))
+    h.update(a.reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 
@@ -125,7 +125,7 @@ def _json_sha256(obj) -> str:
     return hashlib.sha256(_canonical(obj)).hexdigest()
 
 
-def _leaf_paths(tree) -> list[tuple[str, object]]:
+def _leaf_paths(tree) -> list[tuple[str, Any]]:
     """``(path, leaf)`` for every array of a checkpoint's tree, path as ``jax.tree_util.keystr``."""
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
     return [(jax.tree_util.keystr(path), leaf) for path, leaf in flat]
@@ -427,7 +427,7 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, mlp: MLP
                                                         meta=ocp.args.JsonSave(meta)))
         _write_manifest(staging, _manifest(staging, epoch, tree, arrays, _json_sha256(meta)))
         os.rename(staging, final)  # the commit: from here on, checkpoint `epoch` exists
-        failure = None
+        failure, cause = None, None
     except CheckpointError:
         raise
     except Exception as err:  # orbax and TensorStore raise many kinds
@@ -556,7 +556,7 @@ def _verify_files(where: Path, epoch: int) -> dict | None:
 
 def _target(mlp: MLP, optimizer, meta: Mapping) -> dict:
     dtype = jnp.dtype(meta["dtype"])
-    params = tuple(Layer(jax.ShapeDtypeStruct(s.W, dtype), jax.ShapeDtypeStruct(s.b, dtype))
+    params = tuple(_layer_of(jax.ShapeDtypeStruct(s.W, dtype), jax.ShapeDtypeStruct(s.b, dtype))
                    for s in mlp.shapes())
     key = jax.ShapeDtypeStruct(tuple(meta["key"]["shape"]), jnp.dtype(meta["key"]["dtype"]))
     return {"params": params, "opt_state": jax.eval_shape(optimizer.init, params), "key": key}
@@ -620,7 +620,7 @@ def _restore_one(directory: Path, epoch: int, mlp: MLP, optimizer) -> tuple[Rest
                     f"checkpoint {where} does not hold this model's state; it is damaged, or was "
                     "written with another optimizer: use that optimizer or another folder") from cause
             raise DamagedCheckpointError(epoch, "its arrays cannot be decoded", where) from cause
-    if jax.tree.structure(tree) != jax.tree.structure(target):
+    if tree is None or jax.tree.structure(tree) != jax.tree.structure(target):
         raise _another_structure(where, jax.tree.structure(target), jax.tree.structure(tree))
     if manifest is not None:  # the arrays as decoded, against the checksums taken from memory
         for path, leaf in _leaf_paths(tree):

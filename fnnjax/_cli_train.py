@@ -382,7 +382,8 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
 
     def checkpoint(record, state):
         with preempt.deferred():  # a signal during a save waits for the save to finish
-            ckpt(record, state)
+            if ckpt is not None:  # always: this callback is passed only with a checkpointer
+                ckpt(record, state)
 
     def stop_when_asked(record, state):
         if not preempt.requested:

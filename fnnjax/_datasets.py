@@ -257,8 +257,9 @@ def _download(spec: DatasetSpec, folder: Path, missing: list[str], fetch: Fetch 
         errors = []
         for base in spec.urls:
             try:
+                # pooch's own HTTPDownloader does not fit its Downloader protocol (other parameter names)
                 pooch.retrieve(base + name, known_hash=f"sha256:{spec.sha256[name]}", fname=name,
-                               path=folder, downloader=downloader)
+                               path=folder, downloader=downloader)  # pyright: ignore[reportArgumentType]
                 break
             except ValueError:  # pooch: the download's hash is not the known one
                 errors.append(f"{base + name}: SHA-256 of the download is not the expected "

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from fnnjax._activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, activate
 
@@ -42,6 +43,12 @@ class Layer(NamedTuple):
 
 Params = tuple[Layer, ...]
 """A tuple of L :class:`Layer` s, layer 1 first."""
+
+
+def _layer_of(W: object, b: object) -> Layer:
+    """``Layer(W, b)`` holding other leaves than arrays (shapes, masks, shape specs): the same pytree
+    structure. Layer's fields are typed as the parameters' arrays; these uses hold something else."""
+    return Layer(cast(Array, W), cast(Array, b))
 
 
 class Trace(NamedTuple):
@@ -125,7 +132,7 @@ class MLP:
 
     def shapes(self) -> tuple[Layer, ...]:
         """The expected shapes: ``Layer(W=(M_l, M_{l-1}), b=(M_l,))`` for each layer."""
-        return tuple(Layer((m, n), (m,)) for n, m in zip(self.sizes[:-1], self.sizes[1:]))
+        return tuple(_layer_of((m, n), (m,)) for n, m in zip(self.sizes[:-1], self.sizes[1:]))
 
 
 def _normalise_sizes(sizes) -> tuple[int, ...]:
@@ -275,7 +282,7 @@ def check_params(mlp: MLP, params) -> Params:
         raise TypeError(f"expected an fnnjax.MLP, got {type(mlp).__name__}")
     if isinstance(params, list):
         params = tuple(params)
-    expected = jax.tree_util.tree_structure(tuple(Layer(0, 0) for _ in range(mlp.num_layers)))
+    expected = jax.tree_util.tree_structure(tuple(_layer_of(0, 0) for _ in range(mlp.num_layers)))
     got = jax.tree_util.tree_structure(params)
     if got != expected:
         n = len(params) if isinstance(params, tuple) else None
@@ -392,7 +399,7 @@ def trace_batch(mlp: MLP, params: Params, x2d: Array, hidden_scale=None) -> Trac
     return Trace(tuple(zs), tuple(acts))
 
 
-def forward_trace(mlp: MLP, params: Params, x: Array) -> Trace:
+def forward_trace(mlp: MLP, params: Params, x: ArrayLike) -> Trace:
     """The forward pass keeping every net input z^(l) and activation a^(l) (F1, F16 step 1).
 
     Args:
@@ -422,7 +429,7 @@ def forward_trace(mlp: MLP, params: Params, x: Array) -> Trace:
     return trace
 
 
-def forward(mlp: MLP, params: Params, x: Array) -> Array:
+def forward(mlp: MLP, params: Params, x: ArrayLike) -> Array:
     """The network output ``a^(L) = phi(x; W, b)`` (F1).
 
     Args:

@@ -21,7 +21,7 @@ from :func:`fnnjax.backprop` of the untied net evaluated at ``V = W^T``.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -139,7 +139,8 @@ def _train_tied(ae: TiedAutoencoder, a: Array, key: Array, *, ae_mlp: MLP, optim
         batch = a[idx]
         value = risk(ae_mlp, _untie(ae), batch, batch, "mse")
         updates, state = optimizer.update(tied_gradient(ae_mlp, ae, batch), state, ae)
-        return (optax.apply_updates(ae, updates), state), value
+        ae = cast(TiedAutoencoder, optax.apply_updates(ae, updates))  # optax types it as any pytree
+        return (ae, state), value
 
     def epoch(carry, epoch_key):
         order = jax.random.permutation(epoch_key, n)[: steps * batch_size]

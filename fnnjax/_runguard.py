@@ -61,7 +61,8 @@ def _try_lock(fd: int) -> bool:
             import msvcrt
 
             os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            if sys.platform == "win32":  # always, msvcrt imported; the type checker sees its API only here
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
     except (BlockingIOError, PermissionError):
         return False
     except OSError as err:

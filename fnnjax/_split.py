@@ -43,7 +43,7 @@ def _validation_count(n: int, fraction, count) -> int:
     return k
 
 
-def _key_from(key, seed):
+def _key_from(key, seed) -> jax.Array:
     if (key is None) == (seed is None):
         raise ValueError(
             "give exactly one of key= (a jax.random key) or seed= (an int) to make the split "

@@ -17,6 +17,7 @@ import types
 from typing import Any, Hashable
 
 import jax
+import jax.core
 import numpy as np
 
 __all__ = ["ByStructure", "structural_key"]

@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -68,7 +69,7 @@ from jax import lax
 
 from fnnjax._backprop import backward, output_delta
 from fnnjax._losses import LOSSES, check_l2, check_loss, l2_penalty, per_sample_loss, prepare
-from fnnjax._model import MLP, Layer, Params, Trace, check_params, trace_batch
+from fnnjax._model import MLP, Layer, Params, Trace, _layer_of, check_params, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
 from fnnjax._static_key import ByStructure
 
@@ -191,7 +192,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _weights_only(params: Params) -> Params:
-    return tuple(Layer(True, False) for _ in params)
+    return tuple(_layer_of(True, False) for _ in params)
 
 
 def l2_decay(l2: float) -> optax.GradientTransformation:
@@ -214,7 +215,7 @@ def l2_decay(l2: float) -> optax.GradientTransformation:
     return optax.add_decayed_weights(float(l2), mask=_weights_only)
 
 
-def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32) -> tuple[Array, ...]:
+def dropout_scales(key: Array, mlp: MLP, n: int, rate: float | Array, dtype=jnp.float32) -> tuple[Array, ...]:
     """Inverted-dropout multipliers for the hidden layers (F26): ``s^(l) = m^(l) / (1 - rate)``.
 
     ``m^(l)`` is Bernoulli(1 - rate) per sample and unit, so a unit is DROPPED with probability

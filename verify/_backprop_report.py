@@ -102,9 +102,9 @@ class CaseResult:
             lines.append(f"  {'diagnosis' if i == 0 else '':<12} {line}")
         for note in self.notes:
             lines.append(f"  {'also':<12} {note}")
-        t = self.check.taylor if self.check else None
+        t = self.check.taylor if self.check and not self.check.passed else None
         reshaped = self.check is not None and any(r.transposed_shape for r in self.check.leaves)
-        if t is not None and not self.check.passed and any(r is not None for r in t.rates) and not reshaped:
+        if t is not None and any(r is not None for r in t.rates) and not reshaped:
             best = max(r for r in t.rates if r is not None)
             lines.append(f"  taylor test  remainder rate {best:.2f} (2 for a right gradient, 1 for a wrong one)")
         return lines
@@ -126,7 +126,7 @@ class CaseResult:
         return "FAIL  " + " ".join(parts)
 
 
-def _jsonable(v):
+def _jsonable(v: Any) -> Any:
     """``v`` with non-finite floats as strings (JSON has no NaN)."""
     if isinstance(v, float):
         return v if math.isfinite(v) else str(v)
@@ -137,9 +137,9 @@ def _jsonable(v):
     return v
 
 
-def _worst_failure(result: CaseResult) -> gc.LeafResult:
+def _worst_failure(check: gc.GradCheckReport) -> gc.LeafResult:
     """The failing parameter to show: a reshaped (transposed) one, else the largest relative error."""
-    failing = [r for r in result.check.failures() if r.oracle == "autodiff"] or list(result.check.failures())
+    failing = [r for r in check.failures() if r.oracle == "autodiff"] or list(check.failures())
     for r in failing:
         if r.transposed_shape:
             return r
@@ -148,12 +148,14 @@ def _worst_failure(result: CaseResult) -> gc.LeafResult:
 
 def _worst_lines(result: CaseResult, conv: Convention) -> list[str]:
     """The worst failing parameter: its element, expected (jax.grad and fd) vs got, errors."""
-    if not result.check.failures():
+    check = result.check
+    if check is None or not check.failures():
         return []
-    worst = _worst_failure(result)
+    worst = _worst_failure(check)
     name = conv.leaf_name(worst.path)
     layer, _ = conv.leaf_info(worst.path)
-    if worst.transposed_shape:  # a transposed matrix: its values may be right, its layout is not
+    # a transposed matrix: its values may be right, its layout is not
+    if worst.transposed_shape and worst.param_shape is not None:
         return [f"  parameter    {name} (layer {layer}): your gradient has shape {tuple(worst.shape)}, but "
                 f"its parameter has shape {tuple(worst.param_shape)}"]
     fd = result.central_difference

@@ -156,8 +156,8 @@ def linear_collapse(*, seed: int = 0, quick: bool = False, forward=fnnjax.forwar
 # F4: threshold units and XOR
 
 _INPUTS = ((0, 0), (0, 1), (1, 0), (1, 1))
-_NAMED_TABLES = {(0, 0, 0, 1): "AND", (0, 1, 1, 1): "OR", (0, 1, 1, 0): "XOR", (1, 0, 0, 1): "XNOR",
-                 (1, 1, 1, 0): "NAND", (1, 0, 0, 0): "NOR"}
+_NAMED_TABLES: dict[tuple[int, ...], str] = {(0, 0, 0, 1): "AND", (0, 1, 1, 1): "OR", (0, 1, 1, 0): "XOR",
+                                              (1, 0, 0, 1): "XNOR", (1, 1, 1, 0): "NAND", (1, 0, 0, 0): "NOR"}
 
 
 def _step_unit(w, b, X):

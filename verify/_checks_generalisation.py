@@ -13,7 +13,7 @@ import optax
 import fnnjax
 from fnnjax import MLP, Layer
 from verify._evidence import (QUICK_PAIRINGS, case_set, compiled, evidence_for, fit_slope, gradient_cases,
-                              jit_reference_risk, max_rel_error, seeds_for)
+                              host_layer, jit_reference_risk, max_rel_error, seeds_for)
 from verify._registry import Outcome, check
 
 __all__ = ["dropout_expectation", "nonconvex_loss", "parameter_count",
@@ -210,10 +210,10 @@ def weight_decay_update(*, seed: int = 0, quick: bool = False, backprop=fnnjax.b
     for case in cases:
         with_l2 = evidence_for(case, backprop=backprop)["backprop"]
         data = evidence_for(dataclasses.replace(case, l2=0.0), backprop=backprop)["backprop"]
-        closed = tuple(Layer(-alpha * (lam * np.asarray(p.W) + np.asarray(g.W)), -alpha * np.asarray(g.b))
+        closed = tuple(host_layer(-alpha * (lam * np.asarray(p.W) + np.asarray(g.W)), -alpha * np.asarray(g.b))
                        for p, g in zip(case.params, data))
-        by_l2 = tuple(Layer(-alpha * np.asarray(g.W), -alpha * np.asarray(g.b)) for g in with_l2)
-        by_optax = tuple(Layer(np.asarray(u.W), np.asarray(u.b))
+        by_l2 = tuple(host_layer(-alpha * np.asarray(g.W), -alpha * np.asarray(g.b)) for g in with_l2)
+        by_optax = tuple(host_layer(np.asarray(u.W), np.asarray(u.b))
                          for u in _jit_sgd_step(optimizer, case.params, tuple(data)))
         worst_backprop = max(worst_backprop, max_rel_error(by_l2, closed))
         worst_optax = max(worst_optax, max_rel_error(by_optax, closed))

@@ -16,16 +16,18 @@ oracles, the judging, the diagnosis algorithm, the isolation) is shared.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 
 import fnnjax
+from verify._evidence import host_layer
 from verify._wire import Opaque
 
 __all__ = ["BATCH_SIZE", "Case", "Convention", "Entry", "Inputs", "Mismatch", "Unpacked", "coarsest", "copy_tree",
-           "describe_value", "gradient_array", "make_inputs", "near", "scalar_value"]
+           "describe_value", "gradient_array", "make_inputs", "match_path", "near", "scalar_value"]
 
 BATCH_SIZE = 7
 """N, the batch size of the fnnjax convention's cases: > 1 and no layer width, so a sum where a mean
@@ -329,7 +331,7 @@ def make_inputs(convention: Convention, case: Case, seed: int, index: int) -> In
     the same network in every convention that has it.
     """
     rng = np.random.default_rng([seed, index])
-    layers = tuple(fnnjax.Layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
+    layers = tuple(host_layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
                    for n, m in zip(case.sizes[:-1], case.sizes[1:]))
     x = rng.normal(0.0, 1.0, (case.batch, case.sizes[0]))
     y = _targets(case, rng)
@@ -337,15 +339,26 @@ def make_inputs(convention: Convention, case: Case, seed: int, index: int) -> In
     return Inputs(convention.layers_to_params(layers), convention.data(case, x, y), x, y, d)
 
 
-def copy_tree(tree):
+_Tree = TypeVar("_Tree")
+
+
+def copy_tree(tree: _Tree) -> _Tree:
     """Fresh NumPy copies of every array (each call gets its own, the pristine ones stay with us)."""
     if isinstance(tree, dict):
-        return {k: copy_tree(v) for k, v in tree.items()}
+        return cast(_Tree, {k: copy_tree(v) for k, v in tree.items()})
     if isinstance(tree, (list, tuple)) and not hasattr(type(tree), "_fields"):
         return type(tree)(copy_tree(v) for v in tree)
     if isinstance(tree, np.ndarray):
         return tree.copy()
     return tree
+
+
+def match_path(pattern: str, path: str) -> re.Match[str]:
+    """``re.fullmatch(pattern, path)`` for a params leaf path of a convention (always one of its own)."""
+    m = re.fullmatch(pattern, path)
+    if m is None:
+        raise ValueError(f"{path!r} is not a parameter path of this convention (expected {pattern!r})")
+    return m
 
 
 def near(c: float, v: float) -> bool:

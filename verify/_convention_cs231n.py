@@ -3,14 +3,13 @@ averaged over N, ``0.5 * reg * sum ||W||^2``."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 import fnnjax
 from verify._convention import (Case, Convention, Entry, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, near, scalar_value)
+                               gradient_array, match_path, near, scalar_value)
 
 __all__ = ['CS231N', 'Cs231n']
 
@@ -120,7 +119,7 @@ class Cs231n(Convention):
                                f"is {what}: scores = X @ W + b")
 
     def leaf_info(self, path):
-        m = re.fullmatch(r"\['([Wb])(\d+)'\]", path)
+        m = match_path(r"\['([Wb])(\d+)'\]", path)
         return int(m.group(2)), m.group(1)
 
     def leaf_name(self, path):

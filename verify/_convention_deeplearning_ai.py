@@ -3,13 +3,11 @@ layers, a sigmoid output, the cross-entropy cost averaged over m."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 import fnnjax
 from verify._convention import (Case, Convention, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, near)
+                               gradient_array, match_path, near)
 
 __all__ = ['DEEPLEARNING_AI', 'DeepLearningAI']
 
@@ -79,7 +77,7 @@ class DeepLearningAI(Convention):
         return Unpacked(leaves, coarsest(leaves), output=AL)
 
     def leaf_info(self, path):
-        m = re.fullmatch(r"\['([Wb])(\d+)'\]", path)
+        m = match_path(r"\['([Wb])(\d+)'\]", path)
         return int(m.group(2)), m.group(1)
 
     def leaf_name(self, path):

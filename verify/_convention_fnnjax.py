@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
 import fnnjax
 from fnnjax.gradcheck import leaf_layout
-from verify._convention import BATCH_SIZE, Case, Convention, Inputs, Mismatch, Unpacked, near
+from verify._convention import BATCH_SIZE, Case, Convention, Inputs, Mismatch, Unpacked, match_path, near
 
 __all__ = ['FNNJAX', 'Fnnjax']
 
@@ -18,7 +19,7 @@ def _param_name(path: str) -> str:
     return f"{m.group(2)}^({int(m.group(1)) + 1})" if m else path
 
 
-def _to_layers(tree):
+def _to_layers(tree: Any) -> Any:
     """Decoded ``Layer`` named tuples back to :class:`fnnjax.Layer` (other structures unchanged)."""
     if hasattr(type(tree), "_fields") and type(tree).__name__ == "Layer" and tuple(type(tree)._fields) == ("W", "b"):
         return fnnjax.Layer(*(_to_layers(x) for x in tree))
@@ -93,7 +94,7 @@ class Fnnjax(Convention):
         return Unpacked(out, layout.dtype)
 
     def leaf_info(self, path):
-        m = re.fullmatch(r"\[(\d+)\]\.(W|b)", path)
+        m = match_path(r"\[(\d+)\]\.(W|b)", path)
         return int(m.group(1)) + 1, m.group(2)
 
     def leaf_name(self, path):

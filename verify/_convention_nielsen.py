@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
-
 import fnnjax
 from verify._convention import (Case, Convention, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, near)
+                               gradient_array, match_path, near)
 
 __all__ = ['NIELSEN', 'Nielsen']
 
@@ -66,7 +64,7 @@ class Nielsen(Convention):
         return Unpacked(leaves, coarsest(leaves))
 
     def leaf_info(self, path):
-        m = re.fullmatch(r"\['(biases|weights)'\]\[(\d+)\]", path)
+        m = match_path(r"\['(biases|weights)'\]\[(\d+)\]", path)
         return int(m.group(2)) + 1, "W" if m.group(1) == "weights" else "b"
 
     def leaf_name(self, path):

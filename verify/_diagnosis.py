@@ -14,7 +14,7 @@ the words (:class:`verify._conventions.Convention`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -166,7 +166,7 @@ class Evidence(NamedTuple):
     params: Sequence[np.ndarray]
     got: Sequence[np.ndarray]
     expected: np.ndarray
-    variants: dict[str, Sequence[np.ndarray]]
+    variants: Mapping[str, Sequence[np.ndarray]]
     rtol: float
 
 

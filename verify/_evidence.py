@@ -14,11 +14,12 @@ import statistics
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 import fnnjax
 
@@ -43,6 +44,7 @@ __all__ = [
     "jit_reference_risk",
     "per_sample_gradients",
     "fit_slope",
+    "host_layer",
     "max_rel_error",
     "median_seconds",
     "random_case",
@@ -148,10 +150,10 @@ def reference_forward(mlp: fnnjax.MLP, params, x: Array, shifts=None) -> tuple[l
 def target_matrix(mlp: fnnjax.MLP, y: Array, dtype) -> Array:
     """Targets as ``(N, M_L)``: integer labels one-hot encoded, vectors reshaped (numpy, no compiling)."""
     m = mlp.sizes[-1]
-    y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer):
-        return jnp.asarray(np.eye(m)[y.reshape(-1)], dtype)
-    return jnp.asarray(y.reshape(-1, m), dtype)
+    labels = np.asarray(y)
+    if np.issubdtype(labels.dtype, np.integer):
+        return jnp.asarray(np.eye(m)[labels.reshape(-1)], dtype)
+    return jnp.asarray(labels.reshape(-1, m), dtype)
 
 
 def reference_per_sample_loss(output: str, loss: str, z: Array, a: Array, target: Array) -> Array:
@@ -517,9 +519,15 @@ def max_rel_error(got, want) -> float:
     return worst
 
 
-def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+def fit_slope(xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
     """The least-squares slope of ``ys`` against ``xs``."""
     return float(np.polyfit(np.asarray(xs, np.float64), np.asarray(ys, np.float64), 1)[0])
+
+
+def host_layer(W: np.ndarray, b: np.ndarray) -> fnnjax.Layer:
+    """``fnnjax.Layer(W, b)`` of NumPy arrays (evidence in float64 on the host): the parameters' pytree
+    structure; Layer's fields are typed as jax.Array, the parameters' own type."""
+    return fnnjax.Layer(cast(Array, W), cast(Array, b))
 
 
 def median_seconds(fn: Callable[[], object], *, repeats: int, warmup: int = 1) -> float:

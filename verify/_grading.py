@@ -131,7 +131,7 @@ def _flatten(tree, name: str, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def modified_inputs(conv: Convention, given: dict | None, pristine: dict, entry: Entry) -> str | None:
+def modified_inputs(conv: Convention, given: dict | None, pristine: dict[str, Any], entry: Entry) -> str | None:
     """What the submission changed in the arrays it was given (None: nothing), in one line.
 
     Args:
@@ -166,10 +166,10 @@ def modified_inputs(conv: Convention, given: dict | None, pristine: dict, entry:
             "on copies (x.copy()): a numerical-gradient helper that perturbs an array must restore it")
 
 
-def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, unpacked: Unpacked) -> ValueCheck:
+def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, got: float,
+                loss_dtype: str | None) -> ValueCheck:
     expected = float(ref.values.f0)
-    tol = 8 * gc.autodiff_rtol(unpacked.loss_dtype or "float64") * max(1.0, abs(expected))
-    got = unpacked.loss
+    tol = 8 * gc.autodiff_rtol(loss_dtype or "float64") * max(1.0, abs(expected))
     passed = bool(np.isfinite(got) and abs(got - expected) <= tol)
     diag = None
     if not passed:
@@ -180,10 +180,10 @@ def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, un
     return ValueCheck("loss", expected, got, passed, tol, diag)
 
 
-def _output_check(prep: Prepared, ref: Reference, unpacked: Unpacked) -> ValueCheck:
+def _output_check(prep: Prepared, ref: Reference, output: np.ndarray) -> ValueCheck:
     expected = np.asarray(ref.output, np.float64).T  # deeplearning.ai's AL: (1, m)
-    got = np.asarray(unpacked.output, np.float64)
-    tol = 8 * gc.autodiff_rtol(str(unpacked.output.dtype)) * np.maximum(1.0, np.abs(expected))
+    got = np.asarray(output, np.float64)
+    tol = 8 * gc.autodiff_rtol(str(output.dtype)) * np.maximum(1.0, np.abs(expected))
     err = np.where(np.isfinite(got), np.abs(got - expected), np.inf)
     worst = np.unravel_index(int(np.argmax(err / tol)), err.shape)
     passed = bool(np.all(err <= tol))
@@ -212,8 +212,9 @@ def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpac
     gdtype = unpacked.dtype if np.finfo(unpacked.dtype).eps > np.finfo(layout.dtype).eps else None
     labels = [(case.batch, f"{conv.batch}, the batch size")] if conv.batch and case.batch > 1 else []
     report = gc.analyze_full(ref.values, prep.plan, unpacked.grads, layout, factors=labels, gradient_dtype=gdtype)
-    loss = _loss_check(conv, case, prep, ref, unpacked) if unpacked.loss is not None else None
-    output = _output_check(prep, ref, unpacked) if unpacked.output is not None else None
+    loss = (_loss_check(conv, case, prep, ref, unpacked.loss, unpacked.loss_dtype) if unpacked.loss is not None
+            else None)
+    output = _output_check(prep, ref, unpacked.output) if unpacked.output is not None else None
     passed = report.passed and (loss is None or loss.passed) and (output is None or output.passed) and not modified
     failing = tuple(dict.fromkeys(conv.leaf_name(r.path) for r in report.failures()))
     diagnosis: tuple[str, ...] = ()
@@ -230,7 +231,7 @@ def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpac
         if report.passed:
             words = f"the gradient is right but the loss value is not: {words}"
         diagnosis += (f"loss: {words}",)
-    if output is not None and not output.passed:
+    if output is not None and not output.passed and output.diagnosis is not None:  # always one when failed
         diagnosis = (output.diagnosis,) + diagnosis
     notes = (modified,) if modified else ()
     return CaseResult(case, passed, report, None, failing, diagnosis, fd, "ok", loss, output, notes, seconds)

@@ -122,14 +122,14 @@ def run_check(check: Check, *, seed: int = 0, quick: bool = False, **implementat
 
 def environment() -> dict[str, str]:
     """The versions (fnnjax, jax, jaxlib, numpy, scipy, python), platform and device of this run."""
-    import jaxlib
+    import jaxlib.version
     import numpy
     import scipy
 
     import fnnjax
 
     dev = jax.devices()[0]
-    return {"fnnjax": fnnjax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+    return {"fnnjax": fnnjax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.version.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
             "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
             "device": f"{dev.platform} ({getattr(dev, 'device_kind', '') or dev})"}

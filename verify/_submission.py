@@ -115,6 +115,9 @@ def _import_file(target: str):
                         "module.name:FUNCTION")
     name = "_fnnjax_user_" + re.sub(r"\W", "_", path.stem)
     spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # never for a .py file; said in one line all the same
+        raise LoadError(f"cannot load {target!r}: Python finds no way to import it as a module; pass "
+                        "path/to/file.py:FUNCTION or module.name:FUNCTION")
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
     sys.modules[name] = module

@@ -26,7 +26,7 @@ import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -122,7 +122,7 @@ def load_user_function(spec: str) -> Callable:
         module = import_target(target)
     except LoadError as err:
         raise UsageError(str(err)) from None
-    name = target.entry
+    name = cast(str, target.entry)  # require_entry=True: parse_target raised without one
     if not hasattr(module, name):
         defined = sorted(n for n, v in vars(module).items()
                          if inspect.isfunction(v) and v.__module__ == module.__name__ and not n.startswith("_"))
@@ -276,7 +276,8 @@ class _Run(NamedTuple):
 
 def _judge_outcome(run: _Run, index: int, prep: Prepared, ref, outcome: Outcome, request: dict) -> CaseResult:
     if not outcome.ok:
-        return failed_case(prep.case, outcome.kind, outcome.message, outcome.seconds, outcome.output)
+        message = cast(str, outcome.message)  # a failed request always says what went wrong
+        return failed_case(prep.case, outcome.kind, message, outcome.seconds, outcome.output)
     result = outcome.value["result"]
     unpacked = unpack_or_fail(run.conv, result, prep, run.entry, index=index, spec=run.label)
     if isinstance(unpacked, str):
@@ -299,7 +300,7 @@ def _isolated(spec: str, convention: str | None, seed: int, timeout: float,
     with Worker(target, timeout=timeout, load_timeout=load_timeout) as worker:
         loaded = worker.load()
         if not loaded.ok:
-            raise SubmissionError(loaded.message, known)
+            raise SubmissionError(cast(str, loaded.message), known)  # failed: it says why
         try:
             entry = choose_entry(loaded.value["description"], source=target.source, entry=target.entry,
                                  convention=convention)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import struct
 from collections import namedtuple
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -123,7 +124,7 @@ def encode(value) -> tuple[Any, list[np.ndarray]]:
     return enc(value, 0), arrays
 
 
-def decode(tree, arrays: list[np.ndarray]):
+def decode(tree, arrays: Sequence[np.ndarray]) -> Any:
     """The inverse of :func:`encode`: dicts, lists, tuples, named tuples, arrays and :class:`Opaque` s.
 
     Named tuples come back as ``collections.namedtuple`` types of the same name and fields.
@@ -169,7 +170,7 @@ def decode(tree, arrays: list[np.ndarray]):
     return dec(tree)
 
 
-def frame(message: dict, arrays: list[np.ndarray] = ()) -> bytes:
+def frame(message: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
     """One frame: the JSON header (the message and the arrays' dtypes and shapes), then the array bytes."""
     specs = [{"dtype": a.dtype.str, "shape": list(a.shape), "nbytes": int(a.nbytes)} for a in arrays]
     header = json.dumps({"message": message, "arrays": specs}).encode()

@@ -274,13 +274,13 @@ def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, 
     coef = jnp.concatenate([T, -T, 2 * T, -2 * T, taylor, -taylor])
     which = jnp.concatenate([jnp.tile(jnp.arange(n), 4), jnp.full((2 * TAYLOR_STEPS,), n, jnp.int32)])
 
-    def point(c_i):
+    def evaluate(c_i):
         c, i = c_i
         moved = theta + c * dirs[i]
         return F(moved), jnp.dot(grad, moved - theta)
 
     small = coef.shape[0] * theta.shape[0] <= _VMAP_ELEMENTS  # one vmap; else chunks of 16 points
-    values, lin = jax.vmap(point)((coef, which)) if small else jax.lax.map(point, (coef, which), batch_size=16)
+    values, lin = jax.vmap(evaluate)((coef, which)) if small else jax.lax.map(evaluate, (coef, which), batch_size=16)
     stencil = values[:4 * n].reshape(4, n).T
     steps_lin = lin[:4 * n].reshape(4, n)
     lin_probe = jnp.stack([(steps_lin[0] - steps_lin[1]) / (2 * T), (steps_lin[2] - steps_lin[3]) / (4 * T)], axis=1)

@@ -108,7 +108,7 @@ def _fmt(v, spec=".3e") -> str:
     return format(v, spec)
 
 
-def jsonable(v):
+def jsonable(v: Any) -> Any:
     """``v`` with non-finite floats as strings, tuples as lists and numpy scalars as Python numbers."""
     if isinstance(v, float):
         return v if math.isfinite(v) else str(v)

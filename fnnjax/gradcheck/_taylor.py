@@ -77,7 +77,7 @@ def taylor_result(f0: float, taylor: np.ndarray, machine_eps: float, nonsmooth: 
     if lin_floor is not None:
         floor = floor + lin_floor
     verdicts = [_rate_verdict(_local_rates(r[:k], floor[:k])), _rate_verdict(_local_rates(r[k:], floor[k:]))]
-    rates = tuple(v[0] for v in verdicts)
+    rates = (verdicts[0][0], verdicts[1][0])
     said = [v[1] for v in verdicts]
     if True in said:
         return TaylorResult(rates, True, tuple(steps), tuple(r[:k]), "remainder shrinks like e^2")
