@@ -13,13 +13,20 @@ pymdownx.snippets), written here by running the real thing:
   (a full ``fnnjax verify``, training on the real data set, anything that reports a time) are
   recorded in ``snippets/MANIFEST.json`` with their command and a checksum, which the tests
   compare, so a hand edit or a changed command is caught.
+- **sessions**: :data:`SESSIONS` lists terminal sessions, several commands run one after the other
+  in a scratch folder (a run, a fault injected into its checkpoints, the run resumed; a run in the
+  background and a signal or a second run; a file size limit), each written as a terminal shows
+  it to ``snippets/<name>``. They train, and record pids, times and file names, so they are
+  recorded in the manifest like the slow commands; the tests check that each shows the commands
+  :data:`SESSIONS` runs now. Gradescope's ``results.json`` (:data:`GRADESCOPE_EXCERPT`) is
+  recorded the same way, from a real run.
 - **the verify report**: a full ``fnnjax verify`` run (``verify-report.json``), from which the
   table of every formula page's checks (``snippets/checks/F<n>.md``) is rendered.
 
 Usage::
 
     python docs/generate.py                  # everything (a few minutes; needs the data set)
-    python docs/generate.py verify-list      # only the named outputs
+    python docs/generate.py verify-list.txt  # only the named outputs
     python docs/generate.py --pages          # only the outputs of the pages' code blocks
     python docs/generate.py --list           # the names
 
@@ -36,10 +43,13 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,6 +297,12 @@ COMMANDS: tuple[Command, ...] = (
         status=True,
         env=_FOUR_DEVICES,
     ),
+    Command("backprop-cs231n.txt", _fnnjax("verify", "--backprop", "examples/courses/cs231n/fc_net.py")),
+    Command(
+        "backprop-cs231n-wrong.txt",
+        _fnnjax("verify", "--backprop", "examples/courses/cs231n/fc_net_wrong.py"),
+        status=True,
+    ),
 )
 
 
@@ -317,6 +333,396 @@ def command_output(cmd: Command, tmp: str | None = None) -> str:
         return _run_command(cmd, tmp)
     with tempfile.TemporaryDirectory() as tmp:
         return _run_command(cmd, tmp)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sessions: several commands in one scratch folder, as a terminal shows them
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """A change this script makes to the session's folder between two commands (a fault injected on
+    purpose, made as tests/test_checkpoint_faults.py makes it), shown as ``# <comment>``."""
+
+    comment: str
+    apply: Callable[[Path], None]
+
+    @property
+    def shown(self) -> str:
+        return f"# {self.comment}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """``cmd`` started in the background (``$ ... &``); :class:`Wait` shows its output."""
+
+    cmd: Command
+
+    @property
+    def shown(self) -> str:
+        return f"$ {self.cmd.shown} &"
+
+
+@dataclasses.dataclass(frozen=True)
+class Once:
+    """Wait until the background command has written ``path`` (relative to the session's folder)."""
+
+    path: str
+
+    @property
+    def shown(self) -> str:
+        return f"# once {self.path} exists:"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kill:
+    """Send SIGTERM to the background command."""
+
+    shown: str = "$ kill -TERM $!"
+
+
+@dataclasses.dataclass(frozen=True)
+class Wait:
+    """Wait for the background command to end: its output, then its exit status (128 + the signal
+    number for a command ended by a signal, as the shell reports it)."""
+
+    shown: str = "$ wait $!; echo $?"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSizeLimit:
+    """``cmd`` in a subshell whose file size limit (``ulimit -f``: RLIMIT_FSIZE) is ``kib`` KiB: a
+    write past it fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+
+    cmd: Command
+    kib: int
+
+    @property
+    def shown(self) -> str:
+        return f"$ (ulimit -f {self.kib}; {self.cmd.shown})"
+
+
+Step = Command | Edit | Start | Once | Kill | Wait | FileSizeLimit
+
+
+def _step_lines(step: Step) -> list[str]:
+    """The lines a step shows before its output: its command or comment (and ``$ echo $?``)."""
+    if isinstance(step, Command):
+        return [f"$ {step.shown}", *(["$ echo $?"] if step.status else [])]
+    if isinstance(step, FileSizeLimit):
+        return [step.shown, *(["$ echo $?"] if step.cmd.status else [])]
+    return [step.shown]
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """Commands run one after the other in one scratch folder (each one's current folder), written
+    out as a terminal shows them: ``$ command``, its output (stdout and stderr as they interleave),
+    ``# comment`` for what this script does in between. Every command finds ``FNNJAX_DATA``
+    pointing to a small Fashion-MNIST look-alike in that folder (:data:`LOOKALIKE`: the runs take
+    seconds; fnnjax's messages are the same on the real data set) and ``LC_ALL=C``.
+
+    ``expect``: regular expressions the transcript must match, so that a session that went
+    otherwise (say, a background run that ended before the command meant to meet it) stops this
+    script instead of writing a snippet that shows something else. ``files``: written into the
+    folder first. A session records its pids, host names, times and file names as they were, so
+    none is re-run by the tests: its snippet is recorded in the manifest.
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    expect: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shown(self) -> str:
+        """The session's command and comment lines (what the manifest records for it)."""
+        return "\n".join(line for step in self.steps for line in _step_lines(step))
+
+
+LOOKALIKE = (512, 256)
+"""Training and test images of the sessions' Fashion-MNIST look-alike."""
+
+_RUN = "runs/notes"
+_CHECKPOINTS = f"{_RUN}/checkpoints"
+
+
+def _train(*options: str, resume: bool = False, status: bool = False) -> Command:
+    """``fnnjax train`` of a small net (784-16-10, batch 64) into runs/notes, without a progress bar."""
+    argv = _fnnjax("train", "--sizes", "784,16,10", "--batch-size", "64", *options, "--quiet", "--out", _RUN)
+    return Command("", argv + (("--resume",) if resume else ()), status=status)
+
+
+def _shell(*argv: str, status: bool = False) -> Command:
+    return Command("", argv, status=status)
+
+
+def _flip_meta_bit(*epochs: int) -> Callable[[Path], None]:
+    """Flip one bit in the middle of the JSON part (meta/metadata) of each checkpoint of ``epochs``."""
+
+    def apply(folder: Path) -> None:
+        for epoch in epochs:
+            path = folder / _CHECKPOINTS / str(epoch) / "meta" / "metadata"
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 1
+            path.write_bytes(bytes(data))
+
+    return apply
+
+
+def _zero_array_bytes(epoch: int) -> Callable[[Path], None]:
+    """Set 64 bytes in the middle of checkpoint ``epoch``'s largest array data file to 0."""
+
+    def apply(folder: Path) -> None:
+        state = folder / _CHECKPOINTS / str(epoch) / "state"
+        path = max((f for f in state.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+        path.write_bytes(bytes(data))
+
+    return apply
+
+
+_RESTORE = """\
+import optax
+
+import fnnjax
+
+mlp = fnnjax.MLP((784, 16, 10), hidden="relu", output="softmax")
+optimizer = optax.sgd(0.1)
+try:
+    fnnjax.restore_checkpoint("runs/notes/checkpoints", mlp=mlp, optimizer=optimizer)
+except fnnjax.DamagedCheckpointError as err:
+    print(err)
+restored = fnnjax.restore_checkpoint("runs/notes/checkpoints", mlp=mlp, optimizer=optimizer, fallback=True)
+print("restored epoch", restored.state.epoch, "skipping", restored.skipped)
+"""
+
+SESSIONS: tuple[Session, ...] = (
+    Session(
+        "resume-changed-setting.txt",
+        (_train("--epochs", "2"), _train("--epochs", "4", "--lr", "0.2", resume=True, status=True)),
+        expect=(r"was written with --lr 0\.1 but this run has --lr 0\.2",),
+    ),
+    Session(
+        "resume-without-flag.txt",
+        (_train("--epochs", "2"), _train("--epochs", "4", status=True), _train("--epochs", "4", resume=True)),
+        expect=(r"already holds checkpoints \(newest: epoch 2\)", r"after epoch 4 "),
+    ),
+    Session(
+        "train-sigterm.txt",
+        (
+            Start(_train("--epochs", "10")),
+            Once(f"{_CHECKPOINTS}/1"),
+            Kill(),
+            Wait(),
+            _train("--epochs", "10", resume=True),
+        ),
+        expect=(r"stopped by SIGTERM after epoch \d+ of 10; checkpoint \d+ is saved", r"\n143\n", r"after epoch 10 "),
+    ),
+    Session(
+        "resume-damaged.txt",
+        (
+            _train("--epochs", "2"),
+            Edit(f"one bit flipped in the middle of {_CHECKPOINTS}/2/meta/metadata", _flip_meta_bit(2)),
+            _train("--epochs", "3", resume=True),
+            _shell("ls", "-A", _RUN, _CHECKPOINTS, f"{_CHECKPOINTS}/3"),
+        ),
+        expect=(r"skipped it \(renamed 2\.damaged\) and resuming from checkpoint 1", r"after epoch 3 "),
+    ),
+    Session(
+        "restore-damaged.txt",
+        (
+            _train("--epochs", "2"),
+            Edit("64 bytes in the middle of checkpoint 2's largest array data file set to 0", _zero_array_bytes(2)),
+            _shell("cat", "restore.py"),
+            _shell(sys.executable, "restore.py"),
+        ),
+        expect=(r"checkpoint 2 is damaged: file state/\S+ does not match its checksum", r"restored epoch 1 "),
+        files=(("restore.py", _RESTORE),),
+    ),
+    Session(
+        "resume-no-intact.txt",
+        (
+            _train("--epochs", "2"),
+            Edit("one bit flipped in the middle of meta/metadata of checkpoints 1 and 2", _flip_meta_bit(1, 2)),
+            _train("--epochs", "4", resume=True, status=True),
+            _shell("ls", "-A", _CHECKPOINTS),
+        ),
+        expect=(r"no intact checkpoint in runs/notes/checkpoints",),
+    ),
+    Session(
+        "train-nonfinite.txt",
+        (_train("--hidden", "identity", "--lr", "5", "--epochs", "10", status=True),),
+        expect=(r"the newest intact checkpoint \(epoch \d+, checksums verified\)",),
+    ),
+    Session(
+        "train-two-writers.txt",
+        (
+            Start(_train("--epochs", "50")),
+            Once(f"{_CHECKPOINTS}/1"),
+            _train("--epochs", "50", resume=True, status=True),
+            Wait(),
+        ),
+        expect=(r"is in use by another fnnjax train run \(pid \d+ on host ", r"after epoch 50 "),
+    ),
+    Session(
+        "train-disk-full.txt",
+        (
+            _train("--epochs", "2"),
+            FileSizeLimit(_train("--epochs", "3", resume=True, status=True), 8),
+            _shell("ls", "-A", _CHECKPOINTS),
+            _train("--epochs", "3", resume=True),
+        ),
+        expect=(r"could not save checkpoint 3 in runs/notes/checkpoints: a file grew past", r"after epoch 3 "),
+    ),
+)
+
+
+def _write_lookalike(root: Path, n_train: int, n_test: int) -> None:
+    """tests/conftest.py's Fashion-MNIST look-alike in ``root/fashion-mnist`` (``root`` is created)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_docs_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    root.mkdir(parents=True, exist_ok=True)
+    conftest.write_fashion_lookalike(root, n_train, n_test)
+
+
+def _session_env(folder: str) -> dict[str, str]:
+    env = {**os.environ, "FNNJAX_DATA": str(Path(folder, "data")), "COLUMNS": "120", "LC_ALL": "C"}
+    for name in ("FNNJAX_DEBUG", "JAX_COMPILATION_CACHE_DIR"):  # a traceback; a cache past the file size limit
+        env.pop(name, None)
+    return env
+
+
+def _shell_status(returncode: int) -> int:
+    """The exit status as a shell reports it: 128 + the signal number for a process ended by one."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _file_size_limit(kib: int | None) -> Callable[[], None] | None:
+    if kib is None:
+        return None
+    import resource
+
+    def limit() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, hard))
+
+    return limit
+
+
+def _wait_for(folder: str, path: str, proc: subprocess.Popen | None, timeout: float = 600) -> None:
+    """Wait until the background command ``proc`` has written ``path`` (relative to ``folder``)."""
+    deadline = time.monotonic() + timeout
+    while not Path(folder, path).exists():
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"the background command ended before {path} appeared")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.02)
+
+
+def _session_text(session: Session, folder: str) -> str:
+    env, lines = _session_env(folder), []
+    background: subprocess.Popen | None = None
+    try:
+        for step in session.steps:
+            lines.append(_step_lines(step)[0])
+            if isinstance(step, (Command, FileSizeLimit)):
+                cmd = step if isinstance(step, Command) else step.cmd
+                kib = step.kib if isinstance(step, FileSizeLimit) else None
+                proc = subprocess.run(
+                    cmd.argv,
+                    cwd=folder,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=1800,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_file_size_limit(kib),
+                )
+                if proc.returncode and not cmd.status:
+                    raise RuntimeError(f"{cmd.shown} failed with status {proc.returncode}:\n{proc.stdout[-2000:]}")
+                lines += proc.stdout.splitlines()
+                if cmd.status:
+                    lines += ["$ echo $?", str(_shell_status(proc.returncode))]
+            elif isinstance(step, Edit):
+                step.apply(Path(folder))
+            elif isinstance(step, Start):
+                background = subprocess.Popen(
+                    step.cmd.argv,
+                    cwd=folder,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                )
+            elif isinstance(step, Once):
+                _wait_for(folder, step.path, background)
+            elif background is None:
+                raise RuntimeError(f"{step.shown}: no command was started in the background")
+            elif isinstance(step, Kill):
+                background.send_signal(signal.SIGTERM)
+            else:
+                out, _ = background.communicate(timeout=1800)
+                lines += [*out.splitlines(), str(_shell_status(background.returncode))]
+    finally:
+        if background is not None and background.poll() is None:
+            background.kill()
+            background.wait()
+    return "\n".join(lines).replace(folder + "/", "").replace(folder, ".") + "\n"
+
+
+def session_output(session: Session) -> str:
+    """Run ``session`` in a temporary folder; the transcript a page quotes.
+
+    Raises:
+      RuntimeError: a command without ``status`` failed, the background command ended before the
+        file waited for appeared, or the transcript does not match ``session.expect``.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        _write_lookalike(Path(folder, "data"), *LOOKALIKE)
+        for name, source in session.files:
+            Path(folder, name).write_text(source)
+        text = _session_text(session, folder)
+    missing = [pattern for pattern in session.expect if not re.search(pattern, text)]
+    if missing:
+        raise RuntimeError(f"{session.name}: the session went otherwise (no match for {missing}):\n{text}")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------
+# Gradescope's results.json, from a real run
+
+GRADESCOPE_EXCERPT = "gradescope-results.json"
+GRADESCOPE_RUN = Command(
+    GRADESCOPE_EXCERPT,
+    _fnnjax(
+        "verify",
+        "--backprop",
+        "examples/courses/cs231n/fc_net_wrong.py",
+        "--gradescope",
+        "{tmp}/results.json",
+        "--points",
+        "10",
+    ),
+    status=True,
+)
+GRADESCOPE_SHOWN = f"{GRADESCOPE_RUN.shown}: results.json with its first two tests"
+
+
+def gradescope_excerpt() -> str:
+    """The results.json that :data:`GRADESCOPE_RUN` writes, with the first two of its tests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _run_command(GRADESCOPE_RUN, tmp)
+        results = json.loads(Path(tmp, "results.json").read_text())
+    return json.dumps({**results, "tests": results["tests"][:2]}, indent=2, ensure_ascii=False) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,6 +832,7 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the names and exit")
     args = parser.parse_args(argv)
     names = [c.name for c in COMMANDS] + ["verify"]
+    names += [session.name for session in SESSIONS] + [GRADESCOPE_EXCERPT]
     if args.list:
         print("\n".join(names))
         return 0
@@ -440,6 +847,11 @@ def main(argv=None) -> int:
         for cmd in COMMANDS:
             if cmd.name in wanted:
                 _write(cmd.name, command_output(cmd, tmp), cmd.shown)
+    for session in SESSIONS:
+        if session.name in wanted:
+            _write(session.name, session_output(session), session.shown)
+    if GRADESCOPE_EXCERPT in wanted:
+        _write(GRADESCOPE_EXCERPT, gradescope_excerpt(), GRADESCOPE_SHOWN)
     if "verify" in wanted:
         run = _verify_run()
         for name, text in run.items():

@@ -129,6 +129,76 @@ def test_quick_command_outputs_are_reproduced(cmd):
     )
 
 
+def test_sessions_are_the_ones_the_script_runs_now():
+    """Each recorded session shows, in order, the commands and comments its entry in docs/generate.py
+    runs now; the Gradescope excerpt comes from the command the script runs now."""
+    manifest = json.loads((DOCS / "snippets" / "MANIFEST.json").read_text())
+    for session in generate.SESSIONS:
+        assert manifest[session.name]["command"] == session.shown, f"re-run: python docs/generate.py {session.name}"
+        text = (DOCS / "snippets" / session.name).read_text()
+        assert [line for line in text.splitlines() if line.startswith(("$ ", "# "))] == session.shown.splitlines()
+    assert manifest[generate.GRADESCOPE_EXCERPT]["command"] == generate.GRADESCOPE_SHOWN
+
+
+def _python(code: str, status: bool = False):
+    return generate.Command("", (sys.executable, "-c", code), status=status)
+
+
+def test_a_session_shows_commands_comments_outputs_and_exit_statuses():
+    cwd = "import os, sys; print(os.getcwd() + '/note.txt', open('note.txt').read()); sys.exit(2)"
+    ready = "import pathlib, time; print('started', flush=True); pathlib.Path('ready').touch(); time.sleep(60)"
+    session = generate.Session(
+        "demo.txt",
+        (
+            _python("print(open('note.txt').read())"),
+            generate.Edit("note.txt rewritten", lambda folder: (folder / "note.txt").write_text("rewritten")),
+            _python(cwd, status=True),
+            generate.Start(_python(ready)),
+            generate.Once("ready"),
+            generate.Kill(),
+            generate.Wait(),
+        ),
+        files=(("note.txt", "as written"),),
+    )
+    assert session.shown.splitlines() == [
+        "$ python -c print(open('note.txt').read())",
+        "# note.txt rewritten",
+        f"$ python -c {cwd}",
+        "$ echo $?",
+        f"$ python -c {ready} &",
+        "# once ready exists:",
+        "$ kill -TERM $!",
+        "$ wait $!; echo $?",
+    ]
+    expected = [
+        "$ python -c print(open('note.txt').read())",
+        "as written",
+        "# note.txt rewritten",
+        f"$ python -c {cwd}",
+        "note.txt rewritten",  # the session's folder is the current one, shown as such
+        "$ echo $?",
+        "2",
+        f"$ python -c {ready} &",
+        "# once ready exists:",
+        "$ kill -TERM $!",
+        "$ wait $!; echo $?",
+        "started",
+        "143",  # ended by SIGTERM: 128 + 15, as the shell reports it
+    ]
+    assert generate.session_output(session) == "\n".join(expected) + "\n"
+
+
+def test_a_session_that_goes_otherwise_stops_the_script():
+    with pytest.raises(RuntimeError, match=r"^python -c import sys; sys\.exit\(1\) failed with status 1"):
+        generate.session_output(generate.Session("failed.txt", (_python("import sys; sys.exit(1)"),)))
+    with pytest.raises(RuntimeError, match=r"^quiet\.txt: the session went otherwise \(no match for \['loud'\]\)"):
+        generate.session_output(generate.Session("quiet.txt", (_python("print('quiet')"),), expect=("loud",)))
+    with pytest.raises(RuntimeError, match=r"^the background command ended before ready appeared"):
+        generate.session_output(
+            generate.Session("early.txt", (generate.Start(_python("pass")), generate.Once("ready")))
+        )
+
+
 def test_formula_check_lists_come_from_the_recorded_run_of_the_current_checks():
     report_text = (DOCS / "snippets" / generate.VERIFY_REPORT).read_text()
     report = json.loads(report_text)
