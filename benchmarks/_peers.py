@@ -56,10 +56,12 @@ class Recipe:
       lr: the (peak) learning rate.
       batch_size: B; the last partial batch is kept.
       epochs: the epochs of the run (the schedule's horizon).
-      schedule: ``constant``, ``cosine`` (decay from ``lr`` to 0 over the run) or ``onecycle``
-        (optax's ``cosine_onecycle_schedule`` peaking at ``lr``).
+      schedule: ``constant`` or ``cosine`` (decay from ``lr`` to 0 over the run): the
+        schedules of ``fnnjax train --schedule`` (:func:`fnnjax._presets.learning_rate`).
       dropout: the DROP rate on every hidden layer (inverted dropout).
       weight_decay: AdamW's decoupled weight decay (``adamw`` only).
+      init: the initialisation of ``fnnjax train --init`` the weights come from (every loop is
+        given its initial weights; this records which).
     """
 
     sizes: tuple[int, ...]
@@ -70,9 +72,20 @@ class Recipe:
     schedule: str = "constant"
     dropout: float = 0.0
     weight_decay: float = 1e-4
+    init: str = "he"
 
     def steps_per_epoch(self, n: int) -> int:
         return -(-n // self.batch_size)
+
+    @classmethod
+    def from_preset(cls, name: str, **changes) -> "Recipe":
+        """The recipe of ``fnnjax train --preset NAME`` (``changes`` replace preset values)."""
+        from fnnjax._presets import PRESETS
+
+        p = {**PRESETS[name], **changes}
+        return cls(tuple(int(s) for s in str(p["sizes"]).split(",")), p["optimizer"], float(p["lr"]),
+                   int(p["batch_size"]), int(p["epochs"]), p["schedule"], float(p["dropout"]),
+                   init=p["init"])
 
 
 def available(peer: str) -> bool:
@@ -81,17 +94,11 @@ def available(peer: str) -> bool:
 
 
 def optax_schedule(recipe: Recipe, n: int):
-    """The learning rate per optimizer step as an optax schedule (or a float when constant)."""
-    import optax
+    """The learning rate per optimizer step as ``fnnjax train`` makes it: a float (constant) or
+    an optax schedule."""
+    from fnnjax._presets import learning_rate
 
-    total = recipe.epochs * recipe.steps_per_epoch(n)
-    if recipe.schedule == "constant":
-        return recipe.lr
-    if recipe.schedule == "cosine":
-        return optax.cosine_decay_schedule(recipe.lr, total)
-    if recipe.schedule == "onecycle":
-        return optax.cosine_onecycle_schedule(total, recipe.lr)
-    raise ValueError(f"unknown schedule {recipe.schedule!r}; valid schedules are constant, cosine, onecycle")
+    return learning_rate(recipe.schedule, recipe.lr, recipe.epochs * recipe.steps_per_epoch(n))
 
 
 def lr_per_step(recipe: Recipe, n: int) -> np.ndarray:

@@ -329,36 +329,26 @@ class _CommandMethod(_Method):
     """``fnnjax train`` (the notes' recipe) in a thread, paused after every epoch.
 
     The command runs in-process (``fnnjax.cli.main``); a last callback appended to the ones the
-    command passes to ``fnnjax.fit`` (for this thread only) marks the end of each epoch and waits
-    until ``epoch()`` lets the next one start, so the command's epochs interleave with the other
-    methods' and nothing else runs while one is timed.
+    command passes to ``fnnjax.fit`` (:func:`benchmarks._command.fit_callbacks`, this thread only)
+    marks the end of each epoch and waits until ``epoch()`` lets the next one start, so the
+    command's epochs interleave with the other methods' and nothing else runs while one is timed.
     """
 
     def __init__(self, folder: str, epochs: int, extra: tuple[str, ...] = ()):
-        import fnnjax
+        from benchmarks._command import fit_callbacks
 
         self._tmp = tempfile.TemporaryDirectory(prefix="fnnjax-bench-train-")
         self.argv = ["train", "--data-dir", folder, "--epochs", str(epochs + 1), "--quiet",
                      "--out", str(Path(self._tmp.name) / "run"), *extra]
         self._go, self._done = threading.Semaphore(0), threading.Semaphore(0)
         self._ended_at, self._error, self._status = 0.0, None, None
-        self._fit = fnnjax.fit
         self._thread = threading.Thread(target=self._main, daemon=True)
+        self._watch = fit_callbacks(self._gate, thread=self._thread)
+        self._watch.__enter__()
         t0 = time.perf_counter()
-        self._patch(fnnjax)
         self._thread.start()
         self._wait()  # data loading, compilation and epoch 1
         self.compile_s = self._ended_at - t0
-
-    def _patch(self, fnnjax) -> None:
-        original, thread = self._fit, self._thread
-
-        def fit(*args, callbacks=(), **kwargs):
-            if threading.current_thread() is thread:
-                callbacks = [*callbacks, self._gate]
-            return original(*args, callbacks=callbacks, **kwargs)
-
-        fnnjax.fit = fit
 
     def _gate(self, record, state) -> None:
         self._ended_at = time.perf_counter()
@@ -394,12 +384,10 @@ class _CommandMethod(_Method):
         import contextlib
         import io
 
-        import fnnjax
-
         with contextlib.redirect_stdout(io.StringIO()):  # its closing line names a temporary folder
             self._go.release()
             self._thread.join()
-        fnnjax.fit = self._fit
+        self._watch.__exit__(None, None, None)
         self._tmp.cleanup()
 
 
