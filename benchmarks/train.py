@@ -457,7 +457,7 @@ def _with_unrolls(methods: list[str], unrolls) -> list[str]:
     out = []
     for m in methods:
         out.append(m)
-        if m.startswith("fnnjax_"):
+        if m in ("fnnjax_backprop", "fnnjax_grad"):
             out += [f"{m}_unroll{k}" for k in unrolls if k > 1]
     return out
 

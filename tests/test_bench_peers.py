@@ -160,3 +160,8 @@ def test_quick_train_benchmark_with_the_peers_and_the_command(tmp_path, monkeypa
     assert data["gemm"]["blas_step_gflops"] > 0 and data["load_average_after"]
     md = (tmp_path / "train_cpu_quick.md").read_text()
     assert "### Targets" in md and "fnnjax-bench" not in md
+
+
+def test_unroll_variants_are_for_fit_only_not_the_command():
+    assert bench._with_unrolls(["fnnjax_train", "fnnjax_backprop", "flax_nnx"], (1, 4)) == [
+        "fnnjax_train", "fnnjax_backprop", "fnnjax_backprop_unroll4", "flax_nnx"]
