@@ -152,8 +152,8 @@ def _epoch_program(v: Variant, n: int):
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def epoch(p, s, key, x, y):
-        key, k = jax.random.split(key)
-        order = jax.random.permutation(k, n)
+        key, epoch_key = jax.random.split(key)  # fit's key rule: the same batches as fit's
+        order = jax.random.permutation(jax.random.split(epoch_key)[0], n)
         idx = jnp.concatenate([order, order[:pad]]).reshape(steps, BATCH)
         valid = (jnp.arange(steps * BATCH) < n).reshape(steps, BATCH)
         xs = (x[idx], y[idx], valid) if v.gather == "whole" else (idx, valid)
