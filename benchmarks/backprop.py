@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnnjax
+from fnnjax.errors import UsageError
 from benchmarks import _harness, _plot
 
 __all__ = ["add_arguments", "run", "main", "jaxpr_primitives", "hlo_instructions", "program_report"]
@@ -147,9 +148,9 @@ def run(args) -> int:
     if opts.quick and opts.repeats == 1000:
         opts.repeats = 20
     if opts.repeats < 20:
-        raise ValueError(f"--repeats {opts.repeats} is below 20; the method asks for a median of >= 20 calls")
+        raise UsageError(f"--repeats {opts.repeats} is below 20; the method asks for a median of >= 20 calls")
     if len(opts.sizes) < 2:
-        raise ValueError(f"--sizes needs at least 2 widths (M_0,M_1), got {opts.sizes}")
+        raise UsageError(f"--sizes needs at least 2 widths (M_0,M_1), got {opts.sizes}")
     out, name = Path(opts.out), _harness.result_name("backprop", args)
     mlp, params, x, y = _problem(opts.sizes, opts.batch, opts.seed)
     fns = {"backprop": lambda p, x, y: fnnjax.backprop(mlp, p, x, y),

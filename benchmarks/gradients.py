@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm import tqdm
 
 import fnnjax
+from fnnjax.errors import UsageError
 from benchmarks import _fit, _harness, _plot
 
 __all__ = ["METHODS", "ONE_PASS", "O_P", "PASSES_SLOPE", "configurations", "add_arguments", "run", "main",
@@ -372,7 +373,7 @@ def _resolve(args) -> argparse.Namespace:
         opts.max_memory_mb = 1024.0 if jax.devices()[0].platform == "cpu" else 16384.0
     for name in ("repeats", "ratio_repeats"):
         if getattr(opts, name) < 20:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(opts, name)} is below 20; the method asks "
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(opts, name)} is below 20; the method asks "
                              "for a median of >= 20 calls")
     return opts
 

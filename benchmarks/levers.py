@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fnnjax.errors import UsageError
+
 __all__ = ["add_arguments", "run", "main", "VARIANTS", "Variant"]
 
 SIZES = (784, 256, 10)
@@ -300,16 +302,16 @@ def run(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise ValueError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
+        raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
     repeats = 3 if args.quick else args.repeats
     if repeats < 20 and not args.quick:
-        raise ValueError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+        raise UsageError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
                          "epochs (use --quick for a smoke run)")
     d = _load(args.data_dir)
     x, y, source = d.x, d.y, d.source
     if args.samples:
         if not BATCH <= args.samples <= len(x):
-            raise ValueError(f"--samples {args.samples} must lie in {BATCH}..{len(x)} (one batch to all)")
+            raise UsageError(f"--samples {args.samples} must lie in {BATCH}..{len(x)} (one batch to all)")
         x, y, source = x[:args.samples], y[:args.samples], f"{source}, first {args.samples} samples"
     if jax.devices()[0].platform != "cpu":
         methods = [m for m in methods if not VARIANTS.get(m, Variant()).options]  # CPU options only

@@ -47,6 +47,7 @@ import jax
 from tqdm import tqdm
 
 import fnnjax
+from fnnjax.errors import UsageError
 from benchmarks import _fit, _harness, _plot
 
 __all__ = [
@@ -481,7 +482,7 @@ def _resolve(args) -> argparse.Namespace:
     if opts.max_memory_mb is None:
         opts.max_memory_mb = 16384.0 if on_gpu else 1024.0
     if opts.repeats < 20:
-        raise ValueError(f"--repeats {opts.repeats} is below 20; the method asks for a median of >= 20 calls")
+        raise UsageError(f"--repeats {opts.repeats} is below 20; the method asks for a median of >= 20 calls")
     return opts
 
 

@@ -44,6 +44,7 @@ import fnnjax
 from benchmarks import _harness
 from benchmarks import _plot as plot
 from fnnjax import data
+from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "ARMS", "synthetic_images", "delta_norms"]
 
@@ -110,7 +111,7 @@ def _load(args):
     if args.quick:
         n = QUICK["samples"]
         return (*synthetic_images(n, n // 2), "synthetic (10 noisy prototypes)")
-    raise ValueError(f"the pretrain benchmark needs Fashion-MNIST: no --data-dir and ${data.DATA_ENV_VAR} "
+    raise UsageError(f"the pretrain benchmark needs Fashion-MNIST: no --data-dir and ${data.DATA_ENV_VAR} "
                      f"is unset; pass --data-dir DIR (the folder holding fashion-mnist/) or use --quick "
                      "(synthetic data)")
 
@@ -120,15 +121,15 @@ def _check_options(args) -> None:
     for name in ("width", "depth", "epochs", "pretrain_epochs", "batch_size", "delta_samples"):
         value = getattr(args, name)
         if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {value} must be a positive integer")
+            raise UsageError(f"--{name.replace('_', '-')} {value} must be a positive integer")
     if args.samples < 0:
-        raise ValueError(f"--samples {args.samples} must be >= 0 (0: all training images)")
+        raise UsageError(f"--samples {args.samples} must be >= 0 (0: all training images)")
     for name in ("lr", "pretrain_lr"):
         if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
     unknown = [s for s in _inits(args) if s not in fnnjax.SCHEMES]
     if unknown or not _inits(args):
-        raise ValueError(f"--inits {args.inits!r}: unknown or no scheme; valid schemes are "
+        raise UsageError(f"--inits {args.inits!r}: unknown or no scheme; valid schemes are "
                          f"{', '.join(fnnjax.SCHEMES)}")
 
 
@@ -281,11 +282,11 @@ def run(args) -> int:
     if args.samples:
         if not max(args.batch_size, args.delta_samples) <= args.samples <= len(x):
             low = max(args.batch_size, args.delta_samples)
-            raise ValueError(f"--samples {args.samples} must lie in {low}..{len(x)} (at least one batch "
+            raise UsageError(f"--samples {args.samples} must lie in {low}..{len(x)} (at least one batch "
                              "and the --delta-samples)")
         x, y = x[:args.samples], y[:args.samples]
     if args.delta_samples > len(x):
-        raise ValueError(f"--delta-samples {args.delta_samples} exceeds the {len(x)} training images")
+        raise UsageError(f"--delta-samples {args.delta_samples} exceeds the {len(x)} training images")
     sizes = (784, *(args.width,) * args.depth, 10)
     mlp = fnnjax.MLP(sizes, hidden="sigmoid", output="softmax")
     t0 = time.perf_counter()

@@ -1,8 +1,7 @@
-"""Every benchmark in one call, inside a time budget: what one lease of a GPU machine runs.
+"""Every benchmark in one call, inside a time budget: what one session on a GPU machine runs.
 
-``python -m benchmarks.suite --out DIR --archive FILE`` runs, in this order (most important
-first, so that a budget cut costs the least), each benchmark in a subprocess of its own with a
-time limit:
+``python -m benchmarks.suite --out DIR --archive FILE`` runs, in this order (the most important
+numbers first), each benchmark in a subprocess of its own with a time limit:
 
 1. ``train``: seconds per epoch of the notes' recipe (fnnjax backprop and grad at several
    ``lax.scan`` unroll factors, the ``fnnjax train`` command, a plain jax.grad loop, the notes'
@@ -24,19 +23,17 @@ A step that fails or runs out of time is recorded (status, seconds, the end of i
 suite moves on, so one bad step never costs the others' results. Each step gets
 ``min(its cap, the budget left)`` seconds. Everything lands in ``DIR`` (the benchmarks' usual
 ``NAME_TAG.{json,md,png}`` files, one log per step, ``suite_TAG.json`` with the statuses and the
-GPU's ``nvidia-smi`` line), and ``--archive`` packs ``DIR`` into one ``.tar.gz``: the device
-tool returns at most 8 files from ``$OUT``, so the archive is what comes back. The end of the
+GPU's ``nvidia-smi`` line), and ``--archive`` packs ``DIR`` into one ``.tar.gz``: one file to
+copy back from the GPU machine, whatever happened. The end of the
 output is a summary: the steps' statuses and the tables that matter.
 
-On the lent GPU machine (its image has jax with CUDA, optax, chex, orbax, matplotlib, tqdm and
-torch; nothing is installed). The data set does not travel by itself: copy it into an ignored
-folder of the checkout first and carry that folder::
+On a GPU machine with jax (CUDA), optax, chex, orbax, matplotlib, tqdm and torch installed. The
+data set has to be there: copy it into an ignored folder of the checkout first (see the how-to guide
+"Run the benchmarks on a GPU")::
 
-    # here, once: mkdir -p .devdata && cp -r ../shared/data/fashion-mnist .devdata/ \\
-    #             && echo /.devdata/ >> .git/info/exclude
-    # device run, carry [".devdata"], timeout_s 600:
+    mkdir -p .devdata && cp -r /path/to/fashion-mnist .devdata/ && echo /.devdata/ >> .git/info/exclude
     PYTHONPATH=. FNNJAX_DATA=.devdata python3 -m benchmarks.suite --out /tmp/gpu \\
-        --archive $OUT/gpu_results.tar.gz
+        --archive gpu_results.tar.gz
 
 then unpack the archive into ``benchmarks/results/`` and commit the ``*_gpu.*`` files.
 ``--quick`` runs every step's ``--quick`` version (a smoke test of the whole suite, on any
@@ -54,6 +51,8 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+
+from fnnjax.errors import UsageError
 
 __all__ = ["STEPS", "add_arguments", "run", "main", "step_commands"]
 
@@ -74,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="every step's --quick version (smoke test)")
     parser.add_argument("--out", required=True, help="directory for every result and log")
     parser.add_argument("--archive", default=None,
-                        help="also pack --out into this .tar.gz (e.g. $OUT/gpu_results.tar.gz)")
+                        help="also pack --out into this .tar.gz (e.g. gpu_results.tar.gz)")
     parser.add_argument("--budget-s", type=float, default=480.0,
                         help="seconds for all steps together (default %(default)s: a 600 s device "
                         "call with room to pack and return)")
@@ -143,9 +142,9 @@ def run(args) -> int:
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = [s for s in steps if s not in STEPS]
     if unknown or not steps:
-        raise ValueError(f"unknown --steps {', '.join(unknown) or '(none)'}; valid steps are {', '.join(STEPS)}")
+        raise UsageError(f"unknown --steps {', '.join(unknown) or '(none)'}; valid steps are {', '.join(STEPS)}")
     if args.budget_s <= 0:
-        raise ValueError(f"--budget-s {args.budget_s} must be positive (seconds for all steps)")
+        raise UsageError(f"--budget-s {args.budget_s} must be positive (seconds for all steps)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")  # no progress bars in the logs

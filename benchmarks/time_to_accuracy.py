@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fnnjax.errors import UsageError
+
 __all__ = ["add_arguments", "run", "main", "METHODS", "TARGET_ACCURACY", "TARGET_SECONDS"]
 
 METHODS = ("fnnjax_fit", "fnnjax_train", "torch_loop", "torch_compile", "flax_nnx", "equinox")
@@ -170,7 +172,7 @@ def _load(args):
         x = np.rint(x * 255) / np.float32(255)
         return {"x": x[:2000], "y": y[:2000], "x_test": x[2000:], "y_test": y[2000:]}, "random look-alike (2000, 784)", None
     if args.data_dir is None and not os.environ.get(data.DATA_ENV_VAR):
-        raise ValueError("time_to_accuracy needs the real data set: pass --data-dir or set "
+        raise UsageError("time_to_accuracy needs the real data set: pass --data-dir or set "
                          f"${data.DATA_ENV_VAR} to the folder holding fashion-mnist/ (or use --quick)")
     ds = data.load_fashion_mnist(args.data_dir)
     folder = args.data_dir if args.data_dir is not None else os.environ[data.DATA_ENV_VAR]
@@ -247,13 +249,13 @@ def run(args) -> int:
     from fnnjax._presets import PRESETS
 
     if args.preset not in PRESETS:
-        raise ValueError(f"unknown --preset {args.preset!r}; valid presets are {', '.join(PRESETS)}")
+        raise UsageError(f"unknown --preset {args.preset!r}; valid presets are {', '.join(PRESETS)}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise ValueError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
+        raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
     if not 0 < args.target <= 1:
-        raise ValueError(f"--target {args.target} must be an accuracy in (0, 1]")
+        raise UsageError(f"--target {args.target} must be an accuracy in (0, 1]")
     skipped = {m: f"skipped: {_peers.PEER_PACKAGES[m]} is not installed (pip install 'fnnjax[bench]')"
                for m in methods if m in _peers.PEER_PACKAGES and not _peers.available(m)}
     methods = [m for m in methods if m not in skipped]

@@ -73,6 +73,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fnnjax.errors import UsageError
+
 __all__ = ["add_arguments", "run", "main", "METHODS", "PEERS", "DEFAULT_METHODS"]
 
 METHODS = ("fnnjax_backprop", "fnnjax_grad", "fnnjax_train", "fnnjax_train_nockpt", "jax_plain",
@@ -260,7 +262,7 @@ class _TorchMethod(_Method):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--torch-device cuda but torch sees no CUDA GPU; use --torch-device cpu or auto")
+            raise UsageError("--torch-device cuda but torch sees no CUDA GPU; use --torch-device cpu or auto")
         self.device = torch.device(device)
         torch.manual_seed(0)
         _, params = _initial_weights()
@@ -638,13 +640,13 @@ def run(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown --methods {', '.join(unknown)}; valid methods are {', '.join(METHODS)}")
+        raise UsageError(f"unknown --methods {', '.join(unknown)}; valid methods are {', '.join(METHODS)}")
     repeats = 3 if args.quick else args.repeats
     if repeats < 20 and not args.quick:
-        raise ValueError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+        raise UsageError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
                          "epochs (use --quick for a smoke run)")
     if args.torch_device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
+        raise UsageError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
     methods, skipped = _runnable(methods)
     for m, note in skipped.items():
         print(f"train benchmark: {m} {note}", file=sys.stderr)
@@ -652,7 +654,7 @@ def run(args) -> int:
     d = _load(args.data_dir)
     if args.samples:
         if not BATCH <= args.samples <= len(d.x):
-            raise ValueError(f"--samples {args.samples} must lie in {BATCH}..{len(d.x)} (one batch to all)")
+            raise UsageError(f"--samples {args.samples} must lie in {BATCH}..{len(d.x)} (one batch to all)")
         d = d._replace(x=d.x[:args.samples], y=d.y[:args.samples],
                        source=f"{d.source}, first {args.samples} samples", folder=None)
     import jax

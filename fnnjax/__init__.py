@@ -2,6 +2,10 @@
 
 Parameters are a tuple of :class:`Layer` (``W: (M_l, M_{l-1})``, ``b: (M_l,)``); an :class:`MLP`
 is a static, hashable description; every function is pure and ``jax.jit``-compatible.
+
+The formulas cited by number in docstrings and messages (F1-F28) are stated and derived in the
+documentation's formula pages, ``docs/formulas/`` (one heading per formula, e.g.
+``docs/formulas/backprop.md#f10``; ``verify.formula_page`` gives the page of any number).
 """
 
 # the core: model, activations, losses, the hand-written backward pass, every other method

@@ -10,6 +10,8 @@ is allowed only on the output layer and :func:`softmax_vjp` gives the product wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Callable, NamedTuple
 
 import jax
@@ -100,7 +102,7 @@ def _softmax_d(z, slope):
     )
 
 
-ACTIVATIONS: dict[str, _Activation] = {
+ACTIVATIONS: Mapping[str, _Activation] = MappingProxyType({
     "identity": _Activation(_identity, _identity_d),
     "sigmoid": _Activation(_sigmoid, _sigmoid_d),
     "tanh": _Activation(_tanh, _tanh_d),
@@ -109,8 +111,10 @@ ACTIVATIONS: dict[str, _Activation] = {
     "softplus": _Activation(_softplus, _softplus_d),
     "step": _Activation(_step, _step_d),
     "softmax": _Activation(_softmax, _softmax_d),
-}
-"""Every activation name fnnjax knows."""
+})
+"""Every activation name fnnjax knows, with its ``(f, f')`` pair (a read-only mapping: the set of
+activations is fixed, so that every name an :class:`~fnnjax.MLP` accepts has a hand-written
+derivative)."""
 
 HIDDEN_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 """The activations allowed on hidden layers (all but softmax)."""

@@ -4,10 +4,14 @@ Nothing here calls jax.grad, vjp or jvp: the output error term delta^(L) comes f
 of F10, every hidden one from F11 with the derivatives of F17 written by hand, and the parameter
 gradients from the outer products of F12-F13. Batched (rows are samples):
 
-    delta^(L) = dL/dz^(L)                                  (F10; y_hat - y for softmax/sigmoid + CE)
+    delta^(L) = dL/dz^(L)                                  (F10; y_hat - y for CE, see below)
     delta^(l) = f_l'(z^(l)) * (delta^(l+1) W^(l+1))        (F11, the rows of W^T delta)
     dR/dW^(l) = (1/N) delta^(l)T a^(l-1) + l2 W^(l)         (F12-F13)
     dR/db^(l) = (1/N) sum_i delta_i^(l)
+
+For softmax + cross-entropy the output error is ``y_hat * sum_k y_k - y``: the derivative of
+``-sum_k y_k log softmax(z)_k`` for a target row of any sum (multi-hot, all-zero, soft), which is
+the familiar ``y_hat - y`` when the row sums to 1 (one-hot labels, label smoothing).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from fnnjax._activations import activation_derivative, softmax_vjp
-from fnnjax._losses import is_static_zero, prepare
+from fnnjax._losses import check_l2, is_static_zero, prepare
 from fnnjax._model import MLP, Layer, Params, Trace, trace_batch
 
 __all__ = ["deltas", "backprop"]
@@ -28,7 +32,9 @@ def output_delta(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
     """delta^(L) = dL_i/dz_i^(L) for every sample, ``(N, M_L)`` (F10)."""
     z, a = trace.z[-1], trace.a[-1]
     if loss == "cross_entropy":
-        return a - target  # softmax + CE and sigmoid + BCE: f' cancels, delta = y_hat - y
+        if mlp.output == "softmax":  # d/dz of -sum_k y_k log softmax(z)_k, for rows of any sum
+            return a * jnp.sum(target, axis=-1, keepdims=True) - target
+        return a - target  # sigmoid + BCE: sigma' cancels, delta = y_hat - y for any y in [0, 1]
     g = a - target if loss == "mse" else 2 * (a - target)  # dL/da^(L)
     if mlp.output == "softmax":
         return softmax_vjp(a, g)  # softmax' is a Jacobian, not elementwise
@@ -97,7 +103,8 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
       y: targets, as for :func:`fnnjax.loss`.
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
-      l2: the weight-decay coefficient lambda (may be traced).
+      l2: the weight-decay coefficient lambda >= 0 (may be traced; a concrete 0 leaves the
+        ``l2 * W`` pass out of the program).
 
     Returns:
       A tuple of :class:`Layer` s ``(dR/dW^(l): (M_l, M_{l-1}), dR/db^(l): (M_l,))``, the structure of
@@ -116,6 +123,7 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
       True
     """
     params, batch = prepare(mlp, params, x, y, loss)
+    l2 = check_l2(l2)
     trace = trace_batch(mlp, params, batch.x)
     n = batch.x.shape[0]
     ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)

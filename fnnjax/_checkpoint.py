@@ -26,6 +26,7 @@ import numpy as np
 
 from fnnjax._model import MLP, Layer, Params, check_params
 from fnnjax._train import TrainState
+from fnnjax.errors import InputError
 
 __all__ = [
     "CheckpointError",
@@ -42,8 +43,9 @@ FORMAT = "fnnjax-checkpoint/1"
 """The format tag written into every checkpoint's JSON part."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: corrupt, incomplete, or written for another model."""
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used: corrupt, incomplete, or written for another model (an
+    :class:`fnnjax.errors.InputError`, hence a ``ValueError``)."""
 
 
 def _mlp_dict(mlp: MLP) -> dict:

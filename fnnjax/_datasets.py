@@ -10,18 +10,16 @@ Where the files are looked for, in order:
    ``fashion-mnist/`` (``mnist/``) of which the official files are downloaded when missing.
 
 A folder's files are verified against a ``SHA256SUMS`` file in it when there is one (the format
-``sha256sum`` writes), otherwise against the official checksums. Downloads are verified before
-they are moved into place (atomically), so an interrupted download never leaves a bad file.
+``sha256sum`` writes), otherwise against the official checksums. Downloads go through ``pooch``:
+each file is fetched into a temporary file, its SHA-256 checked, and only then moved into place,
+so an interrupted or wrong download never leaves a bad file; the next mirror is tried on failure.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import http.client
 import os
-import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnnjax._idx import read_idx
+from fnnjax.errors import DataError
 
 __all__ = [
     "DATASETS",
@@ -151,18 +150,30 @@ def default_cache_dir() -> Path:
     return Path(base) / "fnnjax"
 
 
-def _urlopen_fetch(url: str, destination: Path) -> None:
-    with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as out:
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-
-
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    import pooch
+
+    return pooch.file_hash(str(path), alg="sha256")
+
+
+def _downloader(fetch: Fetch | None):
+    """A pooch downloader: pooch's HTTP downloader (a progress bar on a terminal), or ``fetch``."""
+    import pooch
+
+    if fetch is None:
+        return pooch.HTTPDownloader(progressbar=_interactive(), timeout=60)
+    return lambda url, output_file, _pooch=None, check_only=False: fetch(url, Path(output_file))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _interactive() -> bool:
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 def _read_sha256sums(path: Path) -> dict[str, str]:
@@ -174,7 +185,7 @@ def _read_sha256sums(path: Path) -> dict[str, str]:
         digest, _, name = line.strip().partition(" ")
         name = name.strip().lstrip("*")
         if len(digest) != 64 or not name or any(c not in "0123456789abcdefABCDEF" for c in digest):
-            raise ValueError(
+            raise DataError(
                 f"{path} line {number} is {line!r}, not '<64 hex digits>  <file name>'; "
                 "regenerate it with: sha256sum *.gz > SHA256SUMS"
             )
@@ -202,13 +213,13 @@ def _verify(paths: dict[str, Path], folder: Path, spec: DatasetSpec) -> None:
         expected, source = spec.sha256, f"the official {spec.title} checksums"
     for path in paths.values():
         if path.name not in expected:
-            raise ValueError(
+            raise DataError(
                 f"no SHA-256 for {path} in {source}; add its line to {sums_file} "
                 f"(sha256sum {path.name} >> {sums_file}) or pass verify=False"
             )
         got = _sha256(path)
         if got != expected[path.name]:
-            raise ValueError(
+            raise DataError(
                 f"checksum mismatch for {path}: SHA-256 {got} but {source} say "
                 f"{expected[path.name]}; the file is corrupt or not the one those checksums "
                 "describe: replace it (or fix SHA256SUMS), or pass verify=False"
@@ -235,27 +246,25 @@ def _local_folder(spec: DatasetSpec, data_dir) -> Path:
     )
 
 
-def _download(spec: DatasetSpec, folder: Path, missing: list[str], fetch: Fetch) -> None:
-    """Fetch each missing file from the first URL that works, verify it, move it into place."""
+def _download(spec: DatasetSpec, folder: Path, missing: list[str], fetch: Fetch | None) -> None:
+    """Fetch each missing file from the first URL that works (``pooch.retrieve``: into a temporary
+    file, SHA-256 checked, then moved into place)."""
+    import pooch
+
     folder.mkdir(parents=True, exist_ok=True)
+    downloader = _downloader(fetch)
     for name in missing:
         errors = []
         for base in spec.urls:
-            handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-            os.close(handle)
-            tmp = Path(tmp)
             try:
-                fetch(base + name, tmp)
-                got = _sha256(tmp)
-                if got != spec.sha256[name]:
-                    errors.append(f"{base + name}: SHA-256 {got}, expected {spec.sha256[name]}")
-                    continue
-                os.replace(tmp, folder / name)
+                pooch.retrieve(base + name, known_hash=f"sha256:{spec.sha256[name]}", fname=name,
+                               path=folder, downloader=downloader)
                 break
-            except (OSError, http.client.HTTPException) as err:
-                errors.append(f"{base + name}: {err}")
-            finally:
-                tmp.unlink(missing_ok=True)
+            except ValueError:  # pooch: the download's hash is not the known one
+                errors.append(f"{base + name}: SHA-256 of the download is not the expected "
+                              f"{spec.sha256[name]}")
+            except (OSError, http.client.HTTPException) as err:  # requests' errors are OSErrors
+                errors.append(f"{base + name}: {_first_line(err)}")
         else:
             raise FileNotFoundError(
                 f"{spec.title} is not in {folder} and downloading {name} failed "
@@ -272,7 +281,7 @@ def _cache_folder(spec: DatasetSpec, cache_dir, download: bool, fetch: Fetch | N
             f"download=False; {_where_to_put(spec, folder)}"
         )
     if missing:
-        _download(spec, folder, missing, fetch or _urlopen_fetch)
+        _download(spec, folder, missing, fetch)
     return folder
 
 
@@ -295,22 +304,22 @@ def _find_folder(spec: DatasetSpec, data_dir, cache_dir, download: bool, fetch) 
 def _check_arrays(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray,
                   paths: tuple[Path, Path]) -> None:
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(
+        raise DataError(
             f"{paths[0]} holds a {images.dtype} array of shape {images.shape}, but {spec.title} "
             "images are uint8 of shape (N, 28, 28)"
         )
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise ValueError(
+        raise DataError(
             f"{paths[1]} holds a {labels.dtype} array of shape {labels.shape}, but {spec.title} "
             "labels are uint8 of shape (N,)"
         )
     if len(images) != len(labels):
-        raise ValueError(
+        raise DataError(
             f"the {split} split has {len(images)} images ({paths[0]}) but {len(labels)} labels "
             f"({paths[1]}); the files do not belong together"
         )
     if labels.size and int(labels.max()) >= len(spec.classes):
-        raise ValueError(
+        raise DataError(
             f"{paths[1]} holds label {int(labels.max())} but {spec.title} has "
             f"{len(spec.classes)} classes (labels 0..{len(spec.classes) - 1})"
         )
@@ -344,14 +353,16 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, flatte
       download: whether a missing cache may be filled from the official URLs.
       cache_dir: the cache folder (default :func:`default_cache_dir`).
       verify: check SHA-256 checksums (default True).
-      fetch: ``fetch(url, destination_path)`` used to download (default: urllib); tests inject one.
+      fetch: ``fetch(url, destination_path)`` used to download (default: pooch's HTTP downloader);
+        tests inject one.
 
     Returns:
       A :class:`Dataset` ``(x_train (N, 784) float32, y_train (N,) int32, x_test, y_test, classes)``;
       for Fashion-MNIST N = 60000 and N_test = 10000.
 
     Raises:
-      ValueError: for an unknown name, a checksum mismatch, or corrupt/mismatched files.
+      ValueError: for an unknown name.
+      DataError (a ValueError): for a checksum mismatch, or corrupt/mismatched files.
       FileNotFoundError: when the files are not found and cannot be downloaded; the message says
         which files to put in which folder.
 
@@ -381,7 +392,7 @@ def load_fashion_mnist(data_dir: str | os.PathLike | None = None, **options) -> 
 
     Example:
       >>> from fnnjax import data
-      >>> data.load_fashion_mnist("/work/shared/data").x_test.shape  # doctest: +SKIP
+      >>> data.load_fashion_mnist("/data").x_test.shape  # doctest: +SKIP
       (10000, 784)
     """
     return load_dataset("fashion-mnist", data_dir, **options)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from fnnjax._backprop import backprop
-from fnnjax._losses import prepare, risk
+from fnnjax._losses import check_l2, prepare, risk
 from fnnjax._model import MLP, Params
 
 __all__ = ["METHODS", "gradient", "default_step", "finite_difference_gradient"]
@@ -29,7 +29,7 @@ METHODS = ("backprop", "grad", "vjp", "jacrev", "jacfwd", "jvp", "fd_central", "
 
 
 def default_step(dtype, method: str = "fd_central") -> float:
-    """The base finite-difference step for a dtype (F19; GRADCHECK-NOTES).
+    """The base finite-difference step for a dtype (F19).
 
     Central differences balance the O(h^2) truncation against the O(eps/h) rounding error at
     ``h = eps^(1/3)`` (float64: 6.1e-6, float32: 4.9e-3); forward differences, O(h) against
@@ -68,6 +68,12 @@ def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=No
 
     Returns:
       The estimated gradient, shape ``(P,)``.
+
+    Example:
+      >>> import jax.numpy as jnp, fnnjax
+      >>> g = fnnjax.finite_difference_gradient(lambda t: jnp.sum(t ** 3), jnp.array([1.0, 2.0]))
+      >>> [round(v, 2) for v in g.tolist()]  # 3 t^2
+      [3.0, 12.0]
     """
     if step is None:
         base = default_step(theta.dtype, "fd_central" if central else "fd_forward")
@@ -115,7 +121,7 @@ def gradient(
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
       y: targets, as for :func:`fnnjax.loss`.
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
-      l2: the weight-decay coefficient lambda (may be traced).
+      l2: the weight-decay coefficient lambda >= 0 (may be traced).
       method: one of :data:`METHODS` (see the module docstring).
       step: finite-difference base step (``fd_*`` only); default :func:`default_step` of the dtype.
 
@@ -141,6 +147,7 @@ def gradient(
     if method == "backprop":
         return backprop(mlp, params, x, y, loss=loss, l2=l2)
     params, batch = prepare(mlp, params, x, y, loss)
+    l2 = check_l2(l2)
 
     def R(p):
         return risk(mlp, p, batch, loss, l2)

@@ -1,4 +1,4 @@
-"""Check a hand-written gradient against layered oracles, leaf by leaf (F19-F21, GRADCHECK-NOTES).
+"""Check a hand-written gradient against layered oracles, leaf by leaf (F19-F21).
 
 :func:`check_gradients` compares ``grad_f(params, *args)`` with the gradient of the scalar
 ``f(params, *args)`` found three independent ways, each with its own tolerance:
@@ -950,8 +950,9 @@ def check_gradients(
       fast: compare random projections (``probes`` Gaussian probes per leaf: a jvp and central
         differences along u against ``<G, u>``) instead of every element; for large nets.
       key: PRNG key for the probes and the Taylor direction (default ``jax.random.key(0)``).
-      rtol, atol: replace the derived tolerances: ``|G - E| <= atol + rtol |E|`` per element (in fast
-        mode ``atol ||u|| + rtol sum |G_i u_i|`` per probe).
+      rtol: with ``atol``, replaces the derived tolerances: ``|G - E| <= atol + rtol |E|`` per element
+        (in fast mode ``atol ||u|| + rtol sum |G_i u_i|`` per probe).
+      atol: see ``rtol``.
       oracles: a subset of ``("autodiff", "fd", "taylor")``.
       step: the finite-difference base step, used as is (default ``eps^(1/3) max(1, |theta_i|)``).
       probes: Gaussian probes per leaf in fast mode.

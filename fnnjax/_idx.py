@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fnnjax.errors import DataError
+
 __all__ = ["IDX_DTYPES", "read_idx", "write_idx"]
 
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -42,27 +44,27 @@ def _raw_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is a corrupt or truncated gzip file ({err}); delete it and fetch it again"
         ) from None
 
 
 def _parse(data: bytes, path: Path) -> np.ndarray:
     if len(data) < 4:
-        raise ValueError(
+        raise DataError(
             f"{path} has {len(data)} bytes, fewer than the 4-byte IDX magic number; the file is "
             "truncated or not an IDX file"
         )
     zero, code, ndim = data[:2], data[2], data[3]
     if zero != b"\x00\x00" or code not in IDX_DTYPES:
-        raise ValueError(
+        raise DataError(
             f"{path} starts with magic number 0x{data[:4].hex()} but an IDX file starts with "
             f"0x0000 then a dtype code in {{{', '.join(f'0x{c:02x}' for c in IDX_DTYPES)}}}; "
             "the file is corrupt or not an IDX file"
         )
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
-        raise ValueError(
+        raise DataError(
             f"{path} declares {ndim} dimensions but has only {len(data)} bytes (a header needs "
             f"{header}); the file is truncated or corrupt"
         )
@@ -70,7 +72,7 @@ def _parse(data: bytes, path: Path) -> np.ndarray:
     dtype = IDX_DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(
+        raise DataError(
             f"{path} declares shape {shape} of {dtype.name} ({expected} data bytes) but holds "
             f"{len(data) - header}; the file is truncated or corrupt"
         )
@@ -90,7 +92,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
       FileNotFoundError: when the file does not exist.
-      ValueError: for a corrupt gzip stream, a wrong magic number or dtype code, or a size that
+      DataError (a ValueError): for a corrupt gzip stream, a wrong magic number or dtype code, or a size that
         does not match the declared dimensions (truncated or padded file).
 
     Example:

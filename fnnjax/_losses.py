@@ -5,6 +5,19 @@ sample (the notes' ``(label - y)^2`` scaling, F14); ``cross_entropy`` is ``-y^T 
 for a softmax output or binary cross-entropy for sigmoid outputs, computed from the logits
 ``z^(L)`` so that it stays finite for logits of any magnitude. The risk averages the per-sample
 loss over the batch and adds ``(l2 / 2) * sum_l ||W^(l)||_F^2`` (biases excluded).
+
+Targets. Softmax cross-entropy takes integer labels ``(N,)`` or real target rows ``(N, C)`` of any
+kind: one-hot, soft (label smoothing), multi-hot, all-zero, rows of any sum; the loss is
+``-sum_k y_k log y_hat_k`` for every row and the hand-written gradient uses the matching output
+error ``y_hat * sum_k y_k - y`` (F10), which is ``y_hat - y`` when the row sums to 1. Integer labels
+are checked eagerly (an out-of-range label is an error); under ``jit``/``vmap`` they cannot be, so
+an out-of-range label gives a target row of NaN: the loss and every gradient of that batch are NaN
+(visible, and :func:`fnnjax.fit` stops naming the step), never a silently different value.
+
+Dtypes. Arrays are computed in the params' dtype. An input or target is converted to it only
+when JAX's own type promotion of the two dtypes is the params' dtype (integers, booleans, narrower
+floats: nothing is lost); a wider float (float64 data for float32 params, or float32 data for
+bfloat16 params) is refused with a line saying how to choose, never cast down silently.
 """
 
 from __future__ import annotations
@@ -15,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnnjax._model import MLP, Params, Trace, check_params, check_x, params_dtype, trace_batch
+from fnnjax._model import MLP, Params, Trace, check_dtype, check_params, check_x, params_dtype, trace_batch
 
-__all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty", "is_static_zero"]
+__all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty", "is_static_zero", "check_l2"]
 
 Array = jax.Array
 
@@ -73,21 +86,26 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
         if jnp.issubdtype(ydt, jnp.integer):
             if shape != batch:
                 fail(f"integer labels of shape {batch} (or one-hot targets of shape {batch + (m,)})")
+            labels = jnp.reshape(y, (-1,))
+            target = jax.nn.one_hot(labels, m, dtype=dtype)
             if _is_concrete(y):
-                labels = np.asarray(y)
-                bad = (labels < 0) | (labels >= m)
+                host = np.asarray(y)
+                bad = (host < 0) | (host >= m)
                 if bad.any():
                     raise ValueError(
-                        f"label {int(labels[bad].flat[0])} is out of range: the MLP has {m} "
+                        f"label {int(host[bad].flat[0])} is out of range: the MLP has {m} "
                         f"classes, so integer labels must lie in 0..{m - 1}"
                     )
-            target = jax.nn.one_hot(jnp.reshape(y, (-1,)), m, dtype=dtype)
-            return target
+                return target
+            # traced: no check possible; a NaN row makes the loss and the gradient NaN alike
+            inside = jnp.logical_and(labels >= 0, labels < m)
+            return jnp.where(inside[:, None], target, jnp.asarray(jnp.nan, dtype))
         if not jnp.issubdtype(ydt, jnp.floating):
             raise TypeError(f"y has dtype {ydt}; softmax cross-entropy takes integer labels or "
                             "floating one-hot targets")
         if shape != batch + (m,):
             fail(f"one-hot targets of shape {batch + (m,)} (or integer labels of shape {batch})")
+        check_dtype("y", y, dtype)
         return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
 
     # binary cross-entropy (sigmoid outputs) and the squared errors: real targets, one per output
@@ -103,6 +121,7 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
             bad = values[(values < 0) | (values > 1)].flat[0]
             raise ValueError(f"y contains {bad:g}, but binary cross-entropy targets must lie in "
                              "[0, 1] (labels 0 or 1)")
+    check_dtype("y", y, dtype)
     return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
 
 
@@ -135,13 +154,73 @@ def per_sample_loss(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
 
 
 def is_static_zero(l2) -> bool:
-    """True when ``l2`` is a Python number equal to 0: the L2 term is then left out of the program
-    altogether (XLA does not fold ``0 * W``, which would cost a pass over every weight)."""
-    return isinstance(l2, (int, float)) and not isinstance(l2, bool) and l2 == 0
+    """True when ``l2`` is a concrete (not traced) real scalar equal to 0: a Python, NumPy or JAX
+    number, or a 0-d array. The L2 term is then left out of the program altogether (XLA does not
+    fold ``0 * W``, which would cost a pass over every weight). A traced ``l2`` is never a static
+    zero: one compiled program then serves every value, 0 included.
+
+    Example:
+      >>> import numpy as np, jax.numpy as jnp
+      >>> from fnnjax._losses import is_static_zero
+      >>> [is_static_zero(v) for v in (0, 0.0, np.float32(0), np.float64(0), jnp.zeros(()), 1e-3)]
+      [True, True, True, True, True, False]
+    """
+    value = _concrete_scalar(l2)
+    return value is not None and value == 0
+
+
+def _concrete_scalar(v) -> float | None:
+    """``float(v)`` for a concrete real scalar (Python, NumPy or JAX, 0-d arrays included), else
+    None (a traced value, or something that is not a real scalar)."""
+    if isinstance(v, (bool, np.bool_)) or not _is_concrete(v) or np.ndim(v) != 0:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    dtype = getattr(v, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        return None
+    return float(v)
+
+
+def check_l2(l2):
+    """Check the weight-decay coefficient: a real scalar, and (when concrete) finite and >= 0.
+
+    Returns ``l2`` unchanged (a traced value cannot be checked and is used as given).
+
+    Raises:
+      ValueError: for a non-scalar, a non-real value, a negative or a non-finite coefficient.
+    """
+    if np.ndim(l2) != 0:
+        raise ValueError(f"l2 has shape {np.shape(l2)} but the weight-decay coefficient lambda must "
+                         "be a scalar")
+    if not _is_concrete(l2):
+        if not jnp.issubdtype(jnp.result_type(l2), jnp.floating):
+            raise ValueError(f"l2 has dtype {jnp.result_type(l2)} but the weight-decay coefficient "
+                             "lambda must be a real number")
+        return l2
+    value = _concrete_scalar(l2)
+    if value is None or not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"l2 = {l2} but the weight-decay coefficient lambda must be a finite "
+                         "number >= 0 (0: no weight decay)")
+    return l2
 
 
 def l2_penalty(params: Params, l2) -> Array:
-    """``(l2 / 2) * sum_l ||W^(l)||_F^2``, biases excluded (F7)."""
+    """``(l2 / 2) * sum_l ||W^(l)||_F^2``, biases excluded (F7).
+
+    Args:
+      params: a tuple of :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
+      l2: the coefficient lambda (a concrete 0 gives a constant 0 and no pass over the weights).
+
+    Returns:
+      The scalar penalty, in the params' dtype.
+
+    Example:
+      >>> import jax.numpy as jnp, fnnjax
+      >>> params = (fnnjax.Layer(jnp.full((2, 3), 2.0), jnp.full((2,), 5.0)),)
+      >>> float(fnnjax.l2_penalty(params, 0.5))  # 0.5 / 2 * 6 * 2^2; the biases do not count
+      6.0
+    """
     dtype = params_dtype(params)
     if is_static_zero(l2):
         return jnp.zeros((), dtype)
@@ -162,19 +241,21 @@ def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entrop
       mlp: the :class:`MLP`.
       params: a tuple of L :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
-      y: targets. ``cross_entropy`` + softmax: integer labels ``(N,)`` or one-hot ``(N, C)``;
+      y: targets. ``cross_entropy`` + softmax: integer labels ``(N,)`` or target rows ``(N, C)``
+        (one-hot, soft, multi-hot; any nonnegative weights);
         ``cross_entropy`` + sigmoid: ``(N, K)`` in [0, 1] (or ``(N,)`` when K = 1);
         ``mse`` / ``squared_error``: ``(N, M_L)`` (or ``(N,)`` when M_L = 1). One sample: drop N.
       loss: ``mse`` (1/2 ||y_hat - y||^2), ``squared_error`` (||y_hat - y||^2) or ``cross_entropy``
         (F6, from the logits).
-      l2: the weight-decay coefficient lambda (may be a traced value).
+      l2: the weight-decay coefficient lambda >= 0 (may be a traced value).
 
     Returns:
       The scalar R, in the params' dtype.
 
     Raises:
       ValueError/TypeError: for a wrong loss name, a loss that does not fit the output, targets of
-        the wrong shape or batch size, labels out of range, or params/x that do not fit the MLP.
+        the wrong shape or batch size, labels out of range, a negative l2, x or y of a dtype that
+        would lose precision in the params' dtype, or params/x that do not fit the MLP.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -184,4 +265,4 @@ def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entrop
       1.0986123...
     """
     params, batch = prepare(mlp, params, x, y, loss)
-    return risk(mlp, params, batch, loss, l2)
+    return risk(mlp, params, batch, loss, check_l2(l2))

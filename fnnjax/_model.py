@@ -25,7 +25,16 @@ Array = jax.Array
 
 
 class Layer(NamedTuple):
-    """The parameters of one layer: ``W: (M_l, M_{l-1})`` and ``b: (M_l,)``; ``z = W a + b``."""
+    """The parameters of one layer: ``W: (M_l, M_{l-1})`` and ``b: (M_l,)``; ``z = W a + b`` (F1).
+
+    A NamedTuple, hence a pytree: ``jax.tree.map`` and optax see its two arrays.
+
+    Example:
+      >>> import jax.numpy as jnp, fnnjax
+      >>> layer = fnnjax.Layer(W=jnp.ones((2, 3)), b=jnp.zeros(2))  # 3 inputs, 2 units
+      >>> (layer.W @ jnp.array([1.0, 2.0, 3.0]) + layer.b).tolist()
+      [6.0, 6.0]
+    """
 
     W: Array
     b: Array
@@ -41,6 +50,13 @@ class Trace(NamedTuple):
     Attributes:
       z: ``(z^(1), ..., z^(L))``, each ``(N, M_l)`` (or ``(M_l,)`` for one sample).
       a: ``(a^(0), ..., a^(L))`` with ``a^(0) = x``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((2, 3, 1), hidden="relu")
+      >>> trace = fnnjax.forward_trace(mlp, fnnjax.init_params(jax.random.key(0), mlp), jnp.ones(2))
+      >>> bool(jnp.all(trace.a[1] == jax.nn.relu(trace.z[0])))  # a^(1) = f_1(z^(1))
+      True
     """
 
     z: tuple[Array, ...]
@@ -301,8 +317,29 @@ def params_dtype(params: Params):
     return jnp.result_type(params[0].W)
 
 
+def check_dtype(what: str, value, dtype) -> None:
+    """Refuse an array that would lose precision when cast to the params' ``dtype``.
+
+    The rule is JAX's own type promotion: ``value`` converts when ``promote_types(its dtype,
+    dtype)`` is ``dtype`` (integers and booleans go to any float; a float only to one at least as
+    wide). float64 data for float32 params (with float64 enabled) is refused, never cast down.
+    """
+    got = jnp.result_type(value)
+    with jax.numpy_dtype_promotion("standard"):
+        lossless = jnp.promote_types(got, dtype) == jnp.dtype(dtype)
+    if not lossless:
+        want = jnp.dtype(dtype).name
+        raise ValueError(
+            f"{what} has dtype {got} but the params are {want}; casting {what} to {want} would lose "
+            f"precision: pass {what}.astype('{want}') to accept that, or params in {got} "
+            f"(jax.tree.map(lambda p: p.astype('{got}'), params))")
+
+
 def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
-    """Check the input's width, cast it to the params' dtype, and add a batch axis if needed.
+    """Check the input's width and dtype, cast it to the params' dtype, add a batch axis if needed.
+
+    The dtype rule: x converts to the params' dtype only when nothing is lost (see
+    :func:`check_dtype`); a wider float is refused, never cast down.
 
     Returns:
       ``(x2d, single)`` where ``x2d`` is ``(N, M_0)`` and ``single`` says x was one sample.
@@ -322,6 +359,7 @@ def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
     if not (jnp.issubdtype(xdt, jnp.floating) or jnp.issubdtype(xdt, jnp.integer)
             or jnp.issubdtype(xdt, jnp.bool_)):
         raise TypeError(f"x has dtype {xdt}; expected a real (floating or integer) array")
+    check_dtype("x", x, dtype)
     x = jnp.asarray(x).astype(dtype)
     if len(shape) == 1:
         return x[None, :], True

@@ -68,6 +68,12 @@ class PerceptronResult(NamedTuple):
       b: the final bias ``()``.
       errors: ``(epochs,)`` int32, the number of samples misclassified (hence updates made) in each
         pass over the data.
+
+    Example:
+      >>> import jax.numpy as jnp, fnnjax
+      >>> r = fnnjax.PerceptronResult(jnp.zeros(2), jnp.zeros(()), jnp.array([3, 1, 0, 0]))
+      >>> r.converged  # some pass over the data made no error
+      True
     """
 
     w: Array

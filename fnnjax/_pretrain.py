@@ -45,6 +45,12 @@ class Pretrained(NamedTuple):
       params: the supervised net's params: pretrained hidden layers, the given output layer.
       losses: one ``(epochs,)`` numpy array per hidden layer: the mean reconstruction loss of each
         epoch (the minibatch losses of that epoch, averaged).
+
+    Example: see :func:`pretrain`, which returns one:
+
+      >>> import numpy as np, fnnjax
+      >>> fnnjax.Pretrained(params=(), losses=(np.array([0.5, 0.2]),)).losses[0].tolist()
+      [0.5, 0.2]
     """
 
     params: Params
@@ -53,7 +59,14 @@ class Pretrained(NamedTuple):
 
 class TiedAutoencoder(NamedTuple):
     """A tied-weight autoencoder's parameters: encoder ``W: (M, K)``, ``b: (M,)``; decoder bias
-    ``c: (K,)``; the decoder's weights are ``W^T``."""
+    ``c: (K,)``; the decoder's weights are ``W^T`` (W appears twice: F20, :func:`tied_gradient`).
+
+    Example:
+      >>> import jax.numpy as jnp, fnnjax
+      >>> ae = fnnjax.TiedAutoencoder(W=jnp.ones((2, 5)), b=jnp.zeros(2), c=jnp.zeros(5))
+      >>> ae.W.T.shape  # the decoder's weights
+      (5, 2)
+    """
 
     W: Array
     b: Array

@@ -16,7 +16,16 @@ Fast by construction:
   together with the evaluation metrics (one host sync per epoch);
 - params and optimizer state are donated to the epoch program (updated in place); fit copies the
   caller's params first, so the caller's arrays stay valid;
-- evaluation is a compiled program too (``lax.scan`` over fixed-size chunks).
+- evaluation is a compiled program too (``lax.map`` over fixed-size chunks);
+- a hyperparameter sweep compiles once per shape: the L2 coefficient and the dropout rate are
+  arguments of the compiled epoch, not constants in it (only whether each is on is part of the
+  program), and the optimizer is compared by how it was built (two ``optax.sgd(0.1)`` share a
+  program; a new learning rate is a new program unless it lives in the optimizer state, e.g.
+  ``optax.inject_hyperparams(optax.sgd)(learning_rate=lr)``).
+
+Metrics are accumulated in float32 (float64 for float64 params) whatever the params' dtype, so a
+float16 run over 60,000 samples reports finite sums; a sample whose outputs are not finite counts
+as NaN in both the loss and the accuracy, never as a plausible number.
 
 Batches (the exact rule): every epoch draws a fresh permutation of the N training samples from
 the epoch's key and cuts it into ``N // batch_size`` batches of ``batch_size`` samples followed,
@@ -58,9 +67,10 @@ import optax
 from jax import lax
 
 from fnnjax._backprop import backward, output_delta
-from fnnjax._losses import LOSSES, check_loss, l2_penalty, per_sample_loss, prepare
+from fnnjax._losses import LOSSES, check_l2, check_loss, l2_penalty, per_sample_loss, prepare
 from fnnjax._model import MLP, Layer, Params, Trace, check_params, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
+from fnnjax._static_key import ByStructure
 
 __all__ = [
     "GRADIENTS",
@@ -89,6 +99,14 @@ class TrainState(NamedTuple):
       opt_state: the optax optimizer state.
       key: the PRNG key that starts the next epoch.
       epoch: the number of epochs completed (a Python int).
+
+    Example:
+      >>> import jax, optax, fnnjax
+      >>> mlp = fnnjax.MLP((2, 2), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp)
+      >>> state = fnnjax.TrainState(params, optax.sgd(0.1).init(params), jax.random.key(1), 0)
+      >>> state.epoch
+      0
     """
 
     params: Params
@@ -119,6 +137,12 @@ class History:
         ``<name>_acc`` for every evaluation set (after the epoch, no dropout), and ``seconds``
         (wall time of the epoch: training, evaluation and the one host sync).
       compile_seconds: the time to compile the epoch and evaluation programs (before epoch 1).
+
+    Example:
+      >>> import fnnjax
+      >>> h = fnnjax.History([{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}], 1.2)
+      >>> h["train_loss"].tolist(), len(h)
+      ([0.9, 0.5], 2)
     """
 
     epochs: list[dict]
@@ -144,6 +168,17 @@ class NonFiniteLossError(FloatingPointError):
       step: the 1-based step (batch) within that epoch, or None when only the parameters at the
         end of the epoch were non-finite.
       history: the :class:`History` of the epochs completed before it.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, fnnjax
+      >>> mlp = fnnjax.MLP((1, 1))
+      >>> params = (fnnjax.Layer(jnp.ones((1, 1)), jnp.zeros(1)),)
+      >>> try:
+      ...     fnnjax.fit(mlp, params, (jnp.ones((2, 1)), jnp.zeros((2, 1))), optimizer=optax.sgd(5e9),
+      ...                loss="mse", epochs=3, batch_size=1, key=jax.random.key(0))
+      ... except fnnjax.NonFiniteLossError as err:
+      ...     print(err.epoch, err.step, len(err.history))
+      2 1 1
     """
 
     def __init__(self, message: str, *, epoch: int, step: int | None, history: History):
@@ -191,7 +226,7 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32)
       key: a PRNG key; split into one key per hidden layer.
       mlp: the :class:`~fnnjax.MLP`.
       n: the batch size N.
-      rate: the drop probability p, ``0 <= p < 1``.
+      rate: the drop probability p, ``0 <= p < 1`` (may be traced).
       dtype: the floating dtype of the multipliers.
 
     Returns:
@@ -203,10 +238,10 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32)
       >>> sorted(set(s[0].ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
       True
     """
-    keep = 1.0 - rate
+    keep = 1 - jnp.asarray(rate, _metric_dtype(dtype))  # rate may be traced: one program for all
     keys = jax.random.split(key, mlp.num_layers - 1)
     return tuple(
-        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / jnp.asarray(keep, dtype)
+        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / keep.astype(dtype)
         for k, m in zip(keys, mlp.sizes[1:-1])
     )
 
@@ -217,18 +252,29 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float, dtype=jnp.float32)
 
 @dataclasses.dataclass(frozen=True)
 class _StepSpec:
-    """Everything static about a training step (hashable: a static argument under jit)."""
+    """Everything static about a training step (hashable: a static argument under jit).
+
+    ``l2`` and ``dropout`` say only whether the L2 term and dropout are in the program; their
+    values are the traced :class:`_Hyper` arguments. ``optimizer`` compares by construction."""
 
     mlp: MLP
     loss: str
-    optimizer: Any
+    optimizer: ByStructure
     gradient: str
-    l2: float
-    dropout: float
+    l2: bool
+    dropout: bool
     accuracy: bool
 
 
-def _backprop_gradient(spec: _StepSpec, params: Params, x: Array, target: Array, scales, valid=None):
+class _Hyper(NamedTuple):
+    """The numbers of a run passed to the compiled epoch as arguments (a sweep compiles once)."""
+
+    l2: Array  # lambda, a scalar of the params' dtype
+    dropout: Array  # the drop rate p, a scalar of _metric_dtype (float32, or float64)
+
+
+def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array,
+                       scales, valid=None):
     """dR/dtheta by the hand-written recursion (F10-F13), dropout masks in the delta recursion.
 
     ``valid`` (optional, ``(B,)`` bool): only those rows count; R is the mean over them."""
@@ -244,12 +290,13 @@ def _backprop_gradient(spec: _StepSpec, params: Params, x: Array, target: Array,
     for d, a_prev, layer in zip(ds, trace.a[:-1], params):
         gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
         if spec.l2:
-            gw = gw + jnp.asarray(spec.l2, gw.dtype) * layer.W
+            gw = gw + hyper.l2.astype(gw.dtype) * layer.W
         grads.append(Layer(gw, jnp.sum(d, axis=0)))
     return tuple(grads), trace
 
 
-def _autodiff_gradient(spec: _StepSpec, params: Params, x: Array, target: Array, scales, valid=None):
+def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array,
+                       scales, valid=None):
     """dR/dtheta by jax.grad of the risk R (F7) on the same (dropped-out) forward pass."""
 
     def risk(p):
@@ -261,7 +308,7 @@ def _autodiff_gradient(spec: _StepSpec, params: Params, x: Array, target: Array,
             v = valid.astype(per.dtype)
             r = jnp.sum(per * v) / jnp.sum(v)
         if spec.l2:
-            r = r + l2_penalty(p, spec.l2)
+            r = r + l2_penalty(p, hyper.l2)
         return r, trace
 
     return jax.grad(risk, has_aux=True)(params)
@@ -271,33 +318,43 @@ _GRADIENT_FNS = {"backprop": _backprop_gradient, "grad": _autodiff_gradient}
 
 
 def _correct(mlp: MLP, trace: Trace, target: Array) -> Array:
-    """Per-sample accuracy ``(N,)``: argmax match (softmax) or mean thresholded match (sigmoid)."""
+    """Per-sample accuracy ``(N,)``: argmax match (softmax) or mean thresholded match (sigmoid);
+    NaN for a sample whose outputs are not finite (it has no prediction)."""
     z = trace.z[-1]
     if mlp.output == "softmax":
-        return (jnp.argmax(z, axis=-1) == jnp.argmax(target, axis=-1)).astype(z.dtype)
-    return jnp.mean(((z > 0) == (target > 0.5)).astype(z.dtype), axis=-1)
+        hit = (jnp.argmax(z, axis=-1) == jnp.argmax(target, axis=-1)).astype(z.dtype)
+    else:
+        hit = jnp.mean(((z > 0) == (target > 0.5)).astype(z.dtype), axis=-1)
+    return jnp.where(jnp.all(jnp.isfinite(z), axis=-1), hit, jnp.asarray(jnp.nan, z.dtype))
+
+
+def _metric_dtype(dtype):
+    """The dtype metrics are summed in: float64 for float64 data, float32 for every other."""
+    return jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
 
 
 class _Sums(NamedTuple):
-    """Per-epoch sums accumulated on the device."""
+    """Per-epoch sums accumulated on the device (in :func:`_metric_dtype`)."""
 
     loss: Array  # sum over samples of the per-sample loss
     correct: Array  # sum over samples of the per-sample accuracy
     first_bad: Array  # 0-based index of the first step with a non-finite loss; -1 if none
 
 
-def _train_step(spec: _StepSpec, carry, batch):
+def _train_step(spec: _StepSpec, hyper: _Hyper, carry, batch):
     params, opt_state, sums = carry
     x, target, key, step, valid = batch
-    scales = dropout_scales(key, spec.mlp, x.shape[0], spec.dropout, x.dtype) if spec.dropout else None
-    grads, trace = _GRADIENT_FNS[spec.gradient](spec, params, x, target, scales, valid)
-    updates, opt_state = spec.optimizer.update(grads, opt_state, params)
+    scales = (dropout_scales(key, spec.mlp, x.shape[0], hyper.dropout, x.dtype) if spec.dropout
+              else None)
+    grads, trace = _GRADIENT_FNS[spec.gradient](spec, hyper, params, x, target, scales, valid)
+    updates, opt_state = spec.optimizer.value.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    per = per_sample_loss(spec.mlp, spec.loss, trace, target)
-    acc = _correct(spec.mlp, trace, target) if spec.accuracy else jnp.zeros_like(per)
-    if valid is not None:
-        v = valid.astype(per.dtype)
-        per, acc = per * v, acc * v
+    metric = sums.loss.dtype
+    per = per_sample_loss(spec.mlp, spec.loss, trace, target).astype(metric)
+    acc = _correct(spec.mlp, trace, target).astype(metric) if spec.accuracy else jnp.zeros_like(per)
+    if valid is not None:  # padding rows: weight exactly 0 (where, not a product: 0 * NaN is NaN)
+        per = jnp.where(valid, per, jnp.zeros_like(per))
+        acc = jnp.where(valid, acc, jnp.zeros_like(acc))
     batch_loss, correct = jnp.sum(per), jnp.sum(acc)
     bad = jnp.logical_and(sums.first_bad < 0, jnp.logical_not(jnp.isfinite(batch_loss)))
     sums = _Sums(sums.loss + batch_loss, sums.correct + correct,
@@ -330,10 +387,8 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "batch_size", "mesh", "unroll"),
-                   donate_argnames=("params", "opt_state"))
-def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_size: int, mesh=None,
-                 unroll: int = 1):
+def _epoch_program(params, opt_state, key, x, target, hyper: _Hyper, *, spec: _StepSpec,
+                   batch_size: int, mesh=None, unroll: int = 1):
     """One epoch (see the module docstring): returns params, opt_state, the next key, the sums
     and whether the final params are finite. With a ``mesh``, each batch is sharded along its
     batch axis and params/optimizer state stay replicated (XLA adds the all-reduce). ``unroll``
@@ -343,7 +398,7 @@ def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_si
     perm_key, drop_key = jax.random.split(epoch_key)
     idx, valid = _batch_order(perm_key, n, batch_size)
     steps = idx.shape[0]
-    zero = jnp.zeros((), x.dtype)
+    zero = jnp.zeros((), _metric_dtype(x.dtype))
     carry = (params, opt_state, _Sums(zero, zero, jnp.asarray(-1, jnp.int32)))
 
     def body(carry, xs):
@@ -351,13 +406,18 @@ def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_si
         if mesh is not None:  # each device gathers (and differentiates) its slice of the batch
             i, v = _shard_batch(mesh, (i, v))
             xb, tb = _shard_batch(mesh, (x[i], target[i]))
-            new = _train_step(spec, carry, (xb, tb, k, step, v))
+            new = _train_step(spec, hyper, carry, (xb, tb, k, step, v))
             return lax.with_sharding_constraint(new, replicated(mesh)), None
-        return _train_step(spec, carry, (x[i], target[i], k, step, v)), None
+        return _train_step(spec, hyper, carry, (x[i], target[i], k, step, v)), None
 
     xs = (idx, jax.random.split(drop_key, steps), jnp.arange(steps, dtype=jnp.int32), valid)
     (params, opt_state, sums), _ = lax.scan(body, carry, xs, unroll=min(unroll, steps))
     return params, opt_state, next_key, sums, _all_finite(params)
+
+
+_train_epoch = jax.jit(_epoch_program, static_argnames=("spec", "batch_size", "mesh", "unroll"),
+                       donate_argnames=("params", "opt_state"))
+"""The compiled epoch (one program per spec, shapes and options; see :func:`_epoch_program`)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,28 +426,17 @@ def _train_epoch(params, opt_state, key, x, target, *, spec: _StepSpec, batch_si
 
 @functools.partial(jax.jit, static_argnames=("mlp", "loss", "accuracy", "batch_size"))
 def _eval_sums(params, x, target, *, mlp: MLP, loss: str, accuracy: bool, batch_size: int):
-    """Sum of per-sample losses and of per-sample accuracies over a data set, in chunks."""
-    n = x.shape[0]
-    full, rest = divmod(n, batch_size)
+    """Sum of per-sample losses and of per-sample accuracies over a data set, ``(2,)`` in
+    :func:`_metric_dtype`; ``lax.map`` evaluates ``batch_size`` samples at a time."""
+    metric = _metric_dtype(x.dtype)
 
-    def chunk(xb, tb):
-        trace = trace_batch(mlp, params, xb)
-        s_loss = jnp.sum(per_sample_loss(mlp, loss, trace, tb))
-        s_acc = jnp.sum(_correct(mlp, trace, tb)) if accuracy else jnp.zeros_like(s_loss)
-        return jnp.stack([s_loss, s_acc])
+    def one(sample):
+        trace = trace_batch(mlp, params, sample[0][None])
+        per = per_sample_loss(mlp, loss, trace, sample[1][None])[0].astype(metric)
+        acc = _correct(mlp, trace, sample[1][None])[0].astype(metric) if accuracy else jnp.zeros_like(per)
+        return jnp.stack([per, acc])
 
-    total = jnp.zeros((2,), x.dtype)
-    if full:
-        def body(acc, i):
-            start = i * batch_size
-            xb = lax.dynamic_slice_in_dim(x, start, batch_size)
-            tb = lax.dynamic_slice_in_dim(target, start, batch_size)
-            return acc + chunk(xb, tb), None
-
-        total, _ = lax.scan(body, total, jnp.arange(full, dtype=jnp.int32))
-    if rest:
-        total = total + chunk(x[full * batch_size:], target[full * batch_size:])
-    return total
+    return jnp.sum(lax.map(one, (x, target), batch_size=batch_size), axis=0)
 
 
 def _has_accuracy(mlp: MLP, loss: str) -> bool:
@@ -448,7 +497,20 @@ def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str,
     if np.shape(x)[0] == 0:
         raise ValueError(f"{what} is empty (x has shape {np.shape(x)}); it needs at least one sample")
     _, batch = prepare(mlp, params, x, y, loss)
+    for name, arr in (("x", batch.x), ("y", batch.target)):
+        _check_finite(f"{what} {name}", arr)
     return _to_device((batch.x, batch.target), mesh=mesh)
+
+
+def _check_finite(what: str, arr: Array) -> None:
+    """Refuse data holding NaN or inf (one reduction on the device; the details only on failure)."""
+    if bool(jnp.all(jnp.isfinite(arr))):
+        return
+    bad = ~np.isfinite(np.asarray(arr))
+    row, col = (int(i[0]) for i in np.nonzero(bad))
+    raise ValueError(f"{what} holds {int(bad.sum())} non-finite values (NaN or inf; the first at row "
+                     f"{row}, column {col}); remove or repair those samples before training or "
+                     "evaluating")
 
 
 def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy",
@@ -464,10 +526,12 @@ def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy",
         float rounding).
 
     Returns:
-      ``{"loss": mean per-sample loss (no L2 term), "acc": accuracy or None}``.
+      ``{"loss": mean per-sample loss (no L2 term), "acc": accuracy or None}``, summed in float32
+      (float64 for float64 params). Both are NaN when the network's outputs are not finite for
+      some sample (an overflow): such a sample has no prediction, so no accuracy is made up.
 
     Raises:
-      ValueError/TypeError: when the data do not fit the MLP or loss.
+      ValueError/TypeError: when the data do not fit the MLP or loss, or hold NaN or inf.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -508,9 +572,13 @@ def _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_e
         raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}; valid values are {', '.join(GRADIENTS)}")
-    l2 = float(l2)
-    if not (math.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2 = {l2} but the weight-decay coefficient must be finite and >= 0")
+    if isinstance(l2, jax.core.Tracer) or isinstance(dropout, jax.core.Tracer):
+        raise TypeError("fit takes l2 and dropout as numbers, not traced values: it compiles the "
+                        "epoch itself, with both as arguments of the program (so a sweep over them "
+                        "compiles once); call fit outside jax.jit")
+    l2 = float(check_l2(l2))
+    if isinstance(dropout, bool) or np.ndim(dropout) != 0:
+        raise ValueError(f"dropout = {dropout!r} but the drop rate must be a number, 0 <= dropout < 1")
     dropout = float(dropout)
     if not 0 <= dropout < 1:
         raise ValueError(
@@ -646,8 +714,8 @@ class Trainer:
       mesh: the ``jax.sharding.Mesh`` training runs on (from ``mesh`` or ``devices``), or None.
 
     Raises:
-      As :func:`fit`; ``next()`` raises :class:`NonFiniteLossError` and, after ``epochs``,
-      StopIteration.
+      ValueError: as :func:`fit`; and ``next()`` raises :class:`NonFiniteLossError` for a
+        non-finite loss and ``StopIteration`` after ``epochs``.
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, fnnjax
@@ -694,10 +762,15 @@ class Trainer:
                                mesh=mesh)
         key = _to_device(key, mesh=mesh)
         self.state = TrainState(params, opt_state, key, int(initial_epoch))
-        spec = _StepSpec(mlp, loss, optimizer, gradient, l2, dropout, self._accuracy)
+        spec = _StepSpec(mlp, loss, ByStructure(optimizer), gradient, l2 != 0, dropout != 0,
+                         self._accuracy)
+        dtype = params[0].W.dtype
+        self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))),
+                                 mesh=mesh)
         t0 = time.perf_counter()
-        self._epoch_fn = _train_epoch.lower(params, opt_state, key, self._x, self._target, spec=spec,
-                                            batch_size=batch_size, mesh=mesh, unroll=unroll).compile()
+        self._epoch_fn = _train_epoch.lower(params, opt_state, key, self._x, self._target, self._hyper,
+                                            spec=spec, batch_size=batch_size, mesh=mesh,
+                                            unroll=unroll).compile()
         self._eval_fns = {
             name: _eval_sums.lower(params, ex, et, mlp=mlp, loss=loss, accuracy=self._accuracy,
                                    batch_size=min(eval_batch_size, ex.shape[0])).compile()
@@ -716,7 +789,7 @@ class Trainer:
         epoch, n = done + 1, self._x.shape[0]
         t_start = time.perf_counter()
         params, opt_state, key, sums, finite = self._epoch_fn(params, opt_state, key, self._x,
-                                                              self._target)
+                                                              self._target, self._hyper)
         ev = {name: fn(params, *self._evals[name]) for name, fn in self._eval_fns.items()}
         sums, finite, ev = jax.device_get((sums, finite, ev))  # the one host sync of the epoch
         seconds = time.perf_counter() - t_start

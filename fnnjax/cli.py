@@ -1,9 +1,13 @@
 """The ``fnnjax`` command line.
 
 Each subcommand lives in its own module, which provides ``register(subparsers)``: it adds its
-parser(s) and sets ``func`` (``args -> exit status``). A user error (bad name, bad shape, missing
-file) is reported as one line on stderr with exit status 2; set ``FNNJAX_DEBUG=1`` to get the
-traceback instead.
+parser(s) and sets ``func`` (``args -> exit status``).
+
+Exit statuses: 0 success; 1 the command ran and found a failure (a failed check, a non-finite
+loss); 2 the user's input or environment (a wrong option, a missing or damaged file, a full disk:
+:class:`fnnjax.errors.UsageError`, :class:`fnnjax.errors.InputError`, ``OSError``), reported as
+one line on stderr; 3 an internal error (any other exception: a bug in fnnjax), reported as one
+line that says so. ``FNNJAX_DEBUG=1`` shows the traceback instead, for both.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import importlib
 import os
 import sys
 
-from fnnjax.errors import UsageError
+from fnnjax.errors import InputError, UsageError
 
 __all__ = ["main", "UsageError"]
 
@@ -48,15 +52,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as err:
+    except (UsageError, InputError, OSError, MemoryError) as err:
         if os.environ.get("FNNJAX_DEBUG"):
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"fnnjax {args.command}: error: {message}", file=sys.stderr)
+        print(f"fnnjax {args.command}: error: {_first_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fnnjax {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # anything else is a bug: say so, in one line
+        if os.environ.get("FNNJAX_DEBUG"):
+            raise
+        print(f"fnnjax {args.command}: internal error (a bug in fnnjax, please report it): "
+              f"{type(err).__name__}: {_first_line(err)}; rerun with FNNJAX_DEBUG=1 for the "
+              "traceback", file=sys.stderr)
+        return 3
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 if __name__ == "__main__":

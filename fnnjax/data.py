@@ -31,10 +31,12 @@ from fnnjax._datasets import (
 from fnnjax._idx import IDX_DTYPES, read_idx, write_idx
 from fnnjax._split import Split, train_val_split
 from fnnjax._toy_data import LOGIC_GATES, logic_gate, quadratic, u_shaped
+from fnnjax.errors import DataError
 
 __all__ = [
     "DATASETS",
     "DATA_ENV_VAR",
+    "DataError",
     "FASHION_MNIST_CLASSES",
     "IDX_DTYPES",
     "LOGIC_GATES",

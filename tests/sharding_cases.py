@@ -1,4 +1,4 @@
-"""Issue 6 on 8 CPU host devices: run by tests/test_sharding.py in a subprocess started with
+"""Data-parallel training on 8 CPU host devices: run by tests/test_sharding.py in a subprocess started with
 XLA_FLAGS=--xla_force_host_platform_device_count=8 (the flag must be set before jax is imported,
 so these cases cannot share the main test process; the file name keeps pytest from collecting it
 there). Run by hand:

@@ -1,4 +1,4 @@
-"""One process of a two-process data-parallel run (issue 6, several hosts simulated on one):
+"""One process of a two-process data-parallel run (several hosts simulated on one):
 started twice by tests/test_sharding.py with XLA_FLAGS=--xla_force_host_platform_device_count=2,
 so that ``jax.distributed.initialize`` joins 2 processes x 2 CPU devices into one 4-device mesh
 (CPU collectives over gloo). Usage: python sharding_process.py PROCESS_ID PORT OUT_DIR"""

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import pytest
 
 import fnnjax
+from fnnjax.errors import UsageError
 from benchmarks import pretrain as bench
 
 
@@ -83,6 +84,6 @@ def test_delta_norms_match_autodiff():
 ])
 def test_bad_options_fail_with_one_line(argv, message, monkeypatch, tmp_path):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UsageError, match=message):
         bench.main([*argv, "--out", str(tmp_path)])
     assert not list(tmp_path.iterdir())

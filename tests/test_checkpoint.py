@@ -1,4 +1,4 @@
-"""Issue 4: checkpoints lose nothing.
+"""Checkpoints lose nothing.
 
 An interrupted run resumed from its checkpoint ends with the same bits as an uninterrupted one; a
 crash in the middle of a save leaves the previous checkpoint usable; corrupt checkpoints and

@@ -1,4 +1,4 @@
-"""Issue 4: ``fnnjax train`` / ``fnnjax predict`` on a tiny Fashion-MNIST look-alike written as IDX
+"""``fnnjax train`` / ``fnnjax predict`` on a tiny Fashion-MNIST look-alike written as IDX
 files in a temporary folder (the real data is never needed): outputs, exact resumption, the
 non-finite stop, and one clear line with exit status 2 for each kind of bad input."""
 

@@ -1,4 +1,4 @@
-"""Issue 2: bad input gets a clear error at trace time naming the argument and the numbers."""
+"""Bad input gets a clear error at trace time naming the argument and the numbers."""
 
 import jax
 import jax.numpy as jnp

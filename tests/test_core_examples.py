@@ -1,4 +1,4 @@
-"""Issue 2: the notes' worked examples (F2, F3, F14, F15), activations (F17) and initialisers."""
+"""The notes' worked examples (F2, F3, F14, F15), activations (F17) and initialisers."""
 
 import jax
 import jax.numpy as jnp

@@ -1,11 +1,13 @@
-"""Issue 2: the hand-written backprop and every other gradient method agree with jax.grad.
+"""The hand-written backprop and every other gradient method agree with jax.grad.
 
-Property tests over random architectures in float64 (tolerances justified by each method's error
-order) and in float32, per-example gradients under vmap, and jit with a traced l2.
+Property tests over random architectures and every target form the loss accepts, in float64
+(tolerances justified by each method's error order) and in float32; per-example gradients under
+vmap; jit with a traced l2 held to the eager tolerances.
 """
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,8 +31,53 @@ PAIRINGS = (  # (output activation, loss)
 )
 
 
-def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64):
-    """A random MLP problem with nonzero biases, inputs and targets that fit the loss."""
+TARGET_FORMS = {  # every form of y each loss accepts (see fnnjax.loss)
+    "softmax-cross_entropy": ("labels", "labels-uint8", "one-hot", "soft", "multi-hot", "zero-rows",
+                              "sum-3"),
+    "sigmoid-cross_entropy": ("probabilities", "labels-float", "bool", "flat"),
+    "regression": ("real", "integer", "flat"),
+}
+
+
+def target_forms(output, loss):
+    key = f"{output}-{loss}" if loss == "cross_entropy" else "regression"
+    return TARGET_FORMS[key]
+
+
+def make_target(rng, output, loss, n, m, form, dtype):
+    """Targets of one accepted form (``form`` is taken modulo the forms of this loss)."""
+    forms = target_forms(output, loss)
+    form = forms[form % len(forms)] if isinstance(form, int) else form
+    if form.startswith("labels") and not form.endswith("float"):
+        return jnp.asarray(rng.integers(0, m, n), jnp.uint8 if form.endswith("uint8") else jnp.int32)
+    if form == "one-hot":
+        return jax.nn.one_hot(rng.integers(0, m, n), m, dtype=dtype)
+    if form == "soft":
+        return jnp.asarray(rng.dirichlet(np.ones(m), n), dtype)
+    if form == "multi-hot":
+        return jnp.asarray(rng.random((n, m)) < 0.5, dtype)
+    if form == "zero-rows":
+        return jax.nn.one_hot(rng.integers(0, m, n), m, dtype=dtype) * jnp.asarray(rng.random((n, 1)) < 0.5, dtype)
+    if form == "sum-3":
+        return jnp.asarray(3 * rng.dirichlet(np.ones(m), n), dtype)
+    if form == "probabilities":
+        return jnp.asarray(rng.random((n, m)), dtype)
+    if form == "labels-float":
+        return jnp.asarray(rng.integers(0, 2, (n, m)), dtype)
+    if form == "bool":
+        return jnp.asarray(rng.random((n, m)) < 0.5)
+    if form == "real":
+        return jnp.asarray(rng.normal(size=(n, m)), dtype)
+    if form == "integer":
+        return jnp.asarray(rng.integers(-2, 3, (n, m)), jnp.int32)
+    assert form == "flat"  # (N,) when there is one output
+    return make_target(rng, output, loss, n, m, "probabilities" if loss == "cross_entropy" else "real",
+                       dtype)[:, 0] if m == 1 else make_target(rng, output, loss, n, m, 0, dtype)
+
+
+def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64, form=0):
+    """A random MLP problem with nonzero biases, inputs and targets that fit the loss (of the
+    accepted target form ``form``: an index into :func:`target_forms`, or a name)."""
     if output == "softmax" and loss == "cross_entropy" and sizes[-1] < 2:
         sizes = (*sizes[:-1], 2)
     if output == "sigmoid" and loss == "cross_entropy":
@@ -43,14 +90,7 @@ def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64):
         for n_in, m_out in zip(sizes[:-1], sizes[1:])
     )
     x = jnp.asarray(rng.normal(size=(n, sizes[0])), dtype)
-    m = sizes[-1]
-    if loss == "cross_entropy" and output == "softmax":
-        y = jnp.asarray(rng.integers(0, m, n), jnp.int32)
-    elif loss == "cross_entropy":
-        y = jnp.asarray(rng.integers(0, 2, n), dtype)
-    else:
-        y = jnp.asarray(rng.normal(size=(n, m)), dtype)
-    return mlp, params, x, y
+    return mlp, params, x, make_target(rng, output, loss, n, sizes[-1], form, dtype)
 
 
 def rel_err(a, b):
@@ -68,15 +108,16 @@ architectures = st.tuples(
     st.sampled_from(PAIRINGS),
     st.sampled_from([0.0, 0.37]),
     st.sampled_from([1, 5]),
+    st.integers(0, 6),  # the target form
 )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures)
 def test_backprop_equals_grad_float64(case):
-    seed, sizes, hidden, (output, loss), l2, n = case
+    seed, sizes, hidden, (output, loss), l2, n, form = case
     with jax.enable_x64(True):
-        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, n)
+        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, n, form=form)
         bp = fnnjax.backprop(mlp, params, x, y, loss=loss, l2=l2)
         ref = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method="grad")
         assert jax.tree.structure(bp) == jax.tree.structure(params)
@@ -89,29 +130,35 @@ small_architectures = st.tuples(
     st.sampled_from(SMOOTH_HIDDEN),
     st.sampled_from(PAIRINGS),
     st.sampled_from([0.0, 0.37]),
+    st.integers(0, 6),  # the target form
 )
+
+# float64 tolerances of each method against jax.grad, relative to 1 + |R|: autodiff methods agree
+# to rounding; central differences to O(h^2) with h = eps^(1/3), i.e. ~eps^(2/3) ~ 4e-11, held to
+# 1e-7; forward differences to O(h) with h = eps^(1/2), i.e. ~1.5e-8, held to 1e-5 (both leave
+# headroom for the derivative constants)
+TOLERANCES = {"backprop": 1e-10, "grad": 1e-12, "vjp": 1e-12, "jacrev": 1e-12, "jacfwd": 1e-10,
+              "jvp": 1e-10, "fd_central": 1e-7, "fd_forward": 1e-5}
+
+
+def assert_gradient_matches(g, ref, params, method, scale):
+    """Same structure, shapes and dtypes as params; every element within the method's tolerance."""
+    chex.assert_trees_all_equal_shapes_and_dtypes(g, params)
+    chex.assert_trees_all_close(g, ref, rtol=0, atol=TOLERANCES[method] * scale)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_architectures)
 def test_every_method_agrees_float64(case):
-    """Autodiff methods agree to rounding; central differences to O(h^2) with h = eps^(1/3), i.e.
-    ~eps^(2/3) ~ 4e-11 relative, held to 1e-7; forward differences to O(h) with h = eps^(1/2),
-    i.e. ~1.5e-8, held to 1e-5 (both leave headroom for the derivative constants)."""
-    seed, sizes, hidden, (output, loss), l2 = case
+    """Every method against jax.grad within :data:`TOLERANCES`."""
+    seed, sizes, hidden, (output, loss), l2, form = case
     with jax.enable_x64(True):
-        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, 4)
+        mlp, params, x, y = make_problem(seed, tuple(sizes), hidden, output, loss, 4, form=form)
         ref = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method="grad")
         scale = 1.0 + float(jnp.abs(fnnjax.loss(mlp, params, x, y, loss=loss, l2=l2)))
-        for method, tol in [("backprop", 1e-10), ("vjp", 1e-12), ("jacrev", 1e-12),
-                            ("jacfwd", 1e-10), ("jvp", 1e-10), ("fd_central", 1e-7),
-                            ("fd_forward", 1e-5)]:
+        for method in fnnjax.METHODS:
             g = fnnjax.gradient(mlp, params, x, y, loss=loss, l2=l2, method=method)
-            assert jax.tree.structure(g) == jax.tree.structure(params)
-            for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref)):
-                assert a.shape == b.shape and a.dtype == b.dtype
-                err = float(jnp.max(jnp.abs(a - b)))
-                assert err <= tol * scale, (method, err)
+            assert_gradient_matches(g, ref, params, method, scale)
 
 
 def test_finite_difference_orders_float64(x64):
@@ -198,9 +245,12 @@ def test_jit_with_static_mlp_and_traced_l2(x64):
         ref = fnnjax.gradient(mlp, params, x, y, l2=l2, method="grad")
         assert rel_err(got, ref) < 1e-12
     assert len(traces) == 1  # l2 traced: one compilation serves both values
+    # every method under jit, with a traced l2, held to the same tolerances as eagerly
+    scale = 1.0 + float(jnp.abs(fnnjax.loss(mlp, params, x, y, l2=0.5)))
+    ref = fnnjax.gradient(mlp, params, x, y, l2=0.5, method="grad")
     for method in fnnjax.METHODS:
-        g = jax.jit(functools.partial(fnnjax.gradient, mlp, method=method))(params, x, y)
-        assert rel_err(g, ref) < 1e-4
+        g = jax.jit(functools.partial(fnnjax.gradient, mlp, method=method))(params, x, y, l2=jnp.float64(0.5))
+        assert_gradient_matches(g, ref, params, method, scale)
 
 
 def test_cross_entropy_stable_for_huge_logits():

@@ -42,6 +42,29 @@ def test_tied_gradient_adds_both_paths():
     assert not np.allclose(encoder_path_only, expected.W, atol=1e-4)  # one path is not enough (F20)
 
 
+def min_cosine_to_pca(W, x, k):
+    """The smallest cosine of the principal angles between W's row space and the top-k principal
+    subspace of x (numpy's SVD of the centred data: independent of fnnjax)."""
+    centred = np.asarray(x, np.float64) - np.mean(x, axis=0)
+    pca = np.linalg.svd(centred, full_matrices=False)[2][:k]
+    rows = np.linalg.qr(np.asarray(W, np.float64).T)[0]
+    return float(np.min(np.linalg.svd(pca @ rows, compute_uv=False)))
+
+
+def test_a_linear_autoencoder_layer_learns_the_principal_subspace():
+    """F28 with a linear layer: pretraining must move W^(1)'s rows onto the data's top-2 principal
+    subspace (Baldi and Hornik); the random start is far from it (so the check can fail)."""
+    x = low_rank_data(n=256)
+    mlp = fnnjax.MLP((6, 2, 2), hidden="identity", output="softmax")
+    params = fnnjax.init_params(jax.random.key(0), mlp, "xavier")
+    out = fnnjax.pretrain(mlp, params, x, key=jax.random.key(1), epochs=60, batch_size=16,
+                          optimizer=OPT, decoder="identity")
+    assert min_cosine_to_pca(params[0].W, x, 2) < 0.9
+    assert min_cosine_to_pca(out.params[0].W, x, 2) > 0.995
+    assert out.losses[0][-1] < 0.2 * out.losses[0][0]  # the reconstruction loss fell
+    assert out.params[1] is params[1]  # the output layer is left for fine-tuning
+
+
 def test_pretrained_net_fine_tunes_with_fit():
     x = low_rank_data()
     y = (x[:, 0] > x[:, 0].mean()).astype(np.int32)
@@ -52,9 +75,11 @@ def test_pretrained_net_fine_tunes_with_fit():
     assert jax.tree.structure(out.params) == jax.tree.structure(params)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(out.params))
     assert not np.allclose(out.params[0].W, params[0].W)
+    assert out.losses[0][-1] < out.losses[0][0]
     tuned, history = fnnjax.fit(mlp, out.params, (x, y), optimizer=OPT, epochs=2,
                                 batch_size=32, key=jax.random.key(2))
     assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
+    assert float(fnnjax.loss(mlp, tuned, x, y)) < float(fnnjax.loss(mlp, out.params, x, y))
 
 
 def test_autoencoder_mlp_shapes():

@@ -1,4 +1,4 @@
-"""Issue 6: data-parallel training on a jax.sharding mesh.
+"""Data-parallel training on a jax.sharding mesh.
 
 The equivalence on 1, 2, 4 and 8 devices needs 8 CPU host devices, which XLA only creates when
 XLA_FLAGS is set before jax is imported: those cases live in tests/sharding_cases.py and run here

@@ -1,4 +1,4 @@
-"""Issue 4: fnnjax.fit against independent evidence.
+"""fnnjax.fit against independent evidence.
 
 A plain Python loop with the core's jax.grad and optax reproduces fit's trajectory (batching rule,
 partial last batch, metrics); the hand-written backprop with dropout masks equals jax.grad of the
@@ -9,6 +9,7 @@ epoch after the first compiles anything; a non-finite loss names its epoch and s
 import functools
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +19,8 @@ import pytest
 import fnnjax
 from fnnjax._backprop import backward, output_delta
 from fnnjax._model import trace_batch
-from fnnjax._train import _autodiff_gradient, _backprop_gradient, _StepSpec
+from fnnjax._static_key import ByStructure
+from fnnjax._train import _autodiff_gradient, _backprop_gradient, _Hyper, _StepSpec
 
 MLP = fnnjax.MLP((6, 5, 4), hidden="tanh", output="softmax")
 N, B = 40, 16  # 2 full batches and one of 8: the partial-batch rule is always exercised
@@ -48,8 +50,7 @@ def run(**kw):
 
 
 def assert_trees(a, b, **tol):
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), **tol)
+    chex.assert_trees_all_close(a, b, **tol)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -151,8 +152,7 @@ def test_trainer_is_the_loop_behind_fit():
     records = list(trainer)
     assert [r["train_loss"] for r in records] == list(hist["train_loss"])
     assert trainer.state.epoch == 3 and trainer.compile_seconds >= 0
-    for u, v in zip(jax.tree.leaves(trainer.state.params), jax.tree.leaves(params)):
-        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    chex.assert_trees_all_equal(trainer.state.params, params)
     with pytest.raises(StopIteration):
         next(trainer)
 
@@ -177,8 +177,8 @@ def test_no_compilation_after_the_first_epoch():
     at_epoch = []
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        # a fresh optimizer object: fit must compile, so the listener is shown to work
-        fnnjax.fit(MLP, P0, TRAIN, optimizer=optax.sgd(0.2), epochs=4, batch_size=B,
+        # an optimizer no other test builds: fit must compile, so the listener is shown to work
+        fnnjax.fit(MLP, P0, TRAIN, optimizer=optax.sgd(0.2125), epochs=4, batch_size=B,
                    key=jax.random.key(0), eval=VAL,
                    callbacks=[lambda r, s: at_epoch.append(len(events))])
     finally:
@@ -191,8 +191,7 @@ def test_same_key_same_bits_and_dropout_uses_the_key():
     a, ha = run(dropout=0.3)
     b, hb = run(dropout=0.3)
     c, _ = run(dropout=0.3, key=jax.random.key(4))
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    chex.assert_trees_all_equal(a, b)
     assert list(ha["train_loss"]) == list(hb["train_loss"])
     assert not np.array_equal(np.asarray(a[0].W), np.asarray(c[0].W))
 
@@ -224,9 +223,10 @@ def test_hand_written_dropout_gradient_equals_autodiff(x64):
     target = jax.nn.one_hot(jax.random.randint(k[2], (9,), 0, 3), 3, dtype=jnp.float64)
     scales = fnnjax.dropout_scales(k[3], mlp, 9, 0.5, jnp.float64)
     valid = jnp.arange(9) < 7
-    spec = _StepSpec(mlp, "cross_entropy", SGD, "backprop", 0.01, 0.5, True)
-    hand_fn = jax.jit(lambda *a: _backprop_gradient(spec, *a)[0])
-    auto_fn = jax.jit(lambda *a: _autodiff_gradient(spec, *a)[0])
+    spec = _StepSpec(mlp, "cross_entropy", ByStructure(SGD), "backprop", True, True, True)
+    hyper = _Hyper(jnp.asarray(0.01, jnp.float64), jnp.asarray(0.5, jnp.float64))
+    hand_fn = jax.jit(lambda *a: _backprop_gradient(spec, hyper, *a)[0])
+    auto_fn = jax.jit(lambda *a: _autodiff_gradient(spec, hyper, *a)[0])
     for v in (None, valid):
         hand = hand_fn(params, x, target, scales, v)
         auto = auto_fn(params, x, target, scales, v)
@@ -302,12 +302,3 @@ def test_fit_rejects_images_that_are_not_flattened():
     with pytest.raises(ValueError, match=r"train x has shape \(4, 2, 3\) .* reshape it"):
         fnnjax.fit(MLP, P0, (x, np.zeros(4, np.int32)), optimizer=SGD, epochs=1, batch_size=2,
                    key=jax.random.key(0))
-
-
-@pytest.mark.parametrize("name", ["fnnjax._train", "fnnjax._checkpoint", "fnnjax._plots"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0

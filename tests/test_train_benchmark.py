@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks import train as bench
@@ -21,11 +22,14 @@ def test_quick_train_benchmark_writes_results(tmp_path, monkeypatch):
     assert set(results) == methods
     for m, r in results.items():
         assert r["repeats"] == 3 and len(r["times_s"]) == 3 and r["min_s"] <= r["median_s"] <= r["max_s"]
-        # every method trains the same 784-256-10 net from the same weights on random labels:
-        # the loss stays near log 10 = 2.303 for all of them
-        assert r["final_train_loss"] == pytest.approx(2.30, abs=0.1), m
+        # every method trains the same 784-256-10 net from the same weights on random labels: it
+        # starts at chance, log 10 = 2.3026, and descends (a wrong sign or a lost step would not)
+        assert 2.0 < r["final_train_loss"] < np.log(10), (m, r["final_train_loss"])
         if m != "torch_eager":
             assert r["compile_s"] > 0
+    # the hand-written gradient and jax.grad take the same steps: the same loss to float rounding
+    assert results["fnnjax_backprop"]["final_train_loss"] == pytest.approx(
+        results["fnnjax_grad"]["final_train_loss"], rel=1e-5)
     if "torch_eager" in results:
         assert results["fnnjax_backprop"]["speedup_vs_torch"] > 0
         assert results["torch_eager"]["torch_threads"] == 1

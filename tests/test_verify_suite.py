@@ -1,4 +1,4 @@
-"""Issue 3: the verification suite's machinery: registry and discovery, selection, the runner (float64
+"""The verification suite's machinery: registry and discovery, selection, the runner (float64
 scope, errors as failures), the reports (table, JSON, markdown) and the ``fnnjax verify`` command."""
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""fnnjax's verification suite: one or more checks per formula of FORMULAS.md (F1-F28).
+"""fnnjax's verification suite: one or more checks per formula F1-F28.
+
+The formulas are stated and derived in the documentation's formula pages (``docs/formulas/``, one
+heading per formula, e.g. ``docs/formulas/backprop.md#f10``: see :func:`formula_page`).
 
 Each check compares an fnnjax implementation with independent evidence (autodiff of a reference
 written from ``jax.nn``, finite differences, closed forms, worked examples, an LP certificate) and
@@ -21,13 +24,14 @@ A new check module is one file: ``verify/_checks_<topic>.py`` defining functions
 :func:`check` (see :mod:`verify._registry`); the suite finds it by its name.
 """
 
-from verify._registry import (CHECK_MODULE_PREFIX, Check, Outcome, all_checks, check, checks_in, get_check,
-                              select_checks)
+from verify._registry import (CHECK_MODULE_PREFIX, FORMULA_PAGES, Check, Outcome, all_checks, check, checks_in,
+                              formula_page, get_check, select_checks)
 from verify._report import render_markdown, render_table, to_json
 from verify._runner import CheckResult, SuiteResult, environment, run_check, run_suite
 
 __all__ = [
     "CHECK_MODULE_PREFIX",
+    "FORMULA_PAGES",
     "Check",
     "CheckResult",
     "Outcome",
@@ -36,6 +40,7 @@ __all__ = [
     "check",
     "checks_in",
     "environment",
+    "formula_page",
     "get_check",
     "render_markdown",
     "render_table",

@@ -7,6 +7,7 @@ with the notes' worked examples done by hand, node by node.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -49,16 +50,49 @@ def _delta_outcome(worst_ad, worst_cf, count, closed_name, extra=None, extra_ok=
     return Outcome(measured, f"<= {TOL:g}", max(worst_ad, worst_cf) <= TOL and extra_ok)
 
 
-@check("F10-softmax-ce", claim="softmax output + cross-entropy: delta(L) = y_hat - y (no f' factor)",
-       method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L), and vs y_hat - y")
+def _target_forms(case, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Target rows of every form softmax cross-entropy accepts, for ``case``'s batch shape."""
+    n, m = np.asarray(case.target).shape
+    one_hot = np.eye(m)[rng.integers(0, m, n)]
+    return {"soft": rng.dirichlet(np.ones(m), n),
+            "multi-hot": (rng.random((n, m)) < 0.5).astype(np.float64),
+            "all-zero rows": one_hot * (rng.random((n, 1)) < 0.5),
+            "rows summing to 3": 3 * rng.dirichlet(np.ones(m), n)}
+
+
+def _softmax_ce_closed_form(case, z, a, t):
+    return a * np.sum(t, axis=-1, keepdims=True) - t  # = y_hat - y when every row sums to 1
+
+
+@check("F10-softmax-ce", claim="softmax output + cross-entropy: delta(L) = y_hat * sum_k y_k - y, which "
+       "is y_hat - y for targets summing to 1 (no f' factor)",
+       method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L) and vs the closed "
+              "form, for integer labels and for soft, multi-hot, all-zero and sum-3 target rows")
 def output_delta_softmax_ce(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
-    """F10 for softmax + cross-entropy.
+    """F10 for softmax + cross-entropy, for every target form the loss accepts.
 
     Args:
       deltas: the implementation under test, ``(mlp, params, x, y, loss) -> (delta^(1), ..., delta^(L))``.
     """
-    res = _output_delta(("softmax", "cross_entropy"), lambda c, z, a, t: a - t, deltas, seed, quick)
-    return _delta_outcome(*res, "y_hat - y")
+    pairing = ("softmax", "cross_entropy")
+    worst_ad, worst_cf, count = _output_delta(pairing, _softmax_ce_closed_form, deltas, seed, quick)
+    naive_off_simplex = 0.0  # how far y_hat - y is from the truth when rows do not sum to 1
+    for case in gradient_cases(seed, quick, pairings=[pairing]):
+        rng = np.random.default_rng([seed, case.mlp.sizes[-1], count])
+        for name, rows in _target_forms(case, rng).items():
+            form = dataclasses.replace(case, y=jnp.asarray(rows, case.x.dtype))
+            ev = evidence_for(form, deltas=deltas)
+            got = np.asarray(ev["deltas"][-1])
+            z, a = np.asarray(ev["zs"][-1]), np.asarray(ev["acts"][-1])
+            worst_ad = max(worst_ad, max_rel_error(got, ev["autodiff_deltas"][-1]))
+            worst_cf = max(worst_cf, max_rel_error(got, _softmax_ce_closed_form(form, z, a, rows)))
+            if name != "soft":
+                naive_off_simplex = max(naive_off_simplex,
+                                        max_rel_error(a - rows, ev["autodiff_deltas"][-1]))
+            count += 1
+    return _delta_outcome(worst_ad, worst_cf, count, "y_hat * sum_k y_k - y",
+                          extra={"max rel error of the simple y_hat - y on rows not summing to 1 "
+                                 "(why the general form is needed)": naive_off_simplex})
 
 
 @check("F10-sigmoid-bce", claim="sigmoid output + binary cross-entropy: delta(L) = y_hat - y (sigma' cancels)",

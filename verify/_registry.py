@@ -1,4 +1,4 @@
-"""What a check is, how one is declared, and how the suite finds every check.
+"""What a check is, how one is declared, how the suite finds every check, and where each formula is.
 
 A check is a function ``fn(*, seed: int, quick: bool, **implementations) -> Outcome`` decorated with
 :func:`check`. The decorator returns a :class:`Check`, and the suite collects every :class:`Check`
@@ -7,6 +7,10 @@ defined at module level in the modules of this package whose names start with ``
 is a one-file addition. Keyword arguments other than ``seed`` and ``quick`` are the implementations
 under test (a deltas function, a derivative table, a loss...), with fnnjax's as defaults, so that a
 test can inject a deliberately wrong one and see the check fail.
+
+Every formula F1-F28 is stated and derived on one page of the documentation, under a heading whose
+anchor is its lowercase ID: :func:`formula_page` gives that page, repository-relative, e.g.
+``docs/formulas/backprop.md#f10``; every report names it next to each check.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Any
 
 __all__ = [
     "CHECK_MODULE_PREFIX",
+    "FORMULA_PAGES",
     "Check",
     "Outcome",
     "all_checks",
     "check",
     "checks_in",
+    "formula_page",
     "get_check",
     "select_checks",
 ]
@@ -33,6 +39,47 @@ CHECK_MODULE_PREFIX = "_checks_"
 """Modules of the ``verify`` package whose names start with this are scanned for checks."""
 
 _ID_PATTERN = re.compile(r"^F(\d+)(-[a-z0-9]+(?:-[a-z0-9]+)*)?$")
+
+FORMULA_PAGES: dict[str, range] = {
+    "docs/formulas/forward.md": range(1, 6),
+    "docs/formulas/losses.md": range(6, 10),
+    "docs/formulas/backprop.md": range(10, 17),
+    "docs/formulas/activations.md": range(17, 19),
+    "docs/formulas/differentiation.md": range(19, 24),
+    "docs/formulas/generalisation.md": range(24, 28),
+    "docs/formulas/pretraining.md": range(28, 29),
+}
+"""Page of the documentation (repository-relative) -> the formula numbers stated and derived on it."""
+
+
+def formula_page(formula: str | int) -> str | None:
+    """Where a formula is stated and derived: its page and heading anchor, repository-relative.
+
+    Args:
+      formula: a formula number (``10``), formula ID (``"F10"``) or check ID (``"F10-softmax-ce"``).
+
+    Returns:
+      ``docs/formulas/<page>.md#f<number>``, or ``None`` for a number outside F1-F28.
+
+    Raises:
+      ValueError: for a string that is not a formula or check ID.
+
+    Example:
+      >>> from verify import formula_page
+      >>> formula_page("F10-softmax-ce"), formula_page(28)
+      ('docs/formulas/backprop.md#f10', 'docs/formulas/pretraining.md#f28')
+    """
+    if isinstance(formula, str):
+        match = _ID_PATTERN.match(formula)
+        if match is None:
+            raise ValueError(f"{formula!r} is not a formula or check ID; use e.g. 'F10' or 'F10-softmax-ce'")
+        number = int(match.group(1))
+    else:
+        number = int(formula)
+    for page, numbers in FORMULA_PAGES.items():
+        if number in numbers:
+            return f"{page}#f{number}"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +99,7 @@ class Outcome:
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One check of one claim of FORMULAS.md.
+    """One check of one claim of the formulas F1-F28 (see :func:`formula_page`).
 
     Attributes:
       id: ``F<number>`` or ``F<number>-<part>`` (lowercase words joined by hyphens), e.g. ``F10-softmax-ce``.
@@ -75,6 +122,11 @@ class Check:
     def number(self) -> int:
         """The formula number, e.g. 10 for ``F10-softmax-ce``."""
         return int(self.formula[1:])
+
+    @property
+    def formula_page(self) -> str | None:
+        """Where the formula is stated and derived, e.g. ``docs/formulas/backprop.md#f10``."""
+        return formula_page(self.number)
 
     def __call__(self, *, seed: int = 0, quick: bool = False, **implementations) -> Outcome:
         """Run the check function as is (no float64 scope, no error capture: see ``run_check``)."""

@@ -6,13 +6,15 @@ import json
 import shutil
 import textwrap
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from verify._registry import Check, formula_page
 from verify._runner import SuiteResult
 
-__all__ = ["format_measured", "format_value", "render_markdown", "render_table", "to_json"]
+__all__ = ["format_measured", "format_value", "render_list", "render_markdown", "render_table", "to_json"]
 
 
 def format_value(value: Any) -> str:
@@ -40,16 +42,41 @@ def format_measured(measured: dict[str, Any]) -> str:
     return "; ".join(f"{k} {format_value(v)}" for k, v in measured.items())
 
 
+FORMULA_DIR = "docs/formulas/"
+"""Where the formula pages are, repository-relative (the prefix of every :func:`~verify.formula_page`)."""
+
+
 def _header(result: SuiteResult) -> str:
     env = result.environment
     mode = "quick" if result.quick else "full"
-    return (f"fnnjax verify: {len(result.results)} checks of FORMULAS.md, seed {result.seed}, {mode} run, float64 "
-            f"on {env['device']}; fnnjax {env['fnnjax']}, jax {env['jax']}")
+    return (f"fnnjax verify: {len(result.results)} checks of the formulas F1-F28, seed {result.seed}, {mode} run, "
+            f"float64 on {env['device']}; fnnjax {env['fnnjax']}, jax {env['jax']}\n"
+            f"Each formula is derived in {FORMULA_DIR}<page>#f<number> (the page under each ID below).")
+
+
+def _short_page(check_id: str) -> str:
+    page = formula_page(check_id)
+    return page.removeprefix(FORMULA_DIR) if page else ""
+
+
+def render_list(checks: Sequence[Check]) -> str:
+    """What ``fnnjax verify --list`` prints: one line per check with its ID, formula page and claim.
+
+    Example:
+      >>> from verify import all_checks
+      >>> from verify._report import render_list
+      >>> print(render_list(all_checks()[:1]))
+      F1-composition  docs/formulas/forward.md#f1  z(l) = W(l) a(l-1) + b(l), a(l) = f_l(z(l)); ...
+    """
+    id_w = max(len(c.id) for c in checks) + 2
+    page_w = max(len(c.formula_page or "") for c in checks) + 2
+    return "\n".join(f"{c.id:<{id_w}}{c.formula_page or '':<{page_w}}{c.claim}" for c in checks)
 
 
 def render_table(result: SuiteResult, width: int | None = None) -> str:
     """The terminal report: one row per check (ID, result, what was measured, the criterion), wrapped
-    to the terminal width, then the failures with their claim and method, then the summary line.
+    to the terminal width, with the check's formula page under its ID; then the failures with their
+    claim, method and formula page; then the summary line.
 
     Args:
       result: a :class:`~verify.SuiteResult`.
@@ -59,7 +86,7 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
       The report as one string.
     """
     width = width or max(100, shutil.get_terminal_size((120, 24)).columns)
-    id_w = max(len(r.id) for r in result.results) + 2 if result.results else 10
+    id_w = max(max(len(r.id), len(_short_page(r.id)) + 2) for r in result.results) + 2 if result.results else 10
     res_w = 7
     rest = width - id_w - res_w - 2
     meas_w = max(30, int(rest * 0.6))
@@ -71,8 +98,10 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
         meas = textwrap.wrap(format_measured(r.measured), meas_w) or [""]
         tol = textwrap.wrap(r.tolerance, tol_w) or [""]
         status = "PASS" if r.passed else "FAIL"
-        for i in range(max(len(meas), len(tol))):
-            left = f"{r.id if i == 0 else '':<{id_w}}{status if i == 0 else '':<{res_w}}"
+        page = _short_page(r.id)
+        ids = [r.id] + ([f"  {page}"] if page else [])
+        for i in range(max(len(meas), len(tol), len(ids))):
+            left = f"{ids[i] if i < len(ids) else '':<{id_w}}{status if i == 0 else '':<{res_w}}"
             m = meas[i] if i < len(meas) else ""
             t = tol[i] if i < len(tol) else ""
             lines.append(f"{left}{m:<{meas_w}}  {t}".rstrip())
@@ -82,14 +111,20 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
         for r in failures:
             lines += [f"  {r.id}: {r.claim}", f"    evidence: {r.method}",
                       f"    measured: {format_measured(r.measured)}", f"    expected: {r.tolerance}"]
+            if formula_page(r.id):
+                lines.append(f"    formula:  {formula_page(r.id)}")
     lines += ["", f"{len(result.results) - len(failures)} passed, {len(failures)} failed "
                   f"in {result.seconds:.1f} s"]
     return "\n".join(lines)
 
 
 def to_json(result: SuiteResult) -> str:
-    """The JSON report (see :meth:`~verify.SuiteResult.to_dict`), indented."""
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    """The JSON report (see :meth:`~verify.SuiteResult.to_dict`), indented, with each check's
+    ``"formula_page"`` (e.g. ``"docs/formulas/backprop.md#f10"``, repository-relative) after its ``"id"``."""
+    report = result.to_dict()
+    report["checks"] = [{"id": c["id"], "formula_page": formula_page(c["id"]),
+                         **{k: v for k, v in c.items() if k != "id"}} for c in report["checks"]]
+    return json.dumps(report, indent=2) + "\n"
 
 
 def _md(text: str) -> str:
@@ -109,10 +144,11 @@ def render_markdown(result: SuiteResult) -> str:
     out = [
         "# fnnjax verification report",
         "",
-        f"Each formula of the notes (FORMULAS.md, F1-F27) is checked against independent evidence: automatic "
-        f"differentiation (jax.grad, jacfwd/jacrev, jvp/vjp), finite differences, exact closed forms, worked "
-        f"examples done by hand, or a proof (an LP certificate). Every check can fail; its criterion is stated "
-        f"next to what it measured. All arithmetic is float64.",
+        "Each formula F1-F28 is checked against independent evidence: automatic "
+        "differentiation (jax.grad, jacfwd/jacrev, jvp/vjp), finite differences, exact closed forms, worked "
+        "examples done by hand, or a proof (an LP certificate). Every check can fail; its criterion is stated "
+        "next to what it measured. All arithmetic is float64. Each formula is stated and derived on the page "
+        f"of the fnnjax documentation named in the Formula column ({FORMULA_DIR} in the repository).",
         "",
         f"**Result: {len(result.results) - len(failures)} of {len(result.results)} checks passed; {verdict}.**",
         "",
@@ -121,12 +157,13 @@ def render_markdown(result: SuiteResult) -> str:
         f"({env['platform']}); fnnjax {env['fnnjax']}, jax {env['jax']}, jaxlib {env['jaxlib']}, "
         f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}.",
         "",
-        "| ID | Claim | Evidence | Measured | Criterion | Result |",
-        "|---|---|---|---|---|---|",
+        "| ID | Formula | Claim | Evidence | Measured | Criterion | Result |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result.results:
-        out.append(f"| {r.id} | {_md(r.claim)} | {_md(r.method)} | {_md(format_measured(r.measured))} | "
-                   f"{_md(r.tolerance)} | {'pass' if r.passed else '**FAIL**'} |")
+        page = formula_page(r.id)
+        out.append(f"| {r.id} | {f'`{page}`' if page else ''} | {_md(r.claim)} | {_md(r.method)} | "
+                   f"{_md(format_measured(r.measured))} | {_md(r.tolerance)} | {'pass' if r.passed else '**FAIL**'} |")
     out += ["", "Reproduce: `fnnjax verify --seed " + str(result.seed) + (" --quick" if result.quick else "")
             + "` (or `python -m verify`).", ""]
     return "\n".join(out)

@@ -1,4 +1,4 @@
-"""Check a user's own backprop: ``fnnjax verify --backprop module:function`` (issue 3).
+"""Check a user's own backprop: ``fnnjax verify --backprop module:function``.
 
 :func:`load_user_function` imports ``module:function`` or ``path/to/file.py:function`` and checks
 that the function can be called as ``fn(mlp, params, x, y, loss=..., l2=...)`` (the signature of

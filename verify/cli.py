@@ -13,9 +13,9 @@ from pathlib import Path
 __all__ = ["register", "run"]
 
 DESCRIPTION = """\
-Check every formula of the notes (FORMULAS.md F1-F28) against independent evidence (jax.grad,
-jacfwd/jacrev, jvp/vjp, finite differences, exact closed forms, worked examples, an LP proof), in
-float64 on the CPU with no data set, and print what each check measured. Exit status 1 when any
+Check every formula F1-F28 against independent evidence (jax.grad, jacfwd/jacrev, jvp/vjp, finite
+differences, exact closed forms, worked examples, an LP proof), in float64 on the CPU with no data
+set, and print what each check measured. Each formula is derived in docs/formulas/ (see --list). Exit status 1 when any
 check fails. With --backprop MODULE:FUNCTION, check your own backprop function instead."""
 
 EPILOG = """\
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", metavar="IDS",
                         help="comma-separated check IDs or prefixes (F10 selects every F10-* check)")
-    parser.add_argument("--list", action="store_true", help="list the checks (ID and claim) and exit")
+    parser.add_argument("--list", action="store_true", help="list the checks (ID, formula page, claim) and exit")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default 0)")
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes and one seed per check; timing criteria reported, not judged")
@@ -70,9 +70,9 @@ def _check_output(path: str | None, option: str) -> Path | None:
 
 
 def _list(checks) -> int:
-    width = max(len(c.id) for c in checks) + 2
-    for c in checks:
-        print(f"{c.id:<{width}}{c.claim}")
+    from verify._report import render_list
+
+    print(render_list(checks))
     return 0
 
 

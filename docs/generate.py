@@ -1,0 +1,455 @@
+"""Write the outputs the documentation quotes, from real runs: ``python docs/generate.py``.
+
+Nothing the pages show as the output of a command or of a code block is typed by hand. Each
+output is a file in ``docs/snippets/`` that the pages include (``--8<-- "snippets/NAME"``,
+pymdownx.snippets), written here by running the real thing:
+
+- **code blocks**: a ```` ```python ```` block of a page followed by a ```` ```text ```` block that
+  includes ``snippets/NAME.txt`` prints exactly that file. The pages' blocks run in order in one
+  namespace per page (:func:`run_page`); the test suite runs them too and compares every such
+  output with its file, so a changed output fails the tests until this script is re-run.
+- **commands**: :data:`COMMANDS` lists each quoted command line with the file it writes. Commands
+  that are quick and deterministic are re-run by the tests and compared byte for byte; the others
+  (a full ``fnnjax verify``, training on the real data set, anything that reports a time) are
+  recorded in ``snippets/MANIFEST.json`` with their command and a checksum, which the tests
+  compare, so a hand edit or a changed command is caught.
+- **the verify report**: a full ``fnnjax verify`` run (``verify-report.json``), from which the
+  table of every formula page's checks (``snippets/checks/F<n>.md``) is rendered.
+
+Usage::
+
+    python docs/generate.py                  # everything (a few minutes; needs the data set)
+    python docs/generate.py verify-list      # only the named outputs
+    python docs/generate.py --pages          # only the outputs of the pages' code blocks
+    python docs/generate.py --list           # the names
+
+Outputs that need Fashion-MNIST read it from ``$FNNJAX_DATA`` (or the download cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SNIPPETS = DOCS / "snippets"
+MANIFEST = SNIPPETS / "MANIFEST.json"
+PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in DOCS.rglob("*.md") if "snippets" not in p.parts)]
+
+# A python block whose first line starts with this is shown but not run (it needs a cluster).
+NOT_RUN = "# not run by the tests:"
+
+_FENCE = re.compile(
+    r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.M | re.S
+)
+_INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$')
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A fenced code block of a page: its language, source, line number, and the snippet file that
+    the block right after it includes as its output (if any)."""
+
+    page: str
+    line: int
+    lang: str
+    code: str
+    output: str | None
+
+
+def blocks(page: str) -> list[Block]:
+    """The fenced code blocks of ``page`` (repository-relative), in order."""
+    text = (ROOT / page).read_text()
+    found = []
+    for m in _FENCE.finditer(text):
+        body = textwrap.dedent(m.group("body"))
+        info = m.group("info").strip()
+        lang = info.split(" ")[0].strip("{}.") if info else ""
+        include = _INCLUDE.match(body) if body.strip().count("\n") == 0 else None
+        found.append((m, lang, body, include.group("path") if include else None))
+    out = []
+    for i, (m, lang, body, _) in enumerate(found):
+        nxt = found[i + 1] if i + 1 < len(found) else None
+        output = None
+        if lang == "python" and nxt and nxt[1] == "text" and nxt[3] and not text[m.end() : nxt[0].start()].strip():
+            output = nxt[3]
+        out.append(Block(page, text.count("\n", 0, m.start()) + 1, lang, body, output))
+    return out
+
+
+def python_blocks(page: str) -> list[Block]:
+    """The python blocks of ``page`` that run (not those marked with :data:`NOT_RUN`)."""
+    return [b for b in blocks(page) if b.lang == "python" and not b.code.startswith(NOT_RUN)]
+
+
+@contextlib.contextmanager
+def docs_environment():
+    """What the pages' code runs in, here and in the tests: JAX's strict dtype promotion (as in the
+    test suite; rank promotion as a user has it, so a bias broadcasts over a batch) and
+    ``FNNJAX_DATA`` set to a tiny Fashion-MNIST look-alike (so the pages that load the data set run
+    anywhere, quickly, without network)."""
+    import importlib.util
+
+    import jax
+
+    spec = importlib.util.spec_from_file_location("_docs_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    saved = os.environ.get("FNNJAX_DATA")
+    promotion = getattr(jax.config, "jax_numpy_dtype_promotion")
+    rank = getattr(jax.config, "jax_numpy_rank_promotion")
+    with tempfile.TemporaryDirectory() as tmp:
+        conftest.write_fashion_lookalike(Path(tmp), 512, 256)
+        os.environ["FNNJAX_DATA"] = tmp
+        jax.config.update("jax_numpy_dtype_promotion", "strict")
+        jax.config.update("jax_numpy_rank_promotion", "allow")
+        try:
+            yield tmp
+        finally:
+            jax.config.update("jax_numpy_dtype_promotion", promotion)
+            jax.config.update("jax_numpy_rank_promotion", rank)
+            if saved is None:
+                os.environ.pop("FNNJAX_DATA", None)
+            else:
+                os.environ["FNNJAX_DATA"] = saved
+
+
+def run_page(page: str) -> list[tuple[Block, str]]:
+    """Run the python blocks of ``page`` in order in one namespace; return each with its stdout.
+    Call it inside :func:`docs_environment`.
+
+    Raises:
+      RuntimeError: naming the page and line of a block that raised, with the error.
+    """
+    namespace: dict = {"__name__": f"docs_page_{Path(page).stem}"}
+    results = []
+    for block in python_blocks(page):
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(block.code, f"{page}:{block.line}", "exec"), namespace)
+        except Exception as err:
+            raise RuntimeError(f"{page} line {block.line}: the code block raised {type(err).__name__}: {err}") from err
+        results.append((block, out.getvalue()))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands whose output a page quotes
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A command line run from the repository root; its output goes to ``snippets/<name>``.
+
+    ``argv`` is what runs (``{tmp}`` is a scratch folder, shown as the current one); ``exact``:
+    quick and deterministic, re-run by the tests; ``needs_data``: reads Fashion-MNIST; ``env``:
+    extra environment, shown before the command; ``status``: show the exit status after the output.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    exact: bool = False
+    needs_data: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+    status: bool = False
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def shown(self) -> str:
+        """The command as a page shows it: ``fnnjax ...`` or ``python ...``, with its environment."""
+        argv = list(self.argv)
+        if argv[:3] == [sys.executable, "-m", "fnnjax"]:
+            argv = ["fnnjax", *argv[3:]]
+        elif argv[0] == sys.executable:
+            argv = ["python", *argv[1:]]
+        env = [f"{k}={v}" for k, v in self.env if "{tmp}" not in v]
+        words = env + [a.replace("{tmp}/", "") for a in argv]
+        return " ".join(words)
+
+
+def _fnnjax(*args: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "fnnjax", *args)
+
+
+def _python(*args: str) -> tuple[str, ...]:
+    return (sys.executable, *args)
+
+
+_NOTES = (
+    "--dataset",
+    "fashion-mnist",
+    "--sizes",
+    "784,256,10",
+    "--hidden",
+    "relu",
+    "--init",
+    "normal:0.01",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.1",
+    "--batch-size",
+    "256",
+)
+_FOUR_DEVICES = (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),)
+
+_MYGRADS = """\
+import fnnjax
+
+
+def backprop(mlp, params, x, y, loss="cross_entropy", l2=0.0):  # returns a list of (dW, db) tuples
+    return [tuple(layer) for layer in fnnjax.backprop(mlp, params, x, y, loss, l2)]
+
+
+def short(mlp, params, x):  # forgot y, loss and l2
+    return fnnjax.backprop(mlp, params, x, None)
+"""
+_MYGRADS_ENV = (("PYTHONPATH", "{tmp}"),)
+
+COMMANDS: tuple[Command, ...] = (
+    Command("verify-list.txt", _fnnjax("verify", "--list"), exact=True),
+    Command("verify-unknown-id.txt", _fnnjax("verify", "--only", "F99"), exact=True, status=True),
+    Command(
+        "backprop-wrong.txt",
+        _fnnjax("verify", "--backprop", "examples/student_backprop_wrong.py:backprop"),
+        status=True,
+    ),
+    Command(
+        "backprop-right.txt", _fnnjax("verify", "--backprop", "examples/student_backprop.py:backprop"), status=True
+    ),
+    Command(
+        "backprop-structure.txt",
+        _fnnjax("verify", "--backprop", "mygrads:backprop"),
+        status=True,
+        files=(("mygrads.py", _MYGRADS),),
+        env=_MYGRADS_ENV,
+    ),
+    Command(
+        "backprop-signature.txt",
+        _fnnjax("verify", "--backprop", "mygrads:short"),
+        exact=True,
+        status=True,
+        files=(("mygrads.py", _MYGRADS),),
+        env=_MYGRADS_ENV,
+    ),
+    Command("perceptron.txt", _python("examples/perceptron.py")),
+    Command("regression.txt", _python("examples/regression.py")),
+    Command(
+        "pretrain-example.txt",
+        _python("examples/pretrain.py", "--pretrain-epochs", "5", "--epochs", "10"),
+        needs_data=True,
+    ),
+    Command(
+        "train-notes.txt",
+        _fnnjax(
+            "train", *_NOTES, "--epochs", "50", "--seed", "0", "--checkpoint-every", "0", "--out", "{tmp}/runs/notes"
+        ),
+        needs_data=True,
+    ),
+    Command("predict-notes.txt", _fnnjax("predict", "--params", "{tmp}/runs/notes", "--count", "18"), needs_data=True),
+    Command(
+        "train-devices.txt",
+        _fnnjax(
+            "train", "--devices", "4", "--epochs", "2", "--checkpoint-every", "0", "--quiet", "--out", "{tmp}/runs/dp4"
+        ),
+        needs_data=True,
+        env=_FOUR_DEVICES,
+    ),
+    Command(
+        "train-one-device.txt",
+        _fnnjax("train", "--epochs", "2", "--checkpoint-every", "0", "--quiet", "--out", "{tmp}/runs/dp1"),
+        needs_data=True,
+    ),
+    Command(
+        "train-bad-sizes.txt",
+        _fnnjax("train", "--sizes", "784,256,9", "--out", "{tmp}/runs/bad"),
+        needs_data=True,
+        status=True,
+    ),
+    Command(
+        "train-bad-devices.txt",
+        _fnnjax("train", "--devices", "3", "--batch-size", "256", "--out", "{tmp}/runs/bad"),
+        needs_data=True,
+        status=True,
+        env=_FOUR_DEVICES,
+    ),
+)
+
+
+def _run_command(cmd: Command, tmp: str) -> str:
+    for name, source in cmd.files:
+        Path(tmp, name).write_text(source)
+    env = {**os.environ, **{k: v.replace("{tmp}", tmp) for k, v in cmd.env}, "COLUMNS": "120"}
+    env.pop("FNNJAX_DEBUG", None)
+    argv = [a.replace("{tmp}", tmp) for a in cmd.argv]
+    proc = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL
+    )
+    text = proc.stdout + (proc.stderr if proc.returncode else "")
+    text = text.replace(tmp + "/", "").replace(tmp, ".")
+    if proc.returncode not in (0, 1, 2):
+        raise RuntimeError(f"{cmd.shown} failed with status {proc.returncode}:\n{proc.stderr[-2000:]}")
+    if proc.returncode == 1 and not cmd.status:
+        raise RuntimeError(f"{cmd.shown} exited with status 1:\n{proc.stderr[-2000:]}")
+    lines = [f"$ {cmd.shown}", *text.rstrip("\n").splitlines()]
+    if cmd.status:
+        lines += ["$ echo $?", str(proc.returncode)]
+    return "\n".join(lines) + "\n"
+
+
+def command_output(cmd: Command, tmp: str | None = None) -> str:
+    """Run ``cmd`` (its outputs in the folder ``tmp``, a temporary one by default); the text a page quotes."""
+    if tmp is not None:
+        return _run_command(cmd, tmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        return _run_command(cmd, tmp)
+
+
+# ------------------------------------------------------------------------------------------------
+# The verify report and each formula's checks
+
+VERIFY_REPORT = "verify-report.json"
+VERIFY_TABLE = "verify-table.txt"
+
+
+def _verify_run() -> dict[str, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = Command(VERIFY_TABLE, _fnnjax("verify", "--json", "{tmp}/report.json"))
+        table = _run_command(cmd, tmp)
+        return {VERIFY_TABLE: table, VERIFY_REPORT: report.read_text()}
+
+
+def _measured(value) -> str:
+    from verify._report import format_value
+
+    return format_value(value)
+
+
+def _md(text: str) -> str:
+    """Plain text as Markdown: brackets, pipes, stars and backslashes escaped (a check's claim may
+    read "[W b] [x; 1]", which Markdown would take for a link)."""
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", str(text))
+
+
+def formula_checks(report: dict, number: int) -> str:
+    """The markdown list of formula F<number>'s checks: claim, evidence, criterion, what a full run
+    measured (from the JSON report ``report``) and the command that runs them."""
+    from verify import all_checks
+
+    checks = {c["id"]: c for c in report["checks"]}
+    mine = [c for c in all_checks() if c.number == number]
+    lines = []
+    for c in mine:
+        run = checks.get(c.id)
+        if run is None:
+            raise KeyError(f"{VERIFY_REPORT} has no result for {c.id}: run python docs/generate.py verify")
+        measured = _md("; ".join(f"{k} {_measured(v)}" for k, v in run["measured"].items()))
+        lines += [
+            f"- **`{c.id}`**: {_md(c.claim)}",
+            f"    - *evidence*: {_md(c.method)}",
+            f"    - *criterion*: {_md(run['tolerance'])}",
+            f"    - *measured* (seed {report['seed']}, full run, {report['device']}): {measured} — **{run['status']}**",
+        ]
+    lines += ["", f"Run them: `fnnjax verify --only F{number}`."]
+    return "\n".join(lines) + "\n"
+
+
+JSON_EXCERPT_CHECK = "F4-xor-not-separable"
+
+
+def json_excerpt(report: dict) -> str:
+    """The JSON report with one check (:data:`JSON_EXCERPT_CHECK`) in its list."""
+    excerpt = {**report, "checks": [c for c in report["checks"] if c["id"] == JSON_EXCERPT_CHECK]}
+    return json.dumps(excerpt, indent=2) + "\n"
+
+
+def report_files(report_text: str) -> dict[str, str]:
+    """What is rendered from the JSON report: ``checks/F<n>.md`` for n = 1..28 and the excerpt."""
+    report = json.loads(report_text)
+    files = {f"checks/F{n}.md": formula_checks(report, n) for n in range(1, 29)}
+    files["verify-json-excerpt.json"] = json_excerpt(report)
+    return files
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing, the manifest, and the command line
+
+
+def page_outputs(pages=PAGES) -> dict[str, str]:
+    """Every snippet a page's code block prints: ``{snippet path relative to docs/: text}``."""
+    outputs = {}
+    with docs_environment():
+        for page in pages:
+            if not any(b.output for b in python_blocks(page)):
+                continue
+            for block, out in run_page(page):
+                if block.output:
+                    outputs[block.output.removeprefix("snippets/")] = out
+    return outputs
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write(name: str, text: str, command: str) -> None:
+    """Write one snippet and record it in the manifest (read and written again for every file, so
+    that runs of this script for different names do not undo each other)."""
+    path = SNIPPETS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    manifest[name] = {"command": command, "sha256": _sha(text)}
+    MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+    print(f"wrote docs/snippets/{name}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Write docs/snippets/ from real runs.")
+    parser.add_argument("names", nargs="*", help="only these outputs (see --list); 'verify' for the report")
+    parser.add_argument("--pages", action="store_true", help="only the outputs of the pages' code blocks")
+    parser.add_argument("--list", action="store_true", help="list the names and exit")
+    args = parser.parse_args(argv)
+    names = [c.name for c in COMMANDS] + ["verify"]
+    if args.list:
+        print("\n".join(names))
+        return 0
+    unknown = sorted(set(args.names) - set(names))
+    if unknown:
+        parser.error(f"unknown output(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    wanted = set(args.names) if args.names else (set() if args.pages else set(names))
+    if args.pages or not args.names:
+        for name, text in page_outputs().items():
+            _write(name, text, "a code block of the documentation")
+    with tempfile.TemporaryDirectory() as tmp:  # one folder: predict reads what train wrote
+        for cmd in COMMANDS:
+            if cmd.name in wanted:
+                _write(cmd.name, command_output(cmd, tmp), cmd.shown)
+    if "verify" in wanted:
+        run = _verify_run()
+        for name, text in run.items():
+            _write(name, text, "fnnjax verify --json report.json")  # the table, and the JSON
+    if "verify" in wanted or (SNIPPETS / VERIFY_REPORT).exists():
+        for name, text in report_files((SNIPPETS / VERIFY_REPORT).read_text()).items():
+            _write(name, text, f"rendered from {VERIFY_REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
