@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))
-    except ValueError as err:
+    except UsageError as err:
         print(f"benchmarks.suite: error: {err}", file=sys.stderr)
         return 2
 
