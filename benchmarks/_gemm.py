@@ -8,8 +8,8 @@ One step of an MLP ``M_0 - M_1 - ... - M_L`` on a batch of B samples multiplies 
 - the weight gradients, every layer: ``D^(l)T A^(l-1)``, ``(M_l x B) . (B x M_{l-1})``,
 
 ``2 m k n`` floating-point operations each. :func:`step_matmuls` lists them with the operands'
-transposition as they appear; :class:`BlasMatmuls` runs exactly those products with numpy's and
-(when installed) torch's BLAS, each product with whichever library was faster on it, so that
+transposition as they appear; :class:`BlasMatmuls` runs exactly those products with numpy's or
+(when installed) torch's BLAS, whichever runs the step faster, so that
 "an epoch of nothing but the step's matmuls at BLAS speed" can be timed beside the training
 loops, round by round; :func:`square_gflops` is the machine's GEMM rate on a large square product.
 """
@@ -77,12 +77,14 @@ def _best_of(fn, repeats: int) -> float:
 
 
 class BlasMatmuls:
-    """The step's products on random operands with the faster of numpy and torch for each.
+    """The step's products on random operands, all with one library: numpy's or torch's BLAS,
+    whichever runs the whole step faster (one library, so that two thread pools never take
+    turns within a step).
 
     Args:
       sizes: the MLP's widths.
       batch: B.
-      steps: products per ``epoch()`` (the training loop's steps per epoch).
+      steps: steps per ``epoch()`` (the training loop's steps per epoch).
       torch_device: where torch runs them (``cpu`` or ``cuda``); None: numpy only.
     """
 
@@ -90,22 +92,22 @@ class BlasMatmuls:
         rng = np.random.default_rng(0)
         self.steps, self.matmuls = steps, step_matmuls(sizes, batch)
         self.flops_per_step = step_flops(sizes, batch)
-        self.calls, self.table = [], []
+        operands = [_operands(mm, rng) for mm in self.matmuls]
+        libraries = {"numpy": [self._numpy_call(a, b, mm) for (a, b), mm in zip(operands, self.matmuls)]}
         torch = _torch() if torch_device else None
-        self.sync = (lambda: torch.cuda.synchronize()) if torch_device == "cuda" else (lambda: None)
-        for mm in self.matmuls:
-            a, b = _operands(mm, rng)
-            candidates = {"numpy": self._numpy_call(a, b, mm)}
-            if torch is not None:
-                candidates["torch"] = self._torch_call(torch, a, b, mm, torch_device)
-            seconds = {lib: _best_of(fn, 20) for lib, fn in candidates.items()}
-            lib = min(seconds, key=seconds.get)
-            self.calls.append(candidates[lib])
-            self.table.append({"matmul": mm.name, "shape": f"({mm.m}x{mm.k}).({mm.k}x{mm.n})",
-                               **{f"{k}_gflops": mm.flops / v / 1e9 for k, v in seconds.items()},
-                               "used": lib})
-        self.step_s = sum(mm.flops / (max(v for k, v in r.items() if k.endswith("_gflops")) * 1e9)
-                          for mm, r in zip(self.matmuls, self.table))
+        if torch is not None:
+            libraries["torch"] = [self._torch_call(torch, a, b, mm, torch_device)
+                                  for (a, b), mm in zip(operands, self.matmuls)]
+        sync = torch.cuda.synchronize if torch is not None and torch_device == "cuda" else (lambda: None)
+        per_call = {lib: [_best_of(call, 20) for call in calls] for lib, calls in libraries.items()}
+        step_s = {lib: _best_of(lambda calls=calls: [c() for c in calls] and sync(), 20)
+                  for lib, calls in libraries.items()}
+        self.library = min(step_s, key=lambda lib: step_s[lib])
+        self.calls, self.sync, self.step_s = libraries[self.library], sync, step_s[self.library]
+        self.step_gflops_by_library = {lib: self.flops_per_step / t / 1e9 for lib, t in step_s.items()}
+        self.table = [{"matmul": mm.name, "shape": f"({mm.m}x{mm.k}).({mm.k}x{mm.n})",
+                       **{f"{lib}_gflops": mm.flops / per_call[lib][i] / 1e9 for lib in libraries}}
+                      for i, mm in enumerate(self.matmuls)]
         self.compile_s = None
         self.last_loss = None
 
@@ -122,7 +124,7 @@ class BlasMatmuls:
 
     @property
     def gflops(self) -> float:
-        """The step's products at the best library's rate, in GFLOP/s."""
+        """The step's products at the chosen library's rate, in GFLOP/s."""
         return self.flops_per_step / self.step_s / 1e9
 
     def epoch(self) -> float:

@@ -78,7 +78,7 @@ class Recipe:
         return -(-n // self.batch_size)
 
     @classmethod
-    def from_preset(cls, name: str, **changes) -> "Recipe":
+    def from_preset(cls, name: str, **changes) -> Recipe:
         """The recipe of ``fnnjax train --preset NAME`` (``changes`` replace preset values)."""
         from fnnjax._presets import PRESETS
 
@@ -108,7 +108,7 @@ def lr_per_step(recipe: Recipe, n: int) -> np.ndarray:
     if isinstance(schedule, float):
         return np.full(total, schedule)
     with _library_promotion():
-        return np.array([float(schedule(i)) for i in range(total)])
+        return np.array([float(schedule(i)) for i in range(total)])  # type: ignore[operator]
 
 
 def optax_optimizer(recipe: Recipe, n: int):
@@ -271,6 +271,12 @@ def _library_promotion():
 class _JaxPeer:
     """The shared epoch loop of the JAX peers: ``self._run_step(perm, start, size)`` per batch."""
 
+    def _run_step(self, perm, start: int, size: int) -> None:
+        raise NotImplementedError
+
+    def _read_metrics(self) -> tuple[float, float]:
+        raise NotImplementedError
+
     def _jax_setup(self, x, y, recipe: Recipe, seed: int):
         import jax
 
@@ -325,7 +331,7 @@ class NnxLoop(_JaxPeer):
         model = MLP(recipe.sizes, recipe.dropout, nnx.Rngs(seed))
         for layer, (w, b) in zip(model.layers, weights):
             layer.kernel[...] = jnp.asarray(np.array(w, dtype=np.float32).T)
-            layer.bias[...] = jnp.asarray(np.array(b, dtype=np.float32))
+            layer.bias[...] = jnp.asarray(np.array(b, dtype=np.float32))  # type: ignore[index]
         optimizer = nnx.Optimizer(model, optax_optimizer(recipe, self.n), wrt=nnx.Param)
         metrics = nnx.MultiMetric(loss=nnx.metrics.Average("loss"), accuracy=nnx.metrics.Accuracy())
         self.graphdef, self.state = nnx.split((model, optimizer, metrics))
@@ -446,9 +452,14 @@ class EquinoxLoop(_JaxPeer):
         self.step_key = jax.random.key(seed + 1)  # filter_jit compiles on the first epoch's calls
 
     def _run_step(self, perm, start, size):
+        import jax.numpy as jnp
+
         with _library_promotion():  # filter_jit traces on the first calls
+            # start as an array (traced; a Python int would be static: one program per batch),
+            # size as a Python int (static: one program per batch shape)
             self.model, self.opt_state, self.sums, self.step_key = self._make_step(
-                self.model, self.opt_state, self.sums, self.step_key, perm, start, size, self.x, self.y)
+                self.model, self.opt_state, self.sums, self.step_key, perm, jnp.int32(start), size,
+                self.x, self.y)
 
     def _read_metrics(self):
         import jax.numpy as jnp

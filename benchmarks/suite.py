@@ -200,7 +200,7 @@ def _platform() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.suite --out DIR [--archive FILE] [--quick] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))

@@ -124,12 +124,12 @@ def _run_fit(recipe, seed: int, d, target: float) -> dict:
     return clock.record()
 
 
-def _run_command(preset: str, seed: int, folder: str, target: float, epochs: int | None) -> dict:
+def _run_command(preset: str, seed: int, folder: str | None, target: float, epochs: int | None) -> dict:
     from benchmarks._command import fit_callbacks
     from fnnjax.cli import main
 
     with tempfile.TemporaryDirectory(prefix="fnnjax-bench-tta-") as tmp:
-        argv = ["train", "--preset", preset, "--seed", str(seed), "--data-dir", folder, "--quiet",
+        argv = ["train", "--preset", preset, "--seed", str(seed), "--data-dir", str(folder), "--quiet",
                 "--out", str(Path(tmp) / "run")] + (["--epochs", str(epochs)] if epochs else [])
         clock = _Clock(target, time.perf_counter())
         with fit_callbacks(lambda r, s: clock.tick(r["test_acc"])), contextlib.redirect_stdout(io.StringIO()):
@@ -170,7 +170,8 @@ def _load(args):
         for c in range(10):  # class c brightens rows 2c..2c+2: learnable in an epoch or two
             x[y == c, 56 * c:56 * c + 84] += 0.6
         x = np.rint(x * 255) / np.float32(255)
-        return {"x": x[:2000], "y": y[:2000], "x_test": x[2000:], "y_test": y[2000:]}, "random look-alike (2000, 784)", None
+        arrays = {"x": x[:2000], "y": y[:2000], "x_test": x[2000:], "y_test": y[2000:]}
+        return arrays, "random look-alike (2000, 784)", None
     if args.data_dir is None and not os.environ.get(data.DATA_ENV_VAR):
         raise UsageError("time_to_accuracy needs the real data set: pass --data-dir or set "
                          f"${data.DATA_ENV_VAR} to the folder holding fashion-mnist/ (or use --quick)")
@@ -213,7 +214,8 @@ def _targets(summary: dict, target: float, platform: str) -> dict:
              "accuracy_met": s["median_final_test_acc"] >= target,
              "median_seconds_to_target": s["median_seconds_to_target"]}
         if platform == "cpu":
-            t["under_60_s"] = s["median_seconds_to_target"] is not None and s["median_seconds_to_target"] < TARGET_SECONDS
+            secs = s["median_seconds_to_target"]
+            t["under_60_s"] = secs is not None and secs < TARGET_SECONDS
         if "speedup_vs_torch" in s:
             t["speedup_vs_torch"] = s["speedup_vs_torch"]
             t["faster_than_torch"] = s["speedup_vs_torch"] > 1
@@ -342,7 +344,7 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.time_to_accuracy [options]``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy",
-                                     description=__doc__.split("\n")[0])
+                                     description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -181,6 +181,9 @@ def _initial_weights():
 class _Method:
     """One way to train: ``epoch()`` runs one epoch and returns its seconds."""
 
+    def epoch(self) -> float:
+        raise NotImplementedError
+
     compile_s: float | None = None
     last_loss: float | None = None
     compiles_in_first_epoch = False  # then compile_s is the first epoch's excess over the median
@@ -269,8 +272,8 @@ class _TorchMethod(_Method):
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
         with torch.no_grad():
             for linear, layer in zip((self.net[1], self.net[3]), params):
-                linear.weight.copy_(torch.from_numpy(np.array(layer.W)))
-                linear.bias.zero_()
+                linear.weight.copy_(torch.from_numpy(np.array(layer.W)))  # type: ignore[operator]
+                linear.bias.zero_()  # type: ignore[operator]
         self.net.to(self.device)
         self.loader = DataLoader(TensorDataset(torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 1, 28, 28)),
                                                torch.from_numpy(y.astype(np.int64))),
@@ -336,11 +339,11 @@ class _CommandMethod(_Method):
     command's epochs interleave with the other methods' and nothing else runs while one is timed.
     """
 
-    def __init__(self, folder: str, epochs: int, extra: tuple[str, ...] = ()):
+    def __init__(self, folder: str | None, epochs: int, extra: tuple[str, ...] = ()):
         from benchmarks._command import fit_callbacks
 
         self._tmp = tempfile.TemporaryDirectory(prefix="fnnjax-bench-train-")
-        self.argv = ["train", "--data-dir", folder, "--epochs", str(epochs + 1), "--quiet",
+        self.argv = ["train", "--data-dir", str(folder), "--epochs", str(epochs + 1), "--quiet",
                      "--out", str(Path(self._tmp.name) / "run"), *extra]
         self._go, self._done = threading.Semaphore(0), threading.Semaphore(0)
         self._ended_at, self._error, self._status = 0.0, None, None
@@ -486,6 +489,9 @@ def _interleaved(methods: dict[str, _Method], warmup: int, repeats: int,
                 firsts[k] = seconds
             if r >= warmup:
                 times[k].append(seconds)
+        print(f"train benchmark: round {r + 1}/{warmup + repeats}: " + ", ".join(
+            f"{k} {(times[k] or [firsts.get(k, 0.0)])[-1]:.3f} s" for k in names if k not in failed),
+            file=sys.stderr, flush=True)
     for k in list(times):
         if k in failed:
             del times[k]
@@ -536,7 +542,7 @@ def _fastest_unroll(results: dict) -> int:
     timed = {m: r["median_s"] for m, r in results.items() if m.startswith("fnnjax_backprop")}
     if not timed:
         return 1
-    best = min(timed, key=timed.get)
+    best = min(timed, key=lambda m: timed[m])
     return int(best.partition("_unroll")[2] or 1)
 
 
@@ -565,7 +571,7 @@ def _targets(platform: str, times: dict[str, list[float]], results: dict) -> dic
     fit = "fnnjax_backprop" if "fnnjax_backprop" in times else None
     peers = {m: results[m]["median_s"] for m in PEERS if m in times}
     if fit and peers and platform != "gpu":
-        fastest = min(peers, key=peers.get)
+        fastest = min(peers, key=lambda m: peers[m])
         speedup = paired_ratio(times[fastest], times[fit])
         out["fit_vs_fastest_peer"] = {"fastest_peer": fastest, "speedup": speedup,
                                       "target": TARGET_PEER_SPEEDUP, "met": speedup >= TARGET_PEER_SPEEDUP}
@@ -622,14 +628,16 @@ def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -
     square = square_gflops(2048, torch_device or "cpu")
     for r in results.values():
         r["matmul_gflops"] = epoch_flops / r["median_s"] / 1e9
-    gemm = {"epoch_matmul_flops": epoch_flops, "step_matmuls": blas.table,
-            "blas_step_gflops": blas.gflops, "blas_epoch_s": blas.step_s * steps, "square": square}
-    text = (f"Matrix products of one step (batch {BATCH}), at the faster BLAS for each (numpy or "
-            f"torch): {blas.gflops:.1f} GFLOP/s, so an epoch of nothing but its matmuls takes "
+    gemm = {"epoch_matmul_flops": epoch_flops, "step_matmuls": blas.table, "blas_library": blas.library,
+            "blas_step_gflops": blas.gflops, "blas_step_gflops_by_library": blas.step_gflops_by_library,
+            "blas_epoch_s": blas.step_s * steps, "square": square}
+    text = (f"Matrix products of one step (batch {BATCH}) with one BLAS for the whole step: "
+            + ", ".join(f"{lib} {g:.1f}" for lib, g in blas.step_gflops_by_library.items())
+            + f" GFLOP/s; with the faster ({blas.library}) an epoch of nothing but its matmuls takes "
             f"{blas.step_s * steps:.3f} s ({epoch_flops / 1e9:.1f} GFLOP). Square 2048 x 2048 "
             f"product: " + ", ".join(f"{k.removesuffix('_gflops')} {v:.1f}" for k, v in square.items()
-                                     if k.endswith("_gflops")) + " GFLOP/s.\n\n"
-            + markdown_table(blas.table, list(blas.table[0])))
+                                     if k.endswith("_gflops")) + " GFLOP/s. Each product alone "
+            "(GFLOP/s):\n\n" + markdown_table(blas.table, list(blas.table[0])))
     return gemm, text
 
 
@@ -685,15 +693,12 @@ def run(args) -> int:
             results[m]["speedup_vs_torch"] = paired_ratio(times["torch_eager"], t)
         if m.startswith("fnnjax_") and not m.startswith("fnnjax_train"):
             results[m]["target_met"] = _target_met(platform, results[m])
-        for attr in ("threads", "device"):
-            if hasattr(method, attr):
-                results[m][f"torch_{attr}"] = str(getattr(method, attr))
-    if "torch_eager" in results:
-        results["torch_eager"]["torch_threads"] = made["torch_eager"].threads
-        results["torch_eager"]["torch_device"] = str(made["torch_eager"].device)
+        if hasattr(method, "threads"):  # the torch methods
+            results[m]["torch_threads"] = int(getattr(method, "threads", 0))
+            results[m]["torch_device"] = str(getattr(method, "device", ""))
     peers = {m: results[m]["median_s"] for m in PEERS if m in results}
     if peers:
-        fastest = min(peers, key=peers.get)
+        fastest = min(peers, key=lambda m: peers[m])
         for m, r in results.items():
             r["speedup_vs_fastest_peer"] = paired_ratio(times[fastest], times[m])
     targets = _targets(platform, times, results)
@@ -734,7 +739,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.train [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

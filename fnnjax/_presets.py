@@ -103,7 +103,7 @@ def apply_preset(args: argparse.Namespace) -> argparse.Namespace:
     name = getattr(args, "preset", None)
     if name is not None and name not in PRESETS:
         raise UsageError(f"unknown --preset {name!r}; valid presets are {', '.join(PRESETS)}")
-    preset = PRESETS.get(name, {})
+    preset = PRESETS[name] if name is not None else {}
     for key, value in vars(args).items():
         if isinstance(value, _Default):  # not given explicitly: the preset's value, else the default
             setattr(args, key, preset.get(key, type(value).__mro__[1](value)))

@@ -11,8 +11,7 @@ import optax
 import pytest
 
 import fnnjax
-from benchmarks import _gemm, _peers
-from benchmarks import train as bench
+from benchmarks import _gemm, _peers, train as bench
 from fnnjax import cli
 
 SIZES = (12, 8, 3)
@@ -83,7 +82,8 @@ def test_learning_rate_schedules_match_optax():
     r = _peers.Recipe(SIZES, "adam", 0.01, 10, epochs=2, schedule="cosine")
     lrs = _peers.lr_per_step(r, 95)  # 10 steps per epoch, the last one partial
     assert len(lrs) == 20 and lrs[0] == pytest.approx(0.01)
-    np.testing.assert_allclose(lrs, [float(optax.cosine_decay_schedule(0.01, 20)(i)) for i in range(20)])
+    schedule = optax.cosine_decay_schedule(0.01, 20)
+    np.testing.assert_allclose(lrs, [float(np.asarray(schedule(i))) for i in range(20)])
     assert _peers.lr_per_step(dataclasses.replace(r, schedule="constant"), 95).tolist() == [0.01] * 20
     with pytest.raises(ValueError, match="unknown schedule 'linear'; valid schedules are constant, cosine"):
         _peers.lr_per_step(_peers.Recipe(SIZES, "adam", 0.01, 10, epochs=2, schedule="linear"), 95)
@@ -107,7 +107,7 @@ def test_step_matmuls_are_the_closed_form():
 
 def test_blas_matmuls_run_the_step_products():
     blas = _gemm.BlasMatmuls((12, 8, 3), 16, steps=4, torch_device=None)
-    assert [r["used"] for r in blas.table] == ["numpy"] * 5
+    assert blas.library == "numpy" and [r["matmul"] for r in blas.table][0] == "Z1 = A0 W1^T"
     assert blas.epoch() > 0 and blas.gflops > 0 and blas.step_s > 0
 
 

@@ -13,7 +13,7 @@ import pytest
 import fnnjax
 from fnnjax import data
 from fnnjax._presets import PRESETS, add_preset_argument, apply_preset, learning_rate
-from fnnjax.cli import main
+from fnnjax.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,14 @@ def test_a_preset_fills_only_the_options_not_given():
 
 def test_the_notes_preset_is_the_commands_defaults():
     for argv in (["train", "--out", "o"], ["train", "--out", "o", "--preset", "notes"]):
-        args = apply_preset(fnnjax.cli.build_parser().parse_args(argv))
+        args = apply_preset(build_parser().parse_args(argv))
         assert {k: getattr(args, k) for k in PRESETS["notes"]} == PRESETS["notes"]
 
 
 def test_cosine_schedule_values():
     s = learning_rate("cosine", 0.2, 10)
-    np.testing.assert_allclose([float(s(t)) for t in (0, 5, 10)], [0.2, 0.1, 0.0], atol=1e-7)
+    assert callable(s)
+    np.testing.assert_allclose([float(np.asarray(s(t))) for t in (0, 5, 10)], [0.2, 0.1, 0.0], atol=1e-7)
     assert learning_rate("constant", 0.2, 10) == 0.2
     with pytest.raises(ValueError, match="unknown schedule 'step'; valid schedules are constant, cosine"):
         learning_rate("step", 0.2, 10)

@@ -40,4 +40,4 @@ def test_fit_takes_the_same_steps_with_the_lever_on_and_off(monkeypatch):
         for a, b in zip(on.state.params, off.state.params):
             np.testing.assert_allclose(a.W, b.W, rtol=1e-4, atol=1e-6)
     # the lever is part of the compiled program: delta^T is formed explicitly only with it on
-    assert " transpose(" in on._epoch_fn.as_text() and " transpose(" not in off._epoch_fn.as_text()
+    assert " transpose(" in str(on._epoch_fn.as_text()) and " transpose(" not in str(off._epoch_fn.as_text())
