@@ -260,9 +260,7 @@ class _StepSpec:
     """Everything static about a training step (hashable: a static argument under jit).
 
     ``l2`` and ``dropout`` say only whether the L2 term and dropout are in the program; their
-    values are the traced :class:`_Hyper` arguments. ``optimizer`` compares by construction.
-    ``transposed_deltas``: form ``delta^(l)T`` explicitly before the weight-gradient product (on
-    CPU; see :func:`_weight_gradient`)."""
+    values are the traced :class:`_Hyper` arguments. ``optimizer`` compares by construction."""
 
     mlp: MLP
     loss: str
@@ -271,7 +269,6 @@ class _StepSpec:
     l2: bool
     dropout: bool
     accuracy: bool
-    transposed_deltas: bool = False
 
 
 class _Hyper(NamedTuple):
@@ -296,25 +293,11 @@ def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array,
     ds = backward(spec.mlp, params, trace, delta_out, scales)
     grads = []
     for d, a_prev, layer in zip(ds, trace.a[:-1], params):
-        gw = _weight_gradient(d, a_prev, spec.transposed_deltas)  # F12-F13 (1/N is in delta_out)
+        gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
         if spec.l2:
             gw = gw + hyper.l2.astype(gw.dtype) * layer.W
         grads.append(Layer(gw, jnp.sum(d, axis=0)))
     return tuple(grads), trace
-
-
-def _weight_gradient(d: Array, a_prev: Array, transposed: bool) -> Array:
-    """``sum_i delta_i a_i^T = D^T A``, ``(M_l, B) . (B, M_{l-1})`` (F12-F13).
-
-    With ``transposed``, ``D^T`` is formed explicitly (a ``(M_l, B)`` copy, behind an optimisation
-    barrier so that XLA does not fold the transpose back into the product): XLA's CPU backend
-    then runs the product as a plain row-major GEMM in its YNNPACK library, where the folded form
-    (contracting both operands over their first axis) falls back to a slower Eigen kernel. The
-    sums are the same; ``benchmarks/levers.py`` measures the epoch with and without it.
-    """
-    if transposed:
-        return lax.optimization_barrier(d.T) @ a_prev
-    return d.T @ a_prev
 
 
 def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array,
@@ -459,11 +442,6 @@ def _eval_sums(params, x, target, *, mlp: MLP, loss: str, accuracy: bool, batch_
         return jnp.stack([per, acc])
 
     return jnp.sum(lax.map(one, (x, target), batch_size=batch_size), axis=0)
-
-
-def _platform(mesh) -> str:
-    """The platform training runs on: the mesh's devices', else the first device's."""
-    return (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform
 
 
 def _has_accuracy(mlp: MLP, loss: str) -> bool:
@@ -792,7 +770,7 @@ class Trainer:
         key = _to_device(key, mesh=mesh)
         self.state = TrainState(params, opt_state, key, int(initial_epoch))
         spec = _StepSpec(mlp, loss, ByStructure(optimizer), gradient, l2 != 0, dropout != 0,
-                         self._accuracy, transposed_deltas=_platform(mesh) == "cpu")
+                         self._accuracy)
         dtype = params[0].W.dtype
         self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))),
                                  mesh=mesh)
