@@ -26,8 +26,9 @@ seconds; per method: the medians over seeds (a run that never reaches the target
 infinitely long, DAWNBench's rule: the median is "never" only when most runs never reach it), and
 ``speedup_vs_torch``, the median over seeds of ``torch_loop / method`` seconds to target.
 Targets (on 2 CPU cores): fnnjax's median time to 0.89 under 60 s and below the PyTorch loop's,
-and the preset's median final test accuracy over the seeds at least 0.89. Results: ``time_to_accuracy_<platform>.json``, ``.md`` and ``.png``
-(test accuracy against wall time), with the load average before and after.
+and the preset's median final test accuracy over the seeds at least 0.89. Results:
+``time_to_accuracy_<platform>.json``, ``.md`` and ``.png`` (test accuracy against wall time), with
+the load average before and after.
 
 Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.time_to_accuracy`` (or
 ``fnnjax bench time_to_accuracy``); it needs the real data set (accuracy on random labels means
