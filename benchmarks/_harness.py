@@ -3,6 +3,7 @@ and results written as JSON plus a markdown table with the device, versions and 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -69,12 +70,11 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-    except ImportError:
-        pass
+    for name in ("torch", "flax", "equinox", "optax"):  # the peers' libraries, where installed
+        try:
+            env[name] = importlib.import_module(name).__version__
+        except (ImportError, AttributeError):
+            pass
     return env
 
 

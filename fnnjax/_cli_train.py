@@ -15,6 +15,10 @@ layer-wise autoencoders, SGD lr 0.01 momentum 0.9, batch 64, untied decoders wit
 when every hidden layer is sigmoid, else identity) on the training images after init and before
 :func:`fnnjax.fit`; a resumed run takes its params from the checkpoint and does not pretrain again.
 
+``--preset NAME`` (:mod:`fnnjax._presets`) fills every option the command line does not give:
+``notes`` (the notes' recipe, which is also the defaults) or ``fast`` (the quickest recipe to 0.89
+test accuracy on Fashion-MNIST: Adam with a cosine ``--schedule``).
+
 ``--devices N`` trains data-parallel over the first N devices (:func:`fnnjax.fit` with
 ``mesh=fnnjax.data_mesh(N)``; ``--batch-size`` must be a multiple of N); on CPU, N host devices
 need ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` in the environment.
@@ -38,8 +42,8 @@ adagrad, each with learning rate ``--lr``."""
 PRETRAIN_METHODS = ("none", "autoencoder")
 """``--pretrain`` values: none (default) or autoencoder (F28, :func:`fnnjax.pretrain`)."""
 
-RESUME_KEYS = ("dataset", "sizes", "hidden", "init", "optimizer", "lr", "batch_size", "seed",
-               "gradient", "l2", "dropout", "val_split", "pretrain")
+RESUME_KEYS = ("dataset", "sizes", "hidden", "init", "optimizer", "lr", "schedule", "batch_size",
+               "seed", "gradient", "l2", "dropout", "val_split", "pretrain")
 """Settings a resumed run must share with the checkpoint (only --epochs and the output options
 may change)."""
 
@@ -51,11 +55,14 @@ def _usage_error(message: str):
 
 
 @functools.lru_cache(maxsize=32)
-def _optimizer(name: str, lr: float):
-    """The optax optimizer for a name and learning rate (memoised, so that repeated runs in one
-    process reuse the compiled epoch program)."""
+def _optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0):
+    """The optax optimizer for a name and learning rate (or schedule over ``total_steps``;
+    memoised, so that repeated runs in one process reuse the compiled epoch program)."""
     import optax
 
+    from fnnjax._presets import learning_rate
+
+    lr = learning_rate(schedule, lr, total_steps)
     if name == "sgd":
         return optax.sgd(lr)
     if name == "momentum":
@@ -108,6 +115,10 @@ def _check_train_args(args) -> None:
     if args.optimizer not in OPTIMIZERS:
         raise _usage_error(f"unknown --optimizer {args.optimizer!r}; valid optimizers are "
                            f"{', '.join(OPTIMIZERS)}")
+    from fnnjax._presets import SCHEDULES
+
+    if args.schedule not in SCHEDULES:
+        raise _usage_error(f"unknown --schedule {args.schedule!r}; valid schedules are {', '.join(SCHEDULES)}")
     if args.gradient not in GRADIENTS:
         raise _usage_error(f"unknown --gradient {args.gradient!r}; valid values are {', '.join(GRADIENTS)}")
     if not (math.isfinite(args.lr) and args.lr > 0):
@@ -185,7 +196,8 @@ def _load_data(args, sizes):
 def _config(args, sizes) -> dict:
     return {"dataset": args.dataset, "sizes": list(sizes), "hidden": args.hidden, "output": "softmax",
             "loss": "cross_entropy", "init": args.init, "optimizer": args.optimizer, "lr": args.lr,
-            "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
+            "schedule": args.schedule, "preset": args.preset, "batch_size": args.batch_size,
+            "epochs": args.epochs, "seed": args.seed,
             "gradient": args.gradient, "l2": args.l2, "dropout": args.dropout,
             "val_split": args.val_split,
             "devices": args.devices, "unroll": args.unroll,
@@ -198,7 +210,7 @@ _FLAGS = {"batch_size": "--batch-size", "val_split": "--val-split", "pretrain": 
 
 def _check_resume_config(saved: dict, config: dict, where: Path) -> None:
     for name in RESUME_KEYS:
-        if saved.get(name) != config[name]:
+        if saved.get(name, "constant" if name == "schedule" else None) != config[name]:
             flag = _FLAGS.get(name, f"--{name}")
             raise _usage_error(
                 f"--resume: the checkpoint in {where} was written with {flag} {saved.get(name)!r} "
@@ -308,11 +320,14 @@ def run_train(args) -> int:
     """``fnnjax train``: returns the exit status (0 done, 1 non-finite loss, 130/143 stopped by
     SIGINT/SIGTERM; usage errors raise).
 
-    The run holds the lock of ``--out`` from start to end (a second run on that folder stops at
-    once) and stops cleanly on SIGTERM/SIGINT (see :mod:`fnnjax._runguard`)."""
+    ``--preset`` fills the options not given explicitly. The run holds the lock of ``--out`` from
+    start to end (a second run on that folder stops at once) and stops cleanly on SIGTERM/SIGINT
+    (see :mod:`fnnjax._runguard`)."""
     from fnnjax._checkpoint import quiet_orbax
+    from fnnjax._presets import apply_preset
     from fnnjax._runguard import OutputLock, OutputLocked, Preemption
 
+    apply_preset(args)  # --preset fills the options not given explicitly
     _check_train_args(args)
     sizes = _parse_sizes(args.sizes)
     scheme, init_options = _parse_init(args.init)
@@ -357,7 +372,8 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     train, val, test, classes = _load_data(args, sizes)
     if args.checkpoint_every:
         _check_writable(ckpt_dir)
-    optimizer = _optimizer(args.optimizer, args.lr)
+    optimizer = _optimizer(args.optimizer, args.lr, args.schedule,
+                           args.epochs * -(-len(train[0]) // args.batch_size))
     run_key = jax.random.key(args.seed)
     init_key, train_key = jax.random.split(run_key)
     params = fnnjax.init_params(init_key, mlp, scheme, **init_options)
@@ -511,6 +527,8 @@ def run_predict(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``train`` and ``predict`` to the ``fnnjax`` command line."""
+    from fnnjax._presets import add_preset_argument
+
     t = subparsers.add_parser(
         "train", help="train an MLP on Fashion-MNIST/MNIST (the notes' experiment)",
         description="Train an MLP (softmax output, cross-entropy) with optax, the gradient from the "
@@ -526,7 +544,10 @@ def register(subparsers) -> None:
     t.add_argument("--init", default="normal:0.01",
                    help="weight init SCHEME[:VALUE], e.g. normal:0.01 (std), he, xavier, uniform:0.05")
     t.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
-    t.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    t.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1; the peak with a schedule)")
+    t.add_argument("--schedule", default="constant",
+                   help="learning-rate schedule: constant (default) or cosine (from --lr down to 0 "
+                   "over the run's steps)")
     t.add_argument("--batch-size", type=int, default=256, help="minibatch size (default 256)")
     t.add_argument("--epochs", type=int, default=50, help="epochs to train (default 50)")
     t.add_argument("--seed", type=int, default=0, help="seed of init, shuffling and dropout (default 0)")
@@ -561,6 +582,7 @@ def register(subparsers) -> None:
                    "newer ones are reported and renamed N.damaged)")
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_preset_argument(t)  # after every option it may fill
     t.set_defaults(func=run_train)
 
     p = subparsers.add_parser(

@@ -16,6 +16,7 @@ def test_step_commands_carry_the_common_options():
         assert argv[1:5] == ["--out", "/tmp/r", "--tag", tag]
     assert cmds["train"][-4:] == ["--unroll", "1,4,16,64", "--full-run", "50"]
     assert cmds["reference"][-2:] == ["--seeds", "0,1"]
+    assert cmds["time_to_accuracy"] == ["benchmarks.time_to_accuracy", "--out", "/tmp/r", "--tag", "gpu"]
     assert cmds["train_while"][0] == "benchmarks.train" and "WHILE" in suite.STEP_ENV["train_while"]["XLA_FLAGS"]
     quick = suite.step_commands("/tmp/r", quick=True, tag=None, seeds="0", platform="cpu")
     assert all("--quick" in argv for argv in quick.values())
@@ -44,6 +45,6 @@ def test_a_step_past_its_limit_is_killed_and_the_budget_stops_the_rest(tmp_path,
 
 def test_suite_rejects_bad_options(tmp_path, capsys):
     assert suite.main(["--out", str(tmp_path), "--steps", "train,nope"]) == 2
-    assert "unknown --steps nope; valid steps are train, backprop" in capsys.readouterr().err
+    assert "unknown --steps nope; valid steps are train, time_to_accuracy, backprop" in capsys.readouterr().err
     assert suite.main(["--out", str(tmp_path), "--budget-s", "0"]) == 2
     assert "--budget-s 0.0 must be positive" in capsys.readouterr().err

@@ -12,12 +12,13 @@ from fnnjax import cli
 @pytest.mark.slow
 def test_quick_train_benchmark_writes_results(tmp_path, monkeypatch):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
+    notes = ("fnnjax_backprop", "fnnjax_grad", "jax_plain", "torch_eager")  # the peers: test_bench_peers.py
     assert cli.main(["bench", "train", "--quick", "--samples", "600", "--out", str(tmp_path),
-                     "--torch-threads", "1"]) == 0
+                     "--torch-threads", "1", "--methods", ",".join(notes)]) == 0
     data = json.loads((tmp_path / "train_cpu_quick.json").read_text())
     assert data["workload"]["samples"] == 600 and data["workload"]["timed_rounds"] == 3
     results = data["results"]
-    methods = set(bench.METHODS) if bench._torch_available() else set(bench.METHODS) - {"torch_eager"}
+    methods = set(notes) if bench._torch_available() else set(notes) - {"torch_eager"}
     assert set(results) == methods
     for m, r in results.items():
         assert r["repeats"] == 3 and len(r["times_s"]) == 3 and r["min_s"] <= r["median_s"] <= r["max_s"]
