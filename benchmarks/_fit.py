@@ -48,7 +48,7 @@ class Crossover(NamedTuple):
     status: str
 
 
-def clean_pairs(x: Sequence, *ys: Sequence) -> tuple[np.ndarray, ...]:
+def clean_pairs(x: Sequence | np.ndarray, *ys: Sequence | np.ndarray) -> tuple[np.ndarray, ...]:
     """Keep the positions where x and every y are finite positive numbers (None = not measured)."""
     cols = [np.array([np.nan if v is None else v for v in col], dtype=float) for col in (x, *ys)]
     keep = np.ones(len(cols[0]), dtype=bool)
@@ -59,7 +59,7 @@ def clean_pairs(x: Sequence, *ys: Sequence) -> tuple[np.ndarray, ...]:
     return tuple(c[keep] for c in cols)
 
 
-def loglog_fit(x: Sequence, y: Sequence) -> Fit:
+def loglog_fit(x: Sequence | np.ndarray, y: Sequence | np.ndarray) -> Fit:
     """Fit ``log y = slope log x + intercept`` by least squares.
 
     Args:
@@ -78,13 +78,14 @@ def loglog_fit(x: Sequence, y: Sequence) -> Fit:
     """
     xs, ys = clean_pairs(x, y)
     if len(xs) < 2 or len(np.unique(xs)) < 2:
-        raise ValueError(f"a log-log fit needs at least 2 distinct positive sizes, got {len(xs)} usable "
-                         "points; measure more sizes")
+        raise ValueError(
+            f"a log-log fit needs at least 2 distinct positive sizes, got {len(xs)} usable points; measure more sizes"
+        )
     lx, ly = np.log(xs), np.log(ys)
     slope, intercept = np.polyfit(lx, ly, 1)
     resid = ly - (slope * lx + intercept)
     total = float(np.sum((ly - ly.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid ** 2)) / total if total > 0 else 1.0
+    r2 = 1.0 - float(np.sum(resid**2)) / total if total > 0 else 1.0
     return Fit(float(slope), float(intercept), r2, len(xs), float(xs.min()), float(xs.max()))
 
 

@@ -96,18 +96,25 @@ class BlasMatmuls:
         libraries = {"numpy": [self._numpy_call(a, b, mm) for (a, b), mm in zip(operands, self.matmuls)]}
         torch = _torch() if torch_device else None
         if torch is not None:
-            libraries["torch"] = [self._torch_call(torch, a, b, mm, torch_device)
-                                  for (a, b), mm in zip(operands, self.matmuls)]
+            libraries["torch"] = [
+                self._torch_call(torch, a, b, mm, torch_device) for (a, b), mm in zip(operands, self.matmuls)
+            ]
         sync = torch.cuda.synchronize if torch is not None and torch_device == "cuda" else (lambda: None)
         per_call = {lib: [_best_of(call, 20) for call in calls] for lib, calls in libraries.items()}
-        step_s = {lib: _best_of(lambda calls=calls: [c() for c in calls] and sync(), 20)
-                  for lib, calls in libraries.items()}
+        step_s = {
+            lib: _best_of(lambda calls=calls: [c() for c in calls] and sync(), 20) for lib, calls in libraries.items()
+        }
         self.library = min(step_s, key=lambda lib: step_s[lib])
         self.calls, self.sync, self.step_s = libraries[self.library], sync, step_s[self.library]
         self.step_gflops_by_library = {lib: self.flops_per_step / t / 1e9 for lib, t in step_s.items()}
-        self.table = [{"matmul": mm.name, "shape": f"({mm.m}x{mm.k}).({mm.k}x{mm.n})",
-                       **{f"{lib}_gflops": mm.flops / per_call[lib][i] / 1e9 for lib in libraries}}
-                      for i, mm in enumerate(self.matmuls)]
+        self.table = [
+            {
+                "matmul": mm.name,
+                "shape": f"({mm.m}x{mm.k}).({mm.k}x{mm.n})",
+                **{f"{lib}_gflops": mm.flops / per_call[lib][i] / 1e9 for lib in libraries},
+            }
+            for i, mm in enumerate(self.matmuls)
+        ]
         self.compile_s = None
         self.last_loss = None
 
@@ -139,7 +146,7 @@ class BlasMatmuls:
 
 def _torch():
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
     except ImportError:
         return None
     return torch
@@ -149,7 +156,7 @@ def square_gflops(n: int = 2048, device: str = "cpu") -> dict:
     """GFLOP/s of an ``n x n`` float32 product: numpy's and (when installed) torch's BLAS."""
     rng = np.random.default_rng(1)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    flops = 2 * n ** 3
+    flops = 2 * n**3
     out = {"n": n, "numpy_gflops": flops / _best_of(lambda: np.matmul(a, b), 5) / 1e9}
     torch = _torch()
     if torch is not None:

@@ -9,14 +9,29 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 
-__all__ = ["Timing", "time_compiled", "time_call", "environment", "write_results", "markdown_table",
-           "RESULTS_DIR", "compile_timed", "memory_stats", "flop_count", "time_interleaved",
-           "add_common_arguments", "result_name", "paired_ratio", "int_list"]
+__all__ = [
+    "Timing",
+    "time_compiled",
+    "time_call",
+    "environment",
+    "write_results",
+    "markdown_table",
+    "RESULTS_DIR",
+    "compile_timed",
+    "memory_stats",
+    "flop_count",
+    "time_interleaved",
+    "add_common_arguments",
+    "result_name",
+    "paired_ratio",
+    "int_list",
+]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -38,8 +53,9 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 20, warmup: int = 2) -> T
         t0 = time.perf_counter()
         _block(fn())
         times.append(time.perf_counter() - t0)
-    return Timing(median_s=statistics.median(times), min_s=min(times), max_s=max(times),
-                  repeats=repeats, compile_s=None)
+    return Timing(
+        median_s=statistics.median(times), min_s=min(times), max_s=max(times), repeats=repeats, compile_s=None
+    )
 
 
 def time_compiled(fn: Callable, *args, repeats: int = 20, warmup: int = 2, static_argnums=()) -> Timing:
@@ -63,7 +79,7 @@ def environment() -> dict:
         "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
         "device_count": jax.device_count(),
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": jaxlib.version.__version__,
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -133,14 +149,13 @@ def memory_stats(compiled) -> dict | None:
         return None
     if m is None:
         return None
-    stats = {
+    stats: dict[str, Any] = {
         "argument_bytes": int(m.argument_size_in_bytes),
         "output_bytes": int(m.output_size_in_bytes),
         "temp_bytes": int(m.temp_size_in_bytes),
         "alias_bytes": int(m.alias_size_in_bytes),
     }
-    stats["peak_bytes"] = (stats["argument_bytes"] + stats["output_bytes"] + stats["temp_bytes"]
-                           - stats["alias_bytes"])
+    stats["peak_bytes"] = stats["argument_bytes"] + stats["output_bytes"] + stats["temp_bytes"] - stats["alias_bytes"]
     xla_peak = getattr(m, "peak_memory_in_bytes", None)
     stats["xla_peak_bytes"] = int(xla_peak) if xla_peak is not None else None
     return stats
@@ -159,8 +174,7 @@ def flop_count(compiled) -> float | None:
     return float(cost["flops"])
 
 
-def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20,
-                     warmup: int = 2) -> dict[str, Timing]:
+def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20, warmup: int = 2) -> dict[str, Timing]:
     """Time several functions in alternation, so that drift in the machine's load hits all alike.
 
     Round r calls every function once, in the given order on even rounds and reversed on odd
@@ -173,13 +187,12 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20,
     names = list(fns)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):
-        for k in (names if r % 2 == 0 else names[::-1]):
+        for k in names if r % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
             _block(fns[k]())
             times[k].append(time.perf_counter() - t0)
     return {
-        k: Timing(median_s=statistics.median(v), min_s=min(v), max_s=max(v), repeats=repeats,
-                  compile_s=None, times_s=v)
+        k: Timing(median_s=statistics.median(v), min_s=min(v), max_s=max(v), repeats=repeats, compile_s=None, times_s=v)
         for k, v in times.items()
     }
 
@@ -187,22 +200,30 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int = 20,
 def add_common_arguments(parser, *, default_repeats: int = 20, timing: bool = True) -> None:
     """The arguments every benchmark takes: ``--quick``, ``--out``, ``--tag``, and ``--repeats``
     for the timing benchmarks (``timing=False`` leaves it out)."""
-    parser.add_argument("--quick", action="store_true",
-                        help="a small version that runs in well under a minute (smoke test)")
-    parser.add_argument("--out", default=str(RESULTS_DIR),
-                        help="directory for the JSON, markdown and PNG results (default: %(default)s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small version that runs in well under a minute (smoke test)"
+    )
+    parser.add_argument(
+        "--out",
+        default=str(RESULTS_DIR),
+        help="directory for the JSON, markdown and PNG results (default: %(default)s)",
+    )
     if timing:
-        parser.add_argument("--repeats", type=int, default=default_repeats,
-                            help="timed calls per measurement, median reported (>= 20; default %(default)s)")
-    parser.add_argument("--tag", default=None,
-                        help="suffix of the result names (default: the JAX platform, e.g. cpu or gpu)")
+        parser.add_argument(
+            "--repeats",
+            type=int,
+            default=default_repeats,
+            help="timed calls per measurement, median reported (>= 20; default %(default)s)",
+        )
+    parser.add_argument(
+        "--tag", default=None, help="suffix of the result names (default: the JAX platform, e.g. cpu or gpu)"
+    )
 
 
 def result_name(name: str, args) -> str:
     """``NAME_TAG`` (``NAME_TAG_quick`` for ``--quick``), TAG defaulting to the JAX platform."""
     tag = args.tag or jax.devices()[0].platform
     return f"{name}_{tag}" + ("_quick" if args.quick else "")
-
 
 
 def paired_ratio(times_a, times_b) -> float:

@@ -38,11 +38,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Recipe", "TorchLoop", "NnxLoop", "EquinoxLoop", "available", "lr_per_step",
-           "optax_optimizer", "PEER_PACKAGES"]
+__all__ = [
+    "Recipe",
+    "TorchLoop",
+    "NnxLoop",
+    "EquinoxLoop",
+    "available",
+    "lr_per_step",
+    "optax_optimizer",
+    "PEER_PACKAGES",
+]
 
-PEER_PACKAGES = {"torch_loop": "torch", "torch_compile": "torch", "flax_nnx": "flax",
-                 "equinox": "equinox"}
+PEER_PACKAGES = {"torch_loop": "torch", "torch_compile": "torch", "flax_nnx": "flax", "equinox": "equinox"}
 """The package each peer needs (the ``bench`` extra installs them all)."""
 
 
@@ -83,9 +90,16 @@ class Recipe:
         from fnnjax._presets import PRESETS
 
         p = {**PRESETS[name], **changes}
-        return cls(tuple(int(s) for s in str(p["sizes"]).split(",")), p["optimizer"], float(p["lr"]),
-                   int(p["batch_size"]), int(p["epochs"]), p["schedule"], float(p["dropout"]),
-                   init=p["init"])
+        return cls(
+            tuple(int(s) for s in str(p["sizes"]).split(",")),
+            p["optimizer"],
+            float(p["lr"]),
+            int(p["batch_size"]),
+            int(p["epochs"]),
+            p["schedule"],
+            float(p["dropout"]),
+            init=p["init"],
+        )
 
 
 def available(peer: str) -> bool:
@@ -124,8 +138,9 @@ def optax_optimizer(recipe: Recipe, n: int):
         return optax.adam(lr)
     if recipe.optimizer == "adamw":
         return optax.adamw(lr, weight_decay=recipe.weight_decay)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; valid optimizers are sgd, momentum, "
-                     "nesterov, adam, adamw")
+    raise ValueError(
+        f"unknown optimizer {recipe.optimizer!r}; valid optimizers are sgd, momentum, nesterov, adam, adamw"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,10 +160,20 @@ class TorchLoop:
       seed: ``torch.manual_seed`` (shuffling and dropout).
     """
 
-    def __init__(self, x, y, weights: Sequence, recipe: Recipe, *, threads: int = 0,
-                 device: str = "cpu", compile: bool = False, seed: int = 0):
-        import torch
-        from torch import nn
+    def __init__(
+        self,
+        x,
+        y,
+        weights: Sequence,
+        recipe: Recipe,
+        *,
+        threads: int = 0,
+        device: str = "cpu",
+        compile: bool = False,
+        seed: int = 0,
+    ):
+        import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
+        from torch import nn  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         if threads > 0:
             torch.set_num_threads(threads)
@@ -186,8 +211,9 @@ class TorchLoop:
         cpu = self.device.type == "cpu"
         if r.optimizer in ("sgd", "momentum", "nesterov"):
             momentum = 0.0 if r.optimizer == "sgd" else 0.9
-            return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=r.optimizer == "nesterov",
-                                   fused=True if cpu else None)
+            return torch.optim.SGD(
+                params, lr=lr, momentum=momentum, nesterov=r.optimizer == "nesterov", fused=True if cpu else None
+            )
         if r.optimizer == "adam":
             return torch.optim.Adam(params, lr=lr, fused=True if cpu else None)
         if r.optimizer == "adamw":
@@ -195,7 +221,7 @@ class TorchLoop:
         raise ValueError(f"unknown optimizer {r.optimizer!r}")
 
     def _train_step(self, xb, yb):
-        import torch.nn.functional as F
+        import torch.nn.functional as F  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         logits = self.net(xb)
         per = F.cross_entropy(logits, yb, reduction="none")
@@ -213,7 +239,7 @@ class TorchLoop:
 
     def epoch(self) -> float:
         """One epoch of training; returns its wall seconds (one host sync at the end)."""
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         t0 = time.perf_counter()
         self.net.train()
@@ -221,7 +247,7 @@ class TorchLoop:
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         for start in range(0, self.n, self.recipe.batch_size):
-            idx = perm[start:start + self.recipe.batch_size]
+            idx = perm[start : start + self.recipe.batch_size]
             self._set_lr()
             loss_sum, right = self._step(self.x[idx], self.y[idx])
             total += loss_sum
@@ -236,18 +262,22 @@ class TorchLoop:
 
     def evaluate(self, x, y, batch_size: int = 8192) -> float:
         """Accuracy on ``(x, y)`` without dropout."""
-        import torch
+        import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         self.net.eval()
         if self._eval_set is None or self._eval_set[0] is not x:  # the tensors made once per set
-            self._eval_set = (x, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device),
-                              torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device))
+            self._eval_set = (
+                x,
+                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device),
+                torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.device),
+            )
         _, xs, ys = self._eval_set
         right = torch.zeros((), dtype=torch.int64, device=self.device)
         with torch.no_grad():
             for start in range(0, len(xs), batch_size):
-                right += (self.net(xs[start:start + batch_size]).argmax(dim=1)
-                          == ys[start:start + batch_size]).sum()
+                right += (
+                    self.net(xs[start : start + batch_size]).argmax(dim=1) == ys[start : start + batch_size]
+                ).sum()
         return right.item() / len(xs)
 
 
@@ -314,7 +344,7 @@ class NnxLoop(_JaxPeer):
         import jax
         import jax.numpy as jnp
         import optax
-        from flax import nnx
+        from flax import nnx  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         self._jax_setup(x, y, recipe, seed)
 
@@ -357,16 +387,17 @@ class NnxLoop(_JaxPeer):
         t0 = time.perf_counter()
         perm = jnp.arange(self.n)
         with _library_promotion():
-            self._compiled = {size: train_step.lower(self.graphdef, self.state, perm, 0, size, self.x,
-                                                     self.y).compile()
-                              for size in self.sizes}
+            self._compiled = {
+                size: train_step.lower(self.graphdef, self.state, perm, 0, size, self.x, self.y).compile()
+                for size in self.sizes
+            }
         self.compile_s = time.perf_counter() - t0
 
     def _run_step(self, perm, start, size):
         self.state = self._compiled[size](self.graphdef, self.state, perm, start, self.x, self.y)
 
     def _read_metrics(self):
-        from flax import nnx
+        from flax import nnx  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         model, optimizer, metrics = nnx.merge(self.graphdef, self.state)
         with _library_promotion():
@@ -378,7 +409,7 @@ class NnxLoop(_JaxPeer):
     def evaluate(self, x, y) -> float:
         """Accuracy on ``(x, y)`` without dropout."""
         import jax.numpy as jnp
-        from flax import nnx
+        from flax import nnx  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         model, optimizer, metrics = nnx.merge(self.graphdef, self.state)
         model.eval()
@@ -397,7 +428,7 @@ class EquinoxLoop(_JaxPeer):
     """
 
     def __init__(self, x, y, weights: Sequence, recipe: Recipe, *, seed: int = 0):
-        import equinox as eqx
+        import equinox as eqx  # pyright: ignore[reportMissingImports]  (the optional bench extra)
         import jax
         import jax.numpy as jnp
         import optax
@@ -422,8 +453,11 @@ class EquinoxLoop(_JaxPeer):
 
         model = MLP(recipe.sizes, recipe.dropout, keys)
         for k, (w, b) in enumerate(weights):
-            model = eqx.tree_at(lambda m: (m.layers[k].weight, m.layers[k].bias), model,
-                                (jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)))
+            model = eqx.tree_at(
+                lambda m: (m.layers[k].weight, m.layers[k].bias),
+                model,
+                (jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)),
+            )
         optim = optax_optimizer(recipe, self.n)
         self.model = model
         self.opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
@@ -458,8 +492,8 @@ class EquinoxLoop(_JaxPeer):
             # start as an array (traced; a Python int would be static: one program per batch),
             # size as a Python int (static: one program per batch shape)
             self.model, self.opt_state, self.sums, self.step_key = self._make_step(
-                self.model, self.opt_state, self.sums, self.step_key, perm, jnp.int32(start), size,
-                self.x, self.y)
+                self.model, self.opt_state, self.sums, self.step_key, perm, jnp.int32(start), size, self.x, self.y
+            )
 
     def _read_metrics(self):
         import jax.numpy as jnp

@@ -25,9 +25,18 @@ def palette(labels: Sequence[str]) -> dict[str, str]:
     return {label: f"C{i % 10}" for i, label in enumerate(labels)}
 
 
-def loglog_panel(ax, x: Sequence, curves: Mapping[str, Sequence], *, fits: Mapping[str, Fit | None] | None = None,
-                 title: str = "", xlabel: str = "", ylabel: str = "", marks: Mapping[str, float] | None = None,
-                 colors: Mapping[str, str] | None = None) -> None:
+def loglog_panel(
+    ax,
+    x: Sequence,
+    curves: Mapping[str, Sequence],
+    *,
+    fits: Mapping[str, Fit | None] | None = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    marks: Mapping[str, float] | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> None:
     """Plot each curve on log-log axes; a fitted power law as a dashed line over its range.
 
     Args:
@@ -46,16 +55,23 @@ def loglog_panel(ax, x: Sequence, curves: Mapping[str, Sequence], *, fits: Mappi
             continue
         fit = fits.get(label)
         text = label if fit is None else f"{label} (slope {fit.slope:.2f})"
-        (line,) = ax.plot(xs, vs, marker="o", markersize=3, linewidth=1.2, label=text,
-                          color=(colors or {}).get(label))
+        (line,) = ax.plot(xs, vs, marker="o", markersize=3, linewidth=1.2, label=text, color=(colors or {}).get(label))
         if fit is not None:
             fx = np.geomspace(fit.x_min, fit.x_max, 20)
             ax.plot(fx, fit.predict(fx), linestyle="--", linewidth=2.2, alpha=0.45, color=line.get_color())
     for label, xv in (marks or {}).items():
         if xv is not None:
             ax.axvline(xv, linestyle=":", color="gray")
-            ax.annotate(label, (xv, 0.02), xycoords=("data", "axes fraction"), fontsize=8,
-                        rotation=90, ha="right", va="bottom", color="dimgray")
+            ax.annotate(
+                label,
+                (xv, 0.02),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                rotation=90,
+                ha="right",
+                va="bottom",
+                color="dimgray",
+            )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_title(title, fontsize=10)

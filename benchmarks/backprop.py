@@ -20,6 +20,7 @@ import argparse
 import collections
 import re
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.extend.core
@@ -27,16 +28,29 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnnjax
-from fnnjax.errors import UsageError
 from benchmarks import _harness, _plot
+from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "jaxpr_primitives", "hlo_instructions", "program_report"]
 
 TARGET = 1.0
 """t(backprop) / t(grad) must not exceed this (median)."""
 
-HLO_OPS = ("dot", "transpose", "convert", "broadcast", "reduce", "fusion", "copy", "divide", "multiply",
-           "exponential", "log", "compare", "select")
+HLO_OPS = (
+    "dot",
+    "transpose",
+    "convert",
+    "broadcast",
+    "reduce",
+    "fusion",
+    "copy",
+    "divide",
+    "multiply",
+    "exponential",
+    "log",
+    "compare",
+    "select",
+)
 """HLO instructions counted in the optimised modules (the ones a gradient program is made of)."""
 
 
@@ -73,8 +87,13 @@ def _cost(compiled) -> dict:
 
 def program_report(name: str, fn, compiled, *args) -> dict:
     """What one program does: jaxpr primitives, HLO instruction counts, cost and memory analyses."""
-    return dict(name=name, jaxpr=jaxpr_primitives(fn, *args), hlo=hlo_instructions(compiled),
-                cost=_cost(compiled), memory=_harness.memory_stats(compiled))
+    return dict(
+        name=name,
+        jaxpr=jaxpr_primitives(fn, *args),
+        hlo=hlo_instructions(compiled),
+        cost=_cost(compiled),
+        memory=_harness.memory_stats(compiled),
+    )
 
 
 def _problem(sizes, batch: int, seed: int):
@@ -88,24 +107,39 @@ def _problem(sizes, batch: int, seed: int):
 
 def _tables(data, opts) -> str:
     t, r = data["timings"], data["ratio"]
-    rows = [dict(function=k, median_us=v["median_s"] * 1e6, min_us=v["min_s"] * 1e6, max_us=v["max_s"] * 1e6,
-                 repeats=v["repeats"], compile_s=v["compile_s"]) for k, v in t.items()]
-    parts = [f"Network {'-'.join(map(str, opts.sizes))} (ReLU, softmax + cross-entropy), batch {opts.batch}, "
-             f"float32; {opts.repeats} rounds, the functions called in alternation (order swapped every round).",
-             _harness.markdown_table(rows, ["function", "median_us", "min_us", "max_us", "repeats", "compile_s"]),
-             f"**t(backprop) / t(grad)**: median of per-round ratios {r['paired_median']:.3f} "
-             f"(quartiles {r['paired_q25']:.3f} .. {r['paired_q75']:.3f}); ratio of medians "
-             f"{r['of_medians']:.3f}. Target <= {TARGET:.2f}: **{'met' if r['target_met'] else 'NOT met'}**. "
-             f"Cheap-gradient ratio t(grad)/t(loss) = {data['cheap_gradient_ratio']:.2f}. "
-             f"Largest |backprop - grad| over all parameters: {data['max_abs_difference']:.2e}.",
-             "### What the compiled programs do"]
+    rows = [
+        dict(
+            function=k,
+            median_us=v["median_s"] * 1e6,
+            min_us=v["min_s"] * 1e6,
+            max_us=v["max_s"] * 1e6,
+            repeats=v["repeats"],
+            compile_s=v["compile_s"],
+        )
+        for k, v in t.items()
+    ]
+    parts = [
+        f"Network {'-'.join(map(str, opts.sizes))} (ReLU, softmax + cross-entropy), batch {opts.batch}, "
+        f"float32; {opts.repeats} rounds, the functions called in alternation (order swapped every round).",
+        _harness.markdown_table(rows, ["function", "median_us", "min_us", "max_us", "repeats", "compile_s"]),
+        f"**t(backprop) / t(grad)**: median of per-round ratios {r['paired_median']:.3f} "
+        f"(quartiles {r['paired_q25']:.3f} .. {r['paired_q75']:.3f}); ratio of medians "
+        f"{r['of_medians']:.3f}. Target <= {TARGET:.2f}: **{'met' if r['target_met'] else 'NOT met'}**. "
+        f"Cheap-gradient ratio t(grad)/t(loss) = {data['cheap_gradient_ratio']:.2f}. "
+        f"Largest |backprop - grad| over all parameters: {data['max_abs_difference']:.2e}.",
+        "### What the compiled programs do",
+    ]
     progs = data["programs"]
     names = [p["name"] for p in progs]
     hlo_rows = [dict(quantity=f"HLO {op}", **{p["name"]: p["hlo"][op] for p in progs}) for op in HLO_OPS]
-    cost_rows = [dict(quantity=k, **{p["name"]: p["cost"].get(k) for p in progs})
-                 for k in ("flops", "bytes accessed", "transcendentals")]
-    mem_rows = [dict(quantity=f"memory {k}", **{p["name"]: (p["memory"] or {}).get(k) for p in progs})
-                for k in ("temp_bytes", "peak_bytes")]
+    cost_rows = [
+        dict(quantity=k, **{p["name"]: p["cost"].get(k) for p in progs})
+        for k in ("flops", "bytes accessed", "transcendentals")
+    ]
+    mem_rows = [
+        dict(quantity=f"memory {k}", **{p["name"]: (p["memory"] or {}).get(k) for p in progs})
+        for k in ("temp_bytes", "peak_bytes")
+    ]
     prims = sorted(set().union(*(p["jaxpr"] for p in progs)))
     jaxpr_rows = [dict(quantity=f"jaxpr {k}", **{p["name"]: p["jaxpr"].get(k, 0) for p in progs}) for k in prims]
     parts.append(_harness.markdown_table(cost_rows + mem_rows + hlo_rows + jaxpr_rows, ["quantity", *names]))
@@ -136,8 +170,12 @@ def _plot_rounds(data, path: Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``backprop`` benchmark's options."""
     _harness.add_common_arguments(parser, default_repeats=1000)
-    parser.add_argument("--sizes", type=_harness.int_list, default=(784, 256, 10),
-                        help="layer widths M_0,...,M_L (default 784,256,10: the notes' network)")
+    parser.add_argument(
+        "--sizes",
+        type=_harness.int_list,
+        default=(784, 256, 10),
+        help="layer widths M_0,...,M_L (default 784,256,10: the notes' network)",
+    )
     parser.add_argument("--batch", type=int, default=256, help="batch size N (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of weights and data")
 
@@ -153,45 +191,60 @@ def run(args) -> int:
         raise UsageError(f"--sizes needs at least 2 widths (M_0,M_1), got {opts.sizes}")
     out, name = Path(opts.out), _harness.result_name("backprop", args)
     mlp, params, x, y = _problem(opts.sizes, opts.batch, opts.seed)
-    fns = {"backprop": lambda p, x, y: fnnjax.backprop(mlp, p, x, y),
-           "grad": lambda p, x, y: jax.grad(fnnjax.loss, argnums=1)(mlp, p, x, y),
-           "loss": lambda p, x, y: fnnjax.loss(mlp, p, x, y)}
+    fns = {
+        "backprop": lambda p, x, y: fnnjax.backprop(mlp, p, x, y),
+        "grad": lambda p, x, y: jax.grad(fnnjax.loss, argnums=1)(mlp, p, x, y),
+        "loss": lambda p, x, y: fnnjax.loss(mlp, p, x, y),
+    }
     compiled, compile_s = {}, {}
     for k, fn in fns.items():
         compiled[k], compile_s[k] = _harness.compile_timed(fn, params, x, y)
-    timings = _harness.time_interleaved({k: (lambda c=c: c(params, x, y)) for k, c in compiled.items()},
-                                        repeats=opts.repeats, warmup=5)
+    timings = _harness.time_interleaved(
+        {k: (lambda c=c: c(params, x, y)) for k, c in compiled.items()}, repeats=opts.repeats, warmup=5
+    )
     for k in timings:
         timings[k]["compile_s"] = compile_s[k]
     ratios = np.asarray(timings["backprop"]["times_s"]) / np.asarray(timings["grad"]["times_s"])
     paired = float(np.median(ratios))
     g_bp, g_ad = compiled["backprop"](params, x, y), compiled["grad"](params, x, y)
     diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(g_bp), jax.tree.leaves(g_ad)))
-    data = dict(
-        config=dict(sizes=list(opts.sizes), batch=opts.batch, repeats=opts.repeats, seed=opts.seed,
-                    dtype="float32", quick=opts.quick),
+    data: dict[str, Any] = dict(
+        config=dict(
+            sizes=list(opts.sizes),
+            batch=opts.batch,
+            repeats=opts.repeats,
+            seed=opts.seed,
+            dtype="float32",
+            quick=opts.quick,
+        ),
         timings=timings,
-        ratio=dict(paired_median=paired, paired_q25=float(np.quantile(ratios, 0.25)),
-                   paired_q75=float(np.quantile(ratios, 0.75)),
-                   of_medians=timings["backprop"]["median_s"] / timings["grad"]["median_s"],
-                   target=TARGET, target_met=bool(paired <= TARGET)),
+        ratio=dict(
+            paired_median=paired,
+            paired_q25=float(np.quantile(ratios, 0.25)),
+            paired_q75=float(np.quantile(ratios, 0.75)),
+            of_medians=timings["backprop"]["median_s"] / timings["grad"]["median_s"],
+            target=TARGET,
+            target_met=bool(paired <= TARGET),
+        ),
         cheap_gradient_ratio=_harness.paired_ratio(timings["grad"]["times_s"], timings["loss"]["times_s"]),
         max_abs_difference=diff,
         programs=[program_report(k, fns[k], compiled[k], params, x, y) for k in fns],
     )
     json_path, md_path = _harness.write_results(name, data, _tables(data, opts), out)
     png = _plot_rounds(data, out / f"{name}.png")
-    print(f"backprop {timings['backprop']['median_s'] * 1e6:.1f} us, grad {timings['grad']['median_s'] * 1e6:.1f} us "
-          f"(medians of {opts.repeats}); t(backprop)/t(grad) = {paired:.3f} (paired median), "
-          f"{data['ratio']['of_medians']:.3f} (of medians); target <= {TARGET:.2f}: "
-          f"{'met' if data['ratio']['target_met'] else 'NOT met'}")
+    print(
+        f"backprop {timings['backprop']['median_s'] * 1e6:.1f} us, grad {timings['grad']['median_s'] * 1e6:.1f} us "
+        f"(medians of {opts.repeats}); t(backprop)/t(grad) = {paired:.3f} (paired median), "
+        f"{data['ratio']['of_medians']:.3f} (of medians); target <= {TARGET:.2f}: "
+        f"{'met' if data['ratio']['target_met'] else 'NOT met'}"
+    )
     print(f"wrote {json_path}, {md_path}, {png}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.backprop [--quick] [--out DIR] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.backprop", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.backprop", description=(__doc__ or "").splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -18,11 +18,11 @@ BENCHMARKS = {
     "gradients": "time per gradient of the risk for every method against the parameter count P",
     "backprop": "hand-written backprop vs jax.grad on the notes' network 784-256-10",
     "train": "seconds per epoch of the notes' training recipe: fnnjax against its strongest peers "
-             "(PyTorch, torch.compile, Flax NNX, Equinox) and the machine's BLAS",
+    "(PyTorch, torch.compile, Flax NNX, Equinox) and the machine's BLAS",
     "levers": "what makes fnnjax's CPU epoch faster: each lever (data layout, gathering, XLA "
-              "options, evaluation) measured on the whole epoch, side by side",
+    "options, evaluation) measured on the whole epoch, side by side",
     "time_to_accuracy": "seconds to 0.89 test accuracy: fnnjax train --preset fast against PyTorch "
-                        "and the other peers on the same recipe",
+    "and the other peers on the same recipe",
     "reference": "the notes' 50-epoch Fashion-MNIST recipe over several seeds: the notes' table",
     "pretrain": "greedy layer-wise pretraining (F28) vs random init on a deep sigmoid net",
     "scaling": "data-parallel epoch throughput (samples/s) against the device count 1,2,4,8",
@@ -43,8 +43,10 @@ def build_parser(name: str, prog: str = "fnnjax bench") -> argparse.ArgumentPars
         raise UsageError(f"unknown benchmark {name!r}; valid names are {', '.join(BENCHMARKS)}")
     module_name = f"benchmarks.{name}"
     if importlib.util.find_spec(module_name) is None:
-        raise UsageError(f"benchmark {name!r} is not available: module {module_name} is missing from this "
-                         "checkout; run one of the others")
+        raise UsageError(
+            f"benchmark {name!r} is not available: module {module_name} is missing from this "
+            "checkout; run one of the others"
+        )
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=BENCHMARKS[name])
     module.add_arguments(parser)
@@ -62,13 +64,16 @@ def register(subparsers) -> None:
     """Add ``bench`` to the ``fnnjax`` command line."""
     listing = "\n".join(f"  {k:10s} {v}" for k, v in BENCHMARKS.items())
     parser = subparsers.add_parser(
-        "bench", help="run a benchmark (" + ", ".join(BENCHMARKS) + "); results under benchmarks/results/",
+        "bench",
+        help="run a benchmark (" + ", ".join(BENCHMARKS) + "); results under benchmarks/results/",
         description="Run a benchmark and write its JSON, markdown table and PNG plots.\n\nbenchmarks:\n"
-        + listing + "\n\nevery benchmark takes --quick (a small version, under a minute; the suite's "
+        + listing
+        + "\n\nevery benchmark takes --quick (a small version, under a minute; the suite's "
         "runs every step's), --out DIR, --tag TAG, and every timing benchmark also --repeats R "
         "(pretrain, reference and time_to_accuracy measure accuracy or whole runs, and the suite "
         "sets its steps' own: they have none); `fnnjax bench NAME --help` lists its own options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("benchmark", metavar="NAME", help="one of: " + ", ".join(BENCHMARKS))
     parser.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (--quick, --out DIR, ...)")
     parser.set_defaults(func=run_benchmark)

@@ -80,12 +80,16 @@ VARIANTS = {
     "weights_in_out": Variant(layout="in_out"),
     "dW_from_transposed_D": Variant(grad="transposed_D"),
     "xla_eigen_dots": Variant(options=(("xla_cpu_experimental_ynn_fusion_type", ""),)),
-    "xla_onednn_dots": Variant(options=_ONEDNN + (("xla_cpu_experimental_onednn_fusion_type",
-                                                   "LIBRARY_FUSION_TYPE_DOT"),)),
-    "xla_onednn_dots_eltwise": Variant(options=_ONEDNN + (
-        ("xla_cpu_experimental_onednn_fusion_type", "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)),
-    "xla_ynn_dot_eltwise": Variant(options=(("xla_cpu_experimental_ynn_fusion_type",
-                                             "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)),
+    "xla_onednn_dots": Variant(
+        options=_ONEDNN + (("xla_cpu_experimental_onednn_fusion_type", "LIBRARY_FUSION_TYPE_DOT"),)
+    ),
+    "xla_onednn_dots_eltwise": Variant(
+        options=_ONEDNN
+        + (("xla_cpu_experimental_onednn_fusion_type", "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)
+    ),
+    "xla_ynn_dot_eltwise": Variant(
+        options=(("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE"),)
+    ),
     "xla_vector_width_512": Variant(options=(("xla_cpu_prefer_vector_width", 512),)),
 }
 """The model epoch's variants, by method name (see the module docstring)."""
@@ -97,12 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from benchmarks._harness import add_common_arguments
 
     add_common_arguments(parser, default_repeats=20)
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding fashion-mnist/ (default: $FNNJAX_DATA; else random data)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated subset of {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--samples", type=int, default=0,
-                        help="use only the first N training samples (default 0: all; for smoke tests)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA; else random data)"
+    )
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)} (default: all)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=0, help="use only the first N training samples (default 0: all; for smoke tests)"
+    )
 
 
 def _epoch_program(v: Variant, n: int):
@@ -221,8 +228,9 @@ class _FitMethod:
 
         mlp = fnnjax.MLP(SIZES, hidden="relu", output="softmax")
         params = tuple(fnnjax.Layer(w, b) for w, b in weights)
-        self.trainer = fnnjax.Trainer(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=10_000,
-                                      batch_size=BATCH, key=jax.random.key(1))
+        self.trainer = fnnjax.Trainer(
+            mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=10_000, batch_size=BATCH, key=jax.random.key(1)
+        )
         self.compile_s, self.hlo, self.last_loss = self.trainer.compile_seconds, {}, None
         self.hlo = _hlo_counts(self.trainer._epoch_fn.as_text())
 
@@ -248,13 +256,19 @@ class _EvalMethod:
         t0 = time.perf_counter()
         if kind != "eval_one_pass":
             chunk = 8192 if kind == "eval_chunks_8192" else _train.EVAL_BATCH_SIZE
-            fn = _train._eval_sums.lower(params, xs, ts, mlp=mlp, loss="cross_entropy", accuracy=True,
-                                         batch_size=min(chunk, len(x_test))).compile()
+            fn = _train._eval_sums.lower(
+                params, xs, ts, mlp=mlp, loss="cross_entropy", accuracy=True, batch_size=min(chunk, len(x_test))
+            ).compile()
         else:
+
             def one_pass(p, x, t):
                 z = fnnjax.forward(mlp, p, x)
-                return jnp.stack([jnp.sum(-jnp.sum(t * jnp.log(z), -1)),
-                                  jnp.sum((jnp.argmax(z, -1) == jnp.argmax(t, -1)).astype(z.dtype))])
+                return jnp.stack(
+                    [
+                        jnp.sum(-jnp.sum(t * jnp.log(z), -1)),
+                        jnp.sum((jnp.argmax(z, -1) == jnp.argmax(t, -1)).astype(z.dtype)),
+                    ]
+                )
 
             fn = jax.jit(one_pass).lower(params, xs, ts).compile()
         self.compile_s = time.perf_counter() - t0
@@ -271,7 +285,7 @@ def _interleaved(made: dict, warmup: int, repeats: int) -> dict[str, list[float]
     names = list(made)
     times = {k: [] for k in names}
     for r in range(warmup + repeats):
-        for k in (names if r % 2 == 0 else names[::-1]):
+        for k in names if r % 2 == 0 else names[::-1]:
             seconds = made[k].epoch()
             if r >= warmup:
                 times[k].append(seconds)
@@ -308,14 +322,16 @@ def run(args) -> int:
         raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
     repeats = 3 if args.quick else args.repeats
     if repeats < 20 and not args.quick:
-        raise UsageError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
-                         "epochs (use --quick for a smoke run)")
+        raise UsageError(
+            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+            "epochs (use --quick for a smoke run)"
+        )
     d = _load(args.data_dir)
     x, y, source = d.x, d.y, d.source
     if args.samples:
         if not BATCH <= args.samples <= len(x):
             raise UsageError(f"--samples {args.samples} must lie in {BATCH}..{len(x)} (one batch to all)")
-        x, y, source = x[:args.samples], y[:args.samples], f"{source}, first {args.samples} samples"
+        x, y, source = x[: args.samples], y[: args.samples], f"{source}, first {args.samples} samples"
     if jax.devices()[0].platform != "cpu":
         methods = [m for m in methods if not VARIANTS.get(m, Variant()).options]  # CPU options only
     _, params = _initial_weights()
@@ -334,8 +350,15 @@ def run(args) -> int:
     load_after = os.getloadavg()
     results = {}
     for m, t in times.items():
-        results[m] = Timing(median_s=statistics.median(t), min_s=min(t), max_s=max(t), repeats=len(t),
-                            compile_s=made[m].compile_s, times_s=t, **made[m].hlo)
+        results[m] = Timing(
+            median_s=statistics.median(t),
+            min_s=min(t),
+            max_s=max(t),
+            repeats=len(t),
+            compile_s=made[m].compile_s,
+            times_s=t,
+            **made[m].hlo,
+        )
         if "model" in times and not m.startswith("eval_"):
             results[m]["speedup_vs_model"] = paired_ratio(times["model"], t)
             base = made["model"].last_loss
@@ -346,20 +369,45 @@ def run(args) -> int:
         if m in results and "eval_fit" in results:
             results[m]["speedup_vs_eval_fit"] = paired_ratio(times["eval_fit"], times[m])
     load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
-    columns = ["method", "median_s", "min_s", "max_s", "compile_s", "speedup_vs_model", "loss_rel_diff",
-               "transposes", "ynn_dots", "onednn_dots", "eigen_dots", "share_of_fit_epoch", "speedup_vs_eval_fit"]
-    table = (f"Seconds per epoch (eval_*: per evaluation of the 10000 test images), {source}, "
-             f"{'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch {BATCH}; methods interleaved, 1 "
-             f"warm-up round then {repeats} timed rounds; speedup_vs_model = median over rounds of "
-             f"model/method (> 1: the lever is faster); loss_rel_diff: the last epoch's train loss "
-             f"against model's; HLO counts of the compiled epoch: transposes, and the dots run by "
-             f"YNNPACK, oneDNN and Eigen. Machine load average (1/5/15 min) before: "
-             f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.\n\n"
-             + markdown_table([{"method": m, **r} for m, r in results.items()], columns))
-    payload = {"workload": {"data": source, "sizes": SIZES, "lr": LR, "batch_size": BATCH,
-                            "samples": int(len(x)), "timed_rounds": repeats},
-               "variants": {m: dataclasses.asdict(v) for m, v in VARIANTS.items() if m in results},
-               "load_average_before": load_before, "load_average_after": load_after, "results": results}
+    columns = [
+        "method",
+        "median_s",
+        "min_s",
+        "max_s",
+        "compile_s",
+        "speedup_vs_model",
+        "loss_rel_diff",
+        "transposes",
+        "ynn_dots",
+        "onednn_dots",
+        "eigen_dots",
+        "share_of_fit_epoch",
+        "speedup_vs_eval_fit",
+    ]
+    table = (
+        f"Seconds per epoch (eval_*: per evaluation of the 10000 test images), {source}, "
+        f"{'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch {BATCH}; methods interleaved, 1 "
+        f"warm-up round then {repeats} timed rounds; speedup_vs_model = median over rounds of "
+        f"model/method (> 1: the lever is faster); loss_rel_diff: the last epoch's train loss "
+        f"against model's; HLO counts of the compiled epoch: transposes, and the dots run by "
+        f"YNNPACK, oneDNN and Eigen. Machine load average (1/5/15 min) before: "
+        f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.\n\n"
+        + markdown_table([{"method": m, **r} for m, r in results.items()], columns)
+    )
+    payload = {
+        "workload": {
+            "data": source,
+            "sizes": SIZES,
+            "lr": LR,
+            "batch_size": BATCH,
+            "samples": int(len(x)),
+            "timed_rounds": repeats,
+        },
+        "variants": {m: dataclasses.asdict(v) for m, v in VARIANTS.items() if m in results},
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "results": results,
+    }
     json_path, md_path = write_results(result_name("levers", args), payload, table, args.out)
     png = _plot(results, Path(json_path).with_suffix(".png"), source)
     print(table)

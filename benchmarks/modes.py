@@ -47,8 +47,8 @@ import jax
 from tqdm import tqdm
 
 import fnnjax
-from fnnjax.errors import UsageError
 from benchmarks import _fit, _harness, _plot
+from fnnjax.errors import UsageError
 
 __all__ = [
     "JACOBIAN_METHODS",
@@ -70,8 +70,13 @@ HESSIAN_METHODS = ("f", "fwd_over_rev", "rev_over_rev", "rev_over_fwd")
 """What is timed for the Hessian of a scalar f: f itself and the three compositions."""
 
 PASSES_SLOPE = {
-    "jvp": 0.0, "vjp": 0.0, "jacfwd": 1.0, "jacrev": 0.0,
-    "fwd_over_rev": 1.0, "rev_over_rev": 1.0, "rev_over_fwd": 2.0,
+    "jvp": 0.0,
+    "vjp": 0.0,
+    "jacfwd": 1.0,
+    "jacrev": 0.0,
+    "fwd_over_rev": 1.0,
+    "rev_over_rev": 1.0,
+    "rev_over_fwd": 2.0,
 }
 """Theory: the slope of ``t(method) / t(f)`` against n (see the module docstring)."""
 
@@ -81,10 +86,16 @@ CROSSOVER_FACTOR = 4.0
 N_STAR_SLOPE_TOL = 0.3
 """Tolerance on the slope of n* against m (theory 1; three values of m, so a loose one)."""
 
-FULL = dict(ns=tuple(4 ** k for k in range(8)), ms=(1, 10, 100), width=128, depth=2,
-            hessian_ns=tuple(4 ** k for k in range(7)), memory_depths=(1, 2, 4, 8, 16), memory_n=1024)
-QUICK = dict(ns=(1, 16, 256), ms=(2,), width=32, depth=1, hessian_ns=(1, 16),
-             memory_depths=(1, 2), memory_n=64)
+FULL = dict(
+    ns=tuple(4**k for k in range(8)),
+    ms=(1, 10, 100),
+    width=128,
+    depth=2,
+    hessian_ns=tuple(4**k for k in range(7)),
+    memory_depths=(1, 2, 4, 8, 16),
+    memory_n=1024,
+)
+QUICK = dict(ns=(1, 16, 256), ms=(2,), width=32, depth=1, hessian_ns=(1, 16), memory_depths=(1, 2), memory_n=64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,8 +127,13 @@ def jacobian_functions(mlp: fnnjax.MLP) -> dict:
     def jacrev(p, x):
         return jax.jacrev(functools.partial(f, p))(x)
 
-    return {"f": (f, ("x",)), "jvp": (jvp, ("x", "v")), "vjp": (vjp, ("x", "u")),
-            "jacfwd": (jacfwd, ("x",)), "jacrev": (jacrev, ("x",))}
+    return {
+        "f": (f, ("x",)),
+        "jvp": (jvp, ("x", "v")),
+        "vjp": (vjp, ("x", "u")),
+        "jacfwd": (jacfwd, ("x",)),
+        "jacrev": (jacrev, ("x",)),
+    }
 
 
 def hessian_functions(mlp: fnnjax.MLP) -> dict:
@@ -129,10 +145,12 @@ def hessian_functions(mlp: fnnjax.MLP) -> dict:
     def compose(outer, inner):
         return lambda p, x: outer(inner(functools.partial(s, p)))(x)
 
-    return {"f": (s, ("x",)),
-            "fwd_over_rev": (compose(jax.jacfwd, jax.jacrev), ("x",)),
-            "rev_over_rev": (compose(jax.jacrev, jax.jacrev), ("x",)),
-            "rev_over_fwd": (compose(jax.jacrev, jax.jacfwd), ("x",))}
+    return {
+        "f": (s, ("x",)),
+        "fwd_over_rev": (compose(jax.jacfwd, jax.jacrev), ("x",)),
+        "rev_over_rev": (compose(jax.jacrev, jax.jacrev), ("x",)),
+        "rev_over_fwd": (compose(jax.jacrev, jax.jacfwd), ("x",)),
+    }
 
 
 def _inputs(names, n: int, m: int, batch: int | None, *, key) -> tuple:
@@ -158,13 +176,23 @@ def _measure_point(fns: dict, params, arrays: dict, cut: dict, opts) -> dict:
     for name, fn in fns.items():
         compiled, compile_s = _harness.compile_timed(fn, params, *arrays[name])
         mem = _harness.memory_stats(compiled) or {}
-        rows[name] = dict(method=name, median_s=None, min_s=None, max_s=None, repeats=None, passes=None,
-                          compile_s=compile_s, flops=_harness.flop_count(compiled),
-                          peak_bytes=mem.get("peak_bytes"), temp_bytes=mem.get("temp_bytes"),
-                          skipped=cut.get(name))
+        rows[name] = dict(
+            method=name,
+            median_s=None,
+            min_s=None,
+            max_s=None,
+            repeats=None,
+            passes=None,
+            compile_s=compile_s,
+            flops=_harness.flop_count(compiled),
+            peak_bytes=mem.get("peak_bytes"),
+            temp_bytes=mem.get("temp_bytes"),
+            skipped=cut.get(name),
+        )
         if rows[name]["skipped"] is None and (mem.get("peak_bytes") or 0) > opts.max_memory_mb * 2**20:
-            rows[name]["skipped"] = (f"peak memory {mem['peak_bytes'] / 2**20:.0f} MiB > "
-                                     f"--max-memory-mb {opts.max_memory_mb:g}")
+            rows[name]["skipped"] = (
+                f"peak memory {mem['peak_bytes'] / 2**20:.0f} MiB > --max-memory-mb {opts.max_memory_mb:g}"
+            )
         if rows[name]["skipped"] is None:
             args = (params, *arrays[name])
             calls[name] = functools.partial(compiled, *args)
@@ -177,7 +205,6 @@ def _measure_point(fns: dict, params, arrays: dict, cut: dict, opts) -> dict:
     return rows
 
 
-
 def _sweep(kind: str, mode: str, m: int, ns, build, opts, bar) -> list[dict]:
     """Measure one curve family over ns; a method whose call exceeds --max-call-s (or whose memory
     exceeds --max-memory-mb) is timed no further (larger n cost more), and says so."""
@@ -187,8 +214,7 @@ def _sweep(kind: str, mode: str, m: int, ns, build, opts, bar) -> list[dict]:
         key = jax.random.fold_in(jax.random.key(opts.seed), n * 1000 + m)
         mlp, params, table = build(n, key)
         fns = {k: _batched(fn, names, batch) for k, (fn, names) in table.items()}
-        arrays = {k: _inputs(names, n, m, batch, key=jax.random.fold_in(key, 1))
-                  for k, (_, names) in table.items()}
+        arrays = {k: _inputs(names, n, m, batch, key=jax.random.fold_in(key, 1)) for k, (_, names) in table.items()}
         rows = _measure_point(fns, params, arrays, cut, opts)
         for name, row in rows.items():
             records.append(dict(kind=kind, mode=mode, m=m, n=n, batch=batch or 1, **row))
@@ -211,8 +237,18 @@ def _memory_vs_depth(opts) -> list[dict]:
             arrays = _inputs(names, n, m, batch, key=jax.random.key(1))
             compiled, _ = _harness.compile_timed(_batched(fn, names, batch), params, *arrays)
             mem = _harness.memory_stats(compiled) or {}
-            records.append(dict(kind="memory_depth", depth=depth, n=n, m=m, batch=batch, method=name,
-                                peak_bytes=mem.get("peak_bytes"), temp_bytes=mem.get("temp_bytes")))
+            records.append(
+                dict(
+                    kind="memory_depth",
+                    depth=depth,
+                    n=n,
+                    m=m,
+                    batch=batch,
+                    method=name,
+                    peak_bytes=mem.get("peak_bytes"),
+                    temp_bytes=mem.get("temp_bytes"),
+                )
+            )
     return records
 
 
@@ -221,8 +257,10 @@ def _memory_vs_depth(opts) -> list[dict]:
 
 
 def _curve(records, kind, mode, m, method, field="median_s"):
-    rows = sorted((r for r in records if r["kind"] == kind and r["mode"] == mode and r["m"] == m
-                   and r["method"] == method), key=lambda r: r["n"])
+    rows = sorted(
+        (r for r in records if r["kind"] == kind and r["mode"] == mode and r["m"] == m and r["method"] == method),
+        key=lambda r: r["n"],
+    )
     return [r["n"] for r in rows], [r[field] for r in rows]
 
 
@@ -260,19 +298,26 @@ def analyse_curves(records, kind, mode, m, methods, tol) -> list[dict]:
         in_range = [i for i, v in enumerate(t) if v is not None][-3:]  # the largest sizes timed
         abs_fit = _slope_or_none([ns[i] for i in in_range], [t[i] for i in in_range])
         f_fit = _slope_or_none([ns[i] for i in in_range], [tf[i] for i in in_range])
-        big = ns[len(ns) // 2:]  # the asymptotic half, measured or not: XLA counts every size
-        flop_fit = _slope_or_none(big, _ratio(fl, ff)[len(ns) // 2:])
-        rows.append(dict(
-            kind=kind, mode=mode, m=m, method=method, theory_passes_slope=expected,
-            passes_slope=None if shown is None else shown.slope,
-            holds=tail is not None, from_n=None if lo is None else int(lo),
-            to_n=None if shown is None else int(shown.x_max),
-            time_slope=None if abs_fit is None else abs_fit.slope,
-            f_slope=None if f_fit is None else f_fit.slope,
-            flops_ratio_slope=None if flop_fit is None else flop_fit.slope,
-            flops_range=[big[0], big[-1]],
-            measured_up_to=measured[-1] if measured else None,
-        ))
+        big = ns[len(ns) // 2 :]  # the asymptotic half, measured or not: XLA counts every size
+        flop_fit = _slope_or_none(big, _ratio(fl, ff)[len(ns) // 2 :])
+        rows.append(
+            dict(
+                kind=kind,
+                mode=mode,
+                m=m,
+                method=method,
+                theory_passes_slope=expected,
+                passes_slope=None if shown is None else shown.slope,
+                holds=tail is not None,
+                from_n=None if lo is None else int(lo),
+                to_n=None if shown is None else int(shown.x_max),
+                time_slope=None if abs_fit is None else abs_fit.slope,
+                f_slope=None if f_fit is None else f_fit.slope,
+                flops_ratio_slope=None if flop_fit is None else flop_fit.slope,
+                flops_range=[big[0], big[-1]],
+                measured_up_to=measured[-1] if measured else None,
+            )
+        )
     return rows
 
 
@@ -292,9 +337,16 @@ def analyse(records: list[dict], tol: float) -> dict:
             except ValueError:
                 c = _fit.Crossover(None, "not measured")
             ratio = None if c.x is None else c.x / m
-            crossings.append(dict(mode=mode, m=m, n_star=c.x, status=c.status, n_star_over_m=ratio,
-                                  within_factor=None if ratio is None else bool(
-                                      1 / CROSSOVER_FACTOR <= ratio <= CROSSOVER_FACTOR)))
+            crossings.append(
+                dict(
+                    mode=mode,
+                    m=m,
+                    n_star=c.x,
+                    status=c.status,
+                    n_star_over_m=ratio,
+                    within_factor=None if ratio is None else bool(1 / CROSSOVER_FACTOR <= ratio <= CROSSOVER_FACTOR),
+                )
+            )
     if any(r["kind"] == "hessian" for r in records):
         slopes += analyse_curves(records, "hessian", "single", 1, HESSIAN_METHODS, tol)
     against_m = {}
@@ -303,8 +355,9 @@ def analyse(records: list[dict], tol: float) -> dict:
         fit = _slope_or_none([p[0] for p in pts], [p[1] for p in pts]) if len(pts) >= 2 else None
         against_m[mode] = None if fit is None else fit.slope
     holds_m = {k: None if v is None else bool(abs(v - 1.0) <= N_STAR_SLOPE_TOL) for k, v in against_m.items()}
-    return dict(tolerance=tol, slopes=slopes, crossovers=crossings, n_star_slope_vs_m=against_m,
-                n_star_slope_holds=holds_m)
+    return dict(
+        tolerance=tol, slopes=slopes, crossovers=crossings, n_star_slope_vs_m=against_m, n_star_slope_holds=holds_m
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,32 +370,60 @@ def _fmt_bytes(b):
 
 def _tables(records, summary, opts) -> str:
     parts = []
-    parts.append(f"Network: tanh MLP n -> {opts.width} x {opts.depth} -> m, float32; batched = "
-                 f"jax.vmap over B = {opts.batch} inputs. Times: median of {opts.repeats} interleaved "
-                 f"calls after warm-up; compile time apart (JSON). Slope tolerance: +-{opts.tol}.")
-    parts.append("### Slopes against n\n\n`passes` = t(method)/t(f), the median over rounds of the "
-                 "ratio to f timed in the same round; `theory_passes_slope` from the module docstring; "
-                 "`passes_slope` fitted over `range` = from the smallest n from which it stays within "
-                 "tolerance (`holds`), or, where it does not, over the largest 3 measured sizes; "
-                 "`time_slope` and `f_slope`: slopes of the absolute times of the method and of f over "
-                 "the largest 3 sizes the method was timed at (asymptotically, time slope = f slope + passes "
-                 "slope); `flops_ratio_slope`: the slope of "
-                 "XLA's flop-count ratio (cost analysis, no timing) over the larger half of the sizes.")
-    rows = [dict(r, holds="yes" if r["holds"] else "NO",
-                 range=f"{r['from_n']}..{r['to_n']}" if r["to_n"] else None)
-            for r in summary["slopes"]]
-    parts.append(_harness.markdown_table(rows, ["kind", "mode", "m", "method", "theory_passes_slope",
-                                                "passes_slope", "holds", "range", "time_slope", "f_slope",
-                                                "flops_ratio_slope", "measured_up_to"]))
-    parts.append("### Crossover n* (jacrev faster than jacfwd from n*)\n\nTheory: n* ~ m, held to "
-                 f"n*/m within a factor {CROSSOVER_FACTOR:g}, and a slope of n* against m of 1 +- "
-                 f"{N_STAR_SLOPE_TOL:g}. Fitted slope of n* against m: " + ", ".join(
-                     f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in summary["n_star_slope_vs_m"].items()))
-    parts.append(_harness.markdown_table(summary["crossovers"], ["mode", "m", "n_star", "n_star_over_m",
-                                                                 "within_factor", "status"]))
+    parts.append(
+        f"Network: tanh MLP n -> {opts.width} x {opts.depth} -> m, float32; batched = "
+        f"jax.vmap over B = {opts.batch} inputs. Times: median of {opts.repeats} interleaved "
+        f"calls after warm-up; compile time apart (JSON). Slope tolerance: +-{opts.tol}."
+    )
+    parts.append(
+        "### Slopes against n\n\n`passes` = t(method)/t(f), the median over rounds of the "
+        "ratio to f timed in the same round; `theory_passes_slope` from the module docstring; "
+        "`passes_slope` fitted over `range` = from the smallest n from which it stays within "
+        "tolerance (`holds`), or, where it does not, over the largest 3 measured sizes; "
+        "`time_slope` and `f_slope`: slopes of the absolute times of the method and of f over "
+        "the largest 3 sizes the method was timed at (asymptotically, time slope = f slope + passes "
+        "slope); `flops_ratio_slope`: the slope of "
+        "XLA's flop-count ratio (cost analysis, no timing) over the larger half of the sizes."
+    )
+    rows = [
+        dict(r, holds="yes" if r["holds"] else "NO", range=f"{r['from_n']}..{r['to_n']}" if r["to_n"] else None)
+        for r in summary["slopes"]
+    ]
+    parts.append(
+        _harness.markdown_table(
+            rows,
+            [
+                "kind",
+                "mode",
+                "m",
+                "method",
+                "theory_passes_slope",
+                "passes_slope",
+                "holds",
+                "range",
+                "time_slope",
+                "f_slope",
+                "flops_ratio_slope",
+                "measured_up_to",
+            ],
+        )
+    )
+    parts.append(
+        "### Crossover n* (jacrev faster than jacfwd from n*)\n\nTheory: n* ~ m, held to "
+        f"n*/m within a factor {CROSSOVER_FACTOR:g}, and a slope of n* against m of 1 +- "
+        f"{N_STAR_SLOPE_TOL:g}. Fitted slope of n* against m: "
+        + ", ".join(f"{k}: {'-' if v is None else f'{v:.2f}'}" for k, v in summary["n_star_slope_vs_m"].items())
+    )
+    parts.append(
+        _harness.markdown_table(
+            summary["crossovers"], ["mode", "m", "n_star", "n_star_over_m", "within_factor", "status"]
+        )
+    )
     parts.append("### Median time (microseconds) and peak memory (MiB, XLA memory analysis)")
     for kind, methods in (("jacobian", JACOBIAN_METHODS), ("hessian", HESSIAN_METHODS)):
-        keys = sorted({(r["mode"], r["m"]) for r in records if r["kind"] == kind}, key=lambda k: (k[0] != "single", k[1]))
+        keys = sorted(
+            {(r["mode"], r["m"]) for r in records if r["kind"] == kind}, key=lambda k: (k[0] != "single", k[1])
+        )
         for mode, m in keys:
             ns = sorted({r["n"] for r in records if r["kind"] == kind and r["mode"] == mode and r["m"] == m})
             table = []
@@ -360,19 +441,29 @@ def _tables(records, summary, opts) -> str:
     for r in sorted((r for r in records if r.get("skipped")), key=lambda r: r["n"]):
         first_skip.setdefault((r["kind"], r["mode"], r["m"], r["method"]), r["skipped"])
     if first_skip:
-        parts.append("Not timed (`skip` above; larger n only cost more):\n\n" + "\n".join(
-            f"- {k} {mo} m={m} {me}: {why}" for (k, mo, m, me), why in first_skip.items()))
+        parts.append(
+            "Not timed (`skip` above; larger n only cost more):\n\n"
+            + "\n".join(f"- {k} {mo} m={m} {me}: {why}" for (k, mo, m, me), why in first_skip.items())
+        )
     mem = [r for r in records if r["kind"] == "memory_depth"]
     if mem:
         depths = sorted({r["depth"] for r in mem})
-        table = [{"depth": d, **{f"{r['method']} MiB": _fmt_bytes(r["peak_bytes"]) for r in mem if r["depth"] == d},
-                  **{f"{r['method']} temp KiB": r["temp_bytes"] / 1024 for r in mem if r["depth"] == d}}
-                 for d in depths]
+        table = [
+            {
+                "depth": d,
+                **{f"{r['method']} MiB": _fmt_bytes(r["peak_bytes"]) for r in mem if r["depth"] == d},
+                **{f"{r['method']} temp KiB": r["temp_bytes"] / 1024 for r in mem if r["depth"] == d},
+            }
+            for d in depths
+        ]
         r0 = mem[0]
-        parts.append(f"### Peak memory against depth (n = {r0['n']}, m = {r0['m']}, B = {r0['batch']}; "
-                     "compile only)\n\n" + _harness.markdown_table(
-                         table, ["depth"] + [f"{k} MiB" for k in JACOBIAN_METHODS]
-                         + [f"{k} temp KiB" for k in JACOBIAN_METHODS]))
+        parts.append(
+            f"### Peak memory against depth (n = {r0['n']}, m = {r0['m']}, B = {r0['batch']}; "
+            "compile only)\n\n"
+            + _harness.markdown_table(
+                table, ["depth"] + [f"{k} MiB" for k in JACOBIAN_METHODS] + [f"{k} temp KiB" for k in JACOBIAN_METHODS]
+            )
+        )
     return "\n\n".join(parts)
 
 
@@ -405,12 +496,19 @@ def _plots(records, summary, out: Path, name: str) -> list[Path]:
                     if len(sel) >= 2:
                         fits[method] = _slope_or_none([ns[k] for k in sel], [curves[method][k] for k in sel])
                 label = f"n* = {cross[(mode, m)]:.3g}" if cross.get((mode, m)) else None
-                _plot.loglog_panel(axes[i, j], ns, curves, fits=fits, colors=_plot.palette(JACOBIAN_METHODS),
-                                   marks={label: cross.get((mode, m))} if label else None,
-                                   title=f"{mode} input, m = {m}" + (f", B = {batch}" if mode == "batched" else "")
-                                   + ("" if what == "time" else "; fit where theory holds"),
-                                   xlabel="input dimension n",
-                                   ylabel="median time (s)" if what == "time" else "t / t(f)  (passes)")
+                _plot.loglog_panel(
+                    axes[i, j],
+                    ns,
+                    curves,
+                    fits=fits,
+                    colors=_plot.palette(JACOBIAN_METHODS),
+                    marks={label: cross[(mode, m)]} if label else None,
+                    title=f"{mode} input, m = {m}"
+                    + (f", B = {batch}" if mode == "batched" else "")
+                    + ("" if what == "time" else "; fit where theory holds"),
+                    xlabel="input dimension n",
+                    ylabel="median time (s)" if what == "time" else "t / t(f)  (passes)",
+                )
         paths.append(_plot.save(fig, out / fname))
     hes = [r for r in records if r["kind"] == "hessian"]
     mem = [r for r in records if r["kind"] == "memory_depth"]
@@ -424,24 +522,45 @@ def _plots(records, summary, out: Path, name: str) -> list[Path]:
             if s and s["from_n"]:
                 sel = [i for i, n in enumerate(ns) if s["from_n"] <= n <= (s["to_n"] or n)]
                 fits[k] = _slope_or_none([ns[i] for i in sel], [curves[k][i] for i in sel])
-        _plot.loglog_panel(axes[0, 0], ns, curves, fits=fits, title="input Hessian, one input",
-                           colors=_plot.palette(HESSIAN_METHODS),
-                           xlabel="input dimension n", ylabel="median time (s)")
+        _plot.loglog_panel(
+            axes[0, 0],
+            ns,
+            curves,
+            fits=fits,
+            title="input Hessian, one input",
+            colors=_plot.palette(HESSIAN_METHODS),
+            xlabel="input dimension n",
+            ylabel="median time (s)",
+        )
     mode0, m0 = modes[-1], ms[-1]
     ns, _ = _curve(records, "jacobian", mode0, m0, "f")
-    curves = {k: [_fmt_bytes(b) for b in _curve(records, "jacobian", mode0, m0, k, "peak_bytes")[1]]
-              for k in JACOBIAN_METHODS}
-    _plot.loglog_panel(axes[0, 1], ns, curves, title=f"peak memory, {mode0}, m = {m0}",
-                       colors=_plot.palette(JACOBIAN_METHODS),
-                       xlabel="input dimension n", ylabel="MiB (XLA memory analysis)")
+    curves = {
+        k: [_fmt_bytes(b) for b in _curve(records, "jacobian", mode0, m0, k, "peak_bytes")[1]] for k in JACOBIAN_METHODS
+    }
+    _plot.loglog_panel(
+        axes[0, 1],
+        ns,
+        curves,
+        title=f"peak memory, {mode0}, m = {m0}",
+        colors=_plot.palette(JACOBIAN_METHODS),
+        xlabel="input dimension n",
+        ylabel="MiB (XLA memory analysis)",
+    )
     if mem:
         depths = sorted({r["depth"] for r in mem})
-        curves = {k: [r["temp_bytes"] / 1024 for d in depths for r in mem
-                      if r["depth"] == d and r["method"] == k] for k in JACOBIAN_METHODS}
-        _plot.loglog_panel(axes[0, 2], depths, curves,
-                           title=f"temporaries vs depth (n = {mem[0]['n']}, m = {mem[0]['m']}, B = {mem[0]['batch']})",
-                           colors=_plot.palette(JACOBIAN_METHODS),
-                           xlabel="depth (hidden layers)", ylabel="KiB (XLA temp buffer)")
+        curves = {
+            k: [r["temp_bytes"] / 1024 for d in depths for r in mem if r["depth"] == d and r["method"] == k]
+            for k in JACOBIAN_METHODS
+        }
+        _plot.loglog_panel(
+            axes[0, 2],
+            depths,
+            curves,
+            title=f"temporaries vs depth (n = {mem[0]['n']}, m = {mem[0]['m']}, B = {mem[0]['batch']})",
+            colors=_plot.palette(JACOBIAN_METHODS),
+            xlabel="depth (hidden layers)",
+            ylabel="KiB (XLA temp buffer)",
+        )
     paths.append(_plot.save(fig, out / f"{name}_hessian_memory.png"))
     return paths
 
@@ -454,19 +573,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``modes`` benchmark's options (``--quick``, ``--out`` ... and the sizes)."""
     _harness.add_common_arguments(parser)
     parser.add_argument("--ns", type=_harness.int_list, default=None, help=f"input dimensions n (default {FULL['ns']})")
-    parser.add_argument("--ms", type=_harness.int_list, default=None, help=f"output dimensions m (default {FULL['ms']})")
+    parser.add_argument(
+        "--ms", type=_harness.int_list, default=None, help=f"output dimensions m (default {FULL['ms']})"
+    )
     parser.add_argument("--width", type=int, default=None, help=f"hidden width (default {FULL['width']})")
     parser.add_argument("--depth", type=int, default=None, help=f"hidden layers (default {FULL['depth']})")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="B inputs for the vmapped runs (default 16 on CPU, 256 on a GPU)")
-    parser.add_argument("--hessian-ns", type=_harness.int_list, default=None,
-                        help=f"n for the Hessians (default {FULL['hessian_ns']})")
-    parser.add_argument("--max-call-s", type=float, default=0.2,
-                        help="stop timing a method beyond the n where one call takes longer (default %(default)s)")
-    parser.add_argument("--max-memory-mb", type=float, default=None,
-                        help="do not run a compiled function needing more (default 1024 on CPU, 16384 on a GPU)")
-    parser.add_argument("--tol", type=float, default=0.15,
-                        help="tolerance of the slopes against theory (default %(default)s)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="B inputs for the vmapped runs (default 16 on CPU, 256 on a GPU)"
+    )
+    parser.add_argument(
+        "--hessian-ns", type=_harness.int_list, default=None, help=f"n for the Hessians (default {FULL['hessian_ns']})"
+    )
+    parser.add_argument(
+        "--max-call-s",
+        type=float,
+        default=0.2,
+        help="stop timing a method beyond the n where one call takes longer (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-memory-mb",
+        type=float,
+        default=None,
+        help="do not run a compiled function needing more (default 1024 on CPU, 16384 on a GPU)",
+    )
+    parser.add_argument(
+        "--tol", type=float, default=0.15, help="tolerance of the slopes against theory (default %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed of weights and inputs")
 
 
@@ -495,22 +627,42 @@ def run(args) -> int:
     with tqdm(total=total, desc="modes", unit="size", leave=False) as bar:
         for mode in ("single", "batched"):
             for m in opts.ms:
+
                 def build(n, key, m=m):
                     mlp, params = network(n, m, opts.width, opts.depth, key=key)
                     return mlp, params, jacobian_functions(mlp)
+
                 records += _sweep("jacobian", mode, m, opts.ns, build, opts, bar)
 
         def build_h(n, key):
             mlp, params = network(n, 1, opts.width, opts.depth, key=key)
             return mlp, params, hessian_functions(mlp)
+
         records += _sweep("hessian", "single", 1, opts.hessian_ns, build_h, opts, bar)
     records += _memory_vs_depth(opts)
     summary = analyse(records, opts.tol)
-    config = {k: getattr(opts, k) for k in ("ns", "ms", "width", "depth", "batch", "hessian_ns", "repeats",
-                                            "max_call_s", "max_memory_mb", "tol", "seed", "memory_depths",
-                                            "memory_n", "quick")}
-    json_path, md_path = _harness.write_results(name, dict(config=config, summary=summary, records=records),
-                                                _tables(records, summary, opts), out)
+    config = {
+        k: getattr(opts, k)
+        for k in (
+            "ns",
+            "ms",
+            "width",
+            "depth",
+            "batch",
+            "hessian_ns",
+            "repeats",
+            "max_call_s",
+            "max_memory_mb",
+            "tol",
+            "seed",
+            "memory_depths",
+            "memory_n",
+            "quick",
+        )
+    }
+    json_path, md_path = _harness.write_results(
+        name, dict(config=config, summary=summary, records=records), _tables(records, summary, opts), out
+    )
     pngs = _plots(records, summary, out, name)
     print(_summary_text(summary))
     print("wrote " + ", ".join(str(p) for p in (json_path, md_path, *pngs)))
@@ -521,17 +673,22 @@ def _summary_text(summary) -> str:
     lines = []
     for s in summary["slopes"]:
         p = "-" if s["passes_slope"] is None else f"{s['passes_slope']:.2f}"
-        lines.append(f"{s['kind']:8s} {s['mode']:7s} m={s['m']:<3d} {s['method']:12s} passes slope {p} "
-                     f"(theory {s['theory_passes_slope']:g}, {'holds from n = ' + str(s['from_n']) if s['holds'] else 'does NOT hold'})")
+        holds = f"holds from n = {s['from_n']}" if s["holds"] else "does NOT hold"
+        lines.append(
+            f"{s['kind']:8s} {s['mode']:7s} m={s['m']:<3d} {s['method']:12s} passes slope {p} "
+            f"(theory {s['theory_passes_slope']:g}, {holds})"
+        )
     for c in summary["crossovers"]:
-        lines.append(f"crossover {c['mode']:7s} m={c['m']:<3d} n* = "
-                     f"{'-' if c['n_star'] is None else format(c['n_star'], '.3g')} ({c['status']})")
+        lines.append(
+            f"crossover {c['mode']:7s} m={c['m']:<3d} n* = "
+            f"{'-' if c['n_star'] is None else format(c['n_star'], '.3g')} ({c['status']})"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.modes [--quick] [--out DIR] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.modes", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.modes", description=(__doc__ or "").splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

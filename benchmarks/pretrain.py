@@ -41,8 +41,7 @@ import numpy as np
 import optax
 
 import fnnjax
-from benchmarks import _harness
-from benchmarks import _plot as plot
+from benchmarks import _harness, _plot as plot
 from fnnjax import data
 from fnnjax.errors import UsageError
 
@@ -51,8 +50,15 @@ __all__ = ["add_arguments", "run", "main", "ARMS", "synthetic_images", "delta_no
 ARMS = ("random", "pretrained")
 """The two arms for every init scheme: fine-tune the initial params, or pretrain them first."""
 
-QUICK = {"width": 16, "depth": 3, "epochs": 2, "pretrain_epochs": 1, "samples": 512,
-         "delta_samples": 256, "inits": "normal"}
+QUICK = {
+    "width": 16,
+    "depth": 3,
+    "epochs": 2,
+    "pretrain_epochs": 1,
+    "samples": 512,
+    "delta_samples": 256,
+    "inits": "normal",
+}
 """What ``--quick`` sets (a smoke run well under a minute)."""
 
 INIT_KEY, PRETRAIN_KEY, FIT_KEY = 0, 1, 2
@@ -62,31 +68,45 @@ INIT_KEY, PRETRAIN_KEY, FIT_KEY = 0, 1, 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options to ``parser``."""
 
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run well under a minute: {QUICK}; synthetic images unless "
-                        "--data-dir or $FNNJAX_DATA gives the data")
-    parser.add_argument("--out", default=str(_harness.RESULTS_DIR),
-                        help="directory for the JSON, markdown and PNG results (default: %(default)s)")
-    parser.add_argument("--tag", default=None,
-                        help="suffix of the result names (default: the JAX platform, e.g. cpu)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke run well under a minute: {QUICK}; synthetic images unless "
+        "--data-dir or $FNNJAX_DATA gives the data",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(_harness.RESULTS_DIR),
+        help="directory for the JSON, markdown and PNG results (default: %(default)s)",
+    )
+    parser.add_argument("--tag", default=None, help="suffix of the result names (default: the JAX platform, e.g. cpu)")
+    parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
     parser.add_argument("--width", type=int, default=128, help="units per hidden layer (default 128)")
     parser.add_argument("--depth", type=int, default=6, help="sigmoid hidden layers (default 6)")
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs k (default 10)")
-    parser.add_argument("--pretrain-epochs", type=int, default=5,
-                        help="autoencoder epochs per hidden layer K (default 5)")
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=5, help="autoencoder epochs per hidden layer K (default 5)"
+    )
     parser.add_argument("--lr", type=float, default=0.1, help="fine-tuning SGD learning rate (0.1)")
-    parser.add_argument("--pretrain-lr", type=float, default=0.01,
-                        help="pretraining SGD learning rate, momentum 0.9 (0.01)")
+    parser.add_argument(
+        "--pretrain-lr", type=float, default=0.01, help="pretraining SGD learning rate, momentum 0.9 (0.01)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="batch size of both phases (64)")
-    parser.add_argument("--samples", type=int, default=0,
-                        help="use only the first N training images (default 0: all 60000)")
-    parser.add_argument("--delta-samples", type=int, default=1000,
-                        help="training images over which ||delta^(l)|| is averaged (default 1000)")
-    parser.add_argument("--inits", default="normal,xavier",
-                        help="comma-separated init schemes: normal (std 0.01) and/or any "
-                        "fnnjax.SCHEMES name with its default options (default: normal,xavier)")
+    parser.add_argument(
+        "--samples", type=int, default=0, help="use only the first N training images (default 0: all 60000)"
+    )
+    parser.add_argument(
+        "--delta-samples",
+        type=int,
+        default=1000,
+        help="training images over which ||delta^(l)|| is averaged (default 1000)",
+    )
+    parser.add_argument(
+        "--inits",
+        default="normal,xavier",
+        help="comma-separated init schemes: normal (std 0.01) and/or any "
+        "fnnjax.SCHEMES name with its default options (default: normal,xavier)",
+    )
 
 
 def synthetic_images(n: int, n_test: int, *, seed: int = 0):
@@ -111,9 +131,11 @@ def _load(args):
     if args.quick:
         n = QUICK["samples"]
         return (*synthetic_images(n, n // 2), "synthetic (10 noisy prototypes)")
-    raise UsageError(f"the pretrain benchmark needs Fashion-MNIST: no --data-dir and ${data.DATA_ENV_VAR} "
-                     f"is unset; pass --data-dir DIR (the folder holding fashion-mnist/) or use --quick "
-                     "(synthetic data)")
+    raise UsageError(
+        f"the pretrain benchmark needs Fashion-MNIST: no --data-dir and ${data.DATA_ENV_VAR} "
+        f"is unset; pass --data-dir DIR (the folder holding fashion-mnist/) or use --quick "
+        "(synthetic data)"
+    )
 
 
 def _check_options(args) -> None:
@@ -129,8 +151,7 @@ def _check_options(args) -> None:
             raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
     unknown = [s for s in _inits(args) if s not in fnnjax.SCHEMES]
     if unknown or not _inits(args):
-        raise UsageError(f"--inits {args.inits!r}: unknown or no scheme; valid schemes are "
-                         f"{', '.join(fnnjax.SCHEMES)}")
+        raise UsageError(f"--inits {args.inits!r}: unknown or no scheme; valid schemes are {', '.join(fnnjax.SCHEMES)}")
 
 
 def _inits(args) -> list[str]:
@@ -139,8 +160,15 @@ def _inits(args) -> list[str]:
 
 def _apply_quick(args) -> None:
     """--quick replaces the sizes the user left at their defaults by :data:`QUICK`'s."""
-    defaults = {"width": 128, "depth": 6, "epochs": 10, "pretrain_epochs": 5, "samples": 0,
-                "delta_samples": 1000, "inits": "normal,xavier"}
+    defaults = {
+        "width": 128,
+        "depth": 6,
+        "epochs": 10,
+        "pretrain_epochs": 5,
+        "samples": 0,
+        "delta_samples": 1000,
+        "inits": "normal,xavier",
+    }
     for name, value in QUICK.items():
         if getattr(args, name) == defaults[name]:
             setattr(args, name, value)
@@ -163,8 +191,7 @@ def delta_norms(mlp, params, x, y) -> list[float]:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _mean_delta_norms(mlp, params, x, y):
-    return jnp.stack([jnp.mean(jnp.linalg.norm(d, axis=1))
-                      for d in fnnjax.deltas(mlp, params, x, y, "cross_entropy")])
+    return jnp.stack([jnp.mean(jnp.linalg.norm(d, axis=1)) for d in fnnjax.deltas(mlp, params, x, y, "cross_entropy")])
 
 
 def _initial_params(mlp, scheme: str):
@@ -175,9 +202,16 @@ def _initial_params(mlp, scheme: str):
 def _pretrain(mlp, params, x, args) -> tuple:
     """``(params, per-layer reconstruction losses, wall seconds)`` of :func:`fnnjax.pretrain`."""
     t0 = time.perf_counter()
-    out = fnnjax.pretrain(mlp, params, x, key=jax.random.key(PRETRAIN_KEY), epochs=args.pretrain_epochs,
-                          batch_size=args.batch_size, optimizer=optax.sgd(args.pretrain_lr, momentum=0.9),
-                          decoder="sigmoid")  # every layer's input lies in [0, 1]
+    out = fnnjax.pretrain(
+        mlp,
+        params,
+        x,
+        key=jax.random.key(PRETRAIN_KEY),
+        epochs=args.pretrain_epochs,
+        batch_size=args.batch_size,
+        optimizer=optax.sgd(args.pretrain_lr, momentum=0.9),
+        decoder="sigmoid",
+    )  # every layer's input lies in [0, 1]
     jax.block_until_ready(out.params)
     return out.params, [losses.tolist() for losses in out.losses], time.perf_counter() - t0
 
@@ -189,9 +223,16 @@ def _fine_tune(mlp, params, sets, args) -> dict:
     start_train = fnnjax.evaluate(mlp, params, (x, y))
     start_test = fnnjax.evaluate(mlp, params, (x_test, y_test))
     deltas_start = delta_norms(mlp, params, x[:n], y[:n])
-    trained, history = fnnjax.fit(mlp, params, (x, y), optimizer=optax.sgd(args.lr), epochs=args.epochs,
-                                  batch_size=args.batch_size, key=jax.random.key(FIT_KEY),
-                                  eval={"test": (x_test, y_test)})
+    trained, history = fnnjax.fit(
+        mlp,
+        params,
+        (x, y),
+        optimizer=optax.sgd(args.lr),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax.random.key(FIT_KEY),
+        eval={"test": (x_test, y_test)},
+    )
     return {
         "train_loss": [start_train["loss"], *history["train_loss"].tolist()],
         "train_acc": [start_train["acc"], *history["train_acc"].tolist()],
@@ -224,20 +265,32 @@ def _run_arms(mlp, sets, args) -> dict:
 def _table(results: dict, args, source: str, sizes, n_train: int) -> str:
     """The markdown table: one row per arm, after a paragraph stating the workload."""
     k = args.epochs
-    rows = [{"init": r["init"], "arm": r["arm"], "test_acc_start": r["test_acc"][0],
-             f"test_acc_after_{k}": r["test_acc"][-1], "best_test_acc": max(r["test_acc"]),
-             f"train_loss_epoch_{k}": r["train_loss"][-1], "delta1_start": r["delta_norms_start"][0],
-             f"delta{len(sizes) - 1}_start": r["delta_norms_start"][-1],
-             "delta1_end": r["delta_norms_end"][0], "pretrain_s": r["pretrain_s"],
-             "fine_tune_s": r["fine_tune_s"]} for r in results.values()]
-    head = (f"{source}, {n_train} training images; net {'-'.join(map(str, sizes))} (sigmoid "
-            f"hidden, softmax output, cross-entropy); pretraining: {args.pretrain_epochs} autoencoder "
-            f"epochs per layer (untied, sigmoid decoder, mse, SGD lr {args.pretrain_lr} momentum 0.9, "
-            f"batch {args.batch_size}); "
-            f"fine-tuning: {k} epochs of SGD lr {args.lr}, batch {args.batch_size}. delta1 / "
-            f"delta{len(sizes) - 1} = mean_i ||delta_i^(l)|| of the first / output layer over "
-            f"{args.delta_samples} training images; times in seconds (one run; pretraining includes "
-            "compilation, fine-tuning excludes it but includes the per-epoch test evaluation).")
+    rows = [
+        {
+            "init": r["init"],
+            "arm": r["arm"],
+            "test_acc_start": r["test_acc"][0],
+            f"test_acc_after_{k}": r["test_acc"][-1],
+            "best_test_acc": max(r["test_acc"]),
+            f"train_loss_epoch_{k}": r["train_loss"][-1],
+            "delta1_start": r["delta_norms_start"][0],
+            f"delta{len(sizes) - 1}_start": r["delta_norms_start"][-1],
+            "delta1_end": r["delta_norms_end"][0],
+            "pretrain_s": r["pretrain_s"],
+            "fine_tune_s": r["fine_tune_s"],
+        }
+        for r in results.values()
+    ]
+    head = (
+        f"{source}, {n_train} training images; net {'-'.join(map(str, sizes))} (sigmoid "
+        f"hidden, softmax output, cross-entropy); pretraining: {args.pretrain_epochs} autoencoder "
+        f"epochs per layer (untied, sigmoid decoder, mse, SGD lr {args.pretrain_lr} momentum 0.9, "
+        f"batch {args.batch_size}); "
+        f"fine-tuning: {k} epochs of SGD lr {args.lr}, batch {args.batch_size}. delta1 / "
+        f"delta{len(sizes) - 1} = mean_i ||delta_i^(l)|| of the first / output layer over "
+        f"{args.delta_samples} training images; times in seconds (one run; pretraining includes "
+        "compilation, fine-tuning excludes it but includes the per-epoch test evaluation)."
+    )
     return head + "\n\n" + _harness.markdown_table(rows, list(rows[0]))
 
 
@@ -247,16 +300,25 @@ def _plot(results: dict, path: Path, title: str) -> Path:
     fig, axes = plot.new_figure(1, 3, width=4.6, height=3.6)
     colors = plot.palette(list(results))
     for label, r in results.items():
-        style = {"color": colors[label], "linestyle": "-" if r["arm"] == "pretrained" else "--",
-                 "marker": "o", "markersize": 3, "label": label}
+        style = {
+            "color": colors[label],
+            "linestyle": "-" if r["arm"] == "pretrained" else "--",
+            "marker": "o",
+            "markersize": 3,
+            "label": label,
+        }
         epochs = range(len(r["test_acc"]))
         axes[0, 0].plot(epochs, r["test_acc"], **style)
         axes[0, 1].plot(list(epochs)[1:], r["train_loss"][1:], **style)
         axes[0, 2].plot(range(1, len(r["delta_norms_start"]) + 1), r["delta_norms_start"], **style)
-    for ax, (ttl, xl, yl) in zip(axes[0], (("test accuracy", "fine-tuning epoch", "accuracy"),
-                                          ("train loss (epoch mean)", "fine-tuning epoch", "cross-entropy"),
-                                          ("||delta^(l)|| at start of fine-tuning", "layer l",
-                                           "mean_i ||delta_i^(l)||"))):
+    for ax, (ttl, xl, yl) in zip(
+        axes[0],
+        (
+            ("test accuracy", "fine-tuning epoch", "accuracy"),
+            ("train loss (epoch mean)", "fine-tuning epoch", "cross-entropy"),
+            ("||delta^(l)|| at start of fine-tuning", "layer l", "mean_i ||delta_i^(l)||"),
+        ),
+    ):
         ax.set_title(ttl, fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
@@ -282,9 +344,10 @@ def run(args) -> int:
     if args.samples:
         if not max(args.batch_size, args.delta_samples) <= args.samples <= len(x):
             low = max(args.batch_size, args.delta_samples)
-            raise UsageError(f"--samples {args.samples} must lie in {low}..{len(x)} (at least one batch "
-                             "and the --delta-samples)")
-        x, y = x[:args.samples], y[:args.samples]
+            raise UsageError(
+                f"--samples {args.samples} must lie in {low}..{len(x)} (at least one batch and the --delta-samples)"
+            )
+        x, y = x[: args.samples], y[: args.samples]
     if args.delta_samples > len(x):
         raise UsageError(f"--delta-samples {args.delta_samples} exceeds the {len(x)} training images")
     sizes = (784, *(args.width,) * args.depth, 10)
@@ -292,23 +355,43 @@ def run(args) -> int:
     t0 = time.perf_counter()
     results = _run_arms(mlp, (x, y, x_test, y_test), args)
     table = _table(results, args, source, sizes, len(x))
-    payload = {"workload": {"data": source, "train_samples": len(x), "test_samples": len(x_test),
-                            "sizes": sizes, "hidden": "sigmoid", "output": "softmax",
-                            "loss": "cross_entropy", "dtype": "float32", "inits": _inits(args),
-                            "init_options": {"normal": {"std": 0.01}},
-                            "pretrain": {"epochs": args.pretrain_epochs, "optimizer": "sgd",
-                                         "lr": args.pretrain_lr, "momentum": 0.9, "tied": False,
-                                         "decoder": "sigmoid", "loss": "mse"},
-                            "fine_tune": {"epochs": args.epochs, "optimizer": "sgd", "lr": args.lr,
-                                          "gradient": "backprop"},
-                            "batch_size": args.batch_size, "delta_samples": args.delta_samples,
-                            "keys": {"init": INIT_KEY, "pretrain": PRETRAIN_KEY, "fit": FIT_KEY}},
-               "total_s": time.perf_counter() - t0, "load_average_after": os.getloadavg(),
-               "results": results}
+    payload = {
+        "workload": {
+            "data": source,
+            "train_samples": len(x),
+            "test_samples": len(x_test),
+            "sizes": sizes,
+            "hidden": "sigmoid",
+            "output": "softmax",
+            "loss": "cross_entropy",
+            "dtype": "float32",
+            "inits": _inits(args),
+            "init_options": {"normal": {"std": 0.01}},
+            "pretrain": {
+                "epochs": args.pretrain_epochs,
+                "optimizer": "sgd",
+                "lr": args.pretrain_lr,
+                "momentum": 0.9,
+                "tied": False,
+                "decoder": "sigmoid",
+                "loss": "mse",
+            },
+            "fine_tune": {"epochs": args.epochs, "optimizer": "sgd", "lr": args.lr, "gradient": "backprop"},
+            "batch_size": args.batch_size,
+            "delta_samples": args.delta_samples,
+            "keys": {"init": INIT_KEY, "pretrain": PRETRAIN_KEY, "fit": FIT_KEY},
+        },
+        "total_s": time.perf_counter() - t0,
+        "load_average_after": os.getloadavg(),
+        "results": results,
+    }
     name = _harness.result_name("pretrain", args)
     json_path, md_path = _harness.write_results(name, payload, table, args.out)
-    png = _plot(results, Path(json_path).with_suffix(".png"),
-                f"F28 pretraining, {'-'.join(map(str, sizes))} sigmoid, {source}, {len(x)} images")
+    png = _plot(
+        results,
+        Path(json_path).with_suffix(".png"),
+        f"F28 pretraining, {'-'.join(map(str, sizes))} sigmoid, {source}, {len(x)} images",
+    )
     print(table)
     print(f"wrote {json_path}, {md_path} and {png}")
     return 0
@@ -316,7 +399,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.pretrain [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain", description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

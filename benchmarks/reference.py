@@ -17,9 +17,9 @@ value, the median of the last ten epochs and the best epoch, and across seeds th
 max of each, and in how many runs the last-epoch target holds.
 
 Output: ``reference_<platform>.json`` (every run's per-epoch history), ``.md`` (the tables) and
-``.png`` (test accuracy and train loss against epoch: every run, and their median per epoch). Not a timing benchmark: the seconds per
-epoch it reports include the test-set evaluation and are indicative only (``train`` measures
-speed).
+``.png`` (test accuracy and train loss against epoch: every run, and their median per epoch). Not a
+timing benchmark: the seconds per epoch it reports include the test-set evaluation and are
+indicative only (``train`` measures speed).
 
 Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.reference`` (or ``fnnjax bench
 reference``); ``--quick`` for a smoke run (2 epochs, one seed, both gradients).
@@ -39,8 +39,22 @@ from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "NOTES", "TARGETS", "RECIPE", "summarise_run"]
 
-RECIPE = ("--dataset", "fashion-mnist", "--sizes", "784,256,10", "--hidden", "relu", "--init",
-          "normal:0.01", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "256")
+RECIPE = (
+    "--dataset",
+    "fashion-mnist",
+    "--sizes",
+    "784,256,10",
+    "--hidden",
+    "relu",
+    "--init",
+    "normal:0.01",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.1",
+    "--batch-size",
+    "256",
+)
 """The notes' recipe as ``fnnjax train`` options (epochs, seed and gradient are added per run)."""
 
 NOTES = {1: (1.0378, 0.6438), 2: (0.6003, 0.7877), 50: (0.2356, 0.9151)}
@@ -58,12 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, timing=False)  # --quick: 2 epochs, the first seed only, both gradients
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
-    parser.add_argument("--seeds", type=functools.partial(int_list, minimum=0), default=tuple(range(10)),
-                        help="comma-separated seeds, e.g. 0,1,2 (default 0..9)")
-    parser.add_argument("--gradients", default="backprop,grad",
-                        help="comma-separated subset of backprop,grad (default both)")
+    parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
+    parser.add_argument(
+        "--seeds",
+        type=functools.partial(int_list, minimum=0),
+        default=tuple(range(10)),
+        help="comma-separated seeds, e.g. 0,1,2 (default 0..9)",
+    )
+    parser.add_argument(
+        "--gradients", default="backprop,grad", help="comma-separated subset of backprop,grad (default both)"
+    )
     parser.add_argument("--epochs", type=int, default=50, help="epochs per run (default 50)")
 
 
@@ -71,12 +89,18 @@ def summarise_run(epochs: list[dict]) -> dict:
     """The numbers the table shows for one run's ``history.json`` epochs."""
     test = [e["test_acc"] for e in epochs]
     last = epochs[-1]
-    row = {"epochs": len(epochs), "epoch1_loss": epochs[0]["train_loss"],
-           "epoch1_acc": epochs[0]["train_acc"], "last_loss": last["train_loss"],
-           "last_train_acc": last["train_acc"], "last_test_acc": last["test_acc"],
-           f"test_acc_median_last{LAST}": statistics.median(test[-LAST:]), "best_test_acc": max(test),
-           "best_epoch": 1 + test.index(max(test)),
-           "median_epoch_s": statistics.median(e["seconds"] for e in epochs)}
+    row = {
+        "epochs": len(epochs),
+        "epoch1_loss": epochs[0]["train_loss"],
+        "epoch1_acc": epochs[0]["train_acc"],
+        "last_loss": last["train_loss"],
+        "last_train_acc": last["train_acc"],
+        "last_test_acc": last["test_acc"],
+        f"test_acc_median_last{LAST}": statistics.median(test[-LAST:]),
+        "best_test_acc": max(test),
+        "best_epoch": 1 + test.index(max(test)),
+        "median_epoch_s": statistics.median(e["seconds"] for e in epochs),
+    }
     if len(epochs) >= 2:
         row["epoch2_loss"], row["epoch2_acc"] = epochs[1]["train_loss"], epochs[1]["train_acc"]
     row["epoch1_loss_ok"] = abs(row["epoch1_loss"] - NOTES[1][0]) <= TARGETS["epoch1_loss_tol"]
@@ -88,14 +112,28 @@ def summarise_run(epochs: list[dict]) -> dict:
 def _train_once(seed: int, gradient: str, epochs: int, data_dir, folder: Path) -> list[dict]:
     from fnnjax.cli import main as fnnjax_main
 
-    argv = ["train", *RECIPE, "--epochs", str(epochs), "--seed", str(seed), "--gradient", gradient,
-            "--checkpoint-every", "0", "--quiet", "--out", str(folder)]
+    argv = [
+        "train",
+        *RECIPE,
+        "--epochs",
+        str(epochs),
+        "--seed",
+        str(seed),
+        "--gradient",
+        gradient,
+        "--checkpoint-every",
+        "0",
+        "--quiet",
+        "--out",
+        str(folder),
+    ]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
     status = fnnjax_main(argv)
     if status != 0:
-        raise RuntimeError(f"fnnjax train exited with status {status} for seed {seed}, gradient "
-                           f"{gradient}: {' '.join(argv)}")
+        raise RuntimeError(
+            f"fnnjax train exited with status {status} for seed {seed}, gradient {gradient}: {' '.join(argv)}"
+        )
     return json.loads((folder / "history.json").read_text())["epochs"]
 
 
@@ -107,30 +145,48 @@ def _spread(rows: list[dict], key: str) -> str:
 def _tables(runs: list[dict], epochs: int) -> str:
     from benchmarks._harness import markdown_table
 
-    lines = [f"The notes' recipe, {epochs} epochs, one `fnnjax train` run per seed and gradient "
-             f"(checkpoints off). Notes (d2l, PyTorch): epoch 1 {NOTES[1][0]} / {NOTES[1][1]}, "
-             f"epoch 2 {NOTES[2][0]} / {NOTES[2][1]}, epoch 50 {NOTES[50][0]} / {NOTES[50][1]} "
-             "(train loss / train acc; the notes give no test accuracy). Targets: epoch-1 loss "
-             f"within {TARGETS['epoch1_loss_tol']} of {NOTES[1][0]}, last-epoch train acc >= "
-             f"{TARGETS['train_acc']}, last-epoch test acc >= {TARGETS['test_acc']}.", ""]
-    columns = ["seed", "gradient", "epoch1_loss", "epoch1_acc", "epoch2_loss", "epoch2_acc",
-               "last_loss", "last_train_acc", "last_test_acc", f"test_acc_median_last{LAST}",
-               "best_test_acc", "best_epoch", "median_epoch_s"]
+    lines = [
+        f"The notes' recipe, {epochs} epochs, one `fnnjax train` run per seed and gradient "
+        f"(checkpoints off). Notes (d2l, PyTorch): epoch 1 {NOTES[1][0]} / {NOTES[1][1]}, "
+        f"epoch 2 {NOTES[2][0]} / {NOTES[2][1]}, epoch 50 {NOTES[50][0]} / {NOTES[50][1]} "
+        "(train loss / train acc; the notes give no test accuracy). Targets: epoch-1 loss "
+        f"within {TARGETS['epoch1_loss_tol']} of {NOTES[1][0]}, last-epoch train acc >= "
+        f"{TARGETS['train_acc']}, last-epoch test acc >= {TARGETS['test_acc']}.",
+        "",
+    ]
+    columns = [
+        "seed",
+        "gradient",
+        "epoch1_loss",
+        "epoch1_acc",
+        "epoch2_loss",
+        "epoch2_acc",
+        "last_loss",
+        "last_train_acc",
+        "last_test_acc",
+        f"test_acc_median_last{LAST}",
+        "best_test_acc",
+        "best_epoch",
+        "median_epoch_s",
+    ]
     lines.append(markdown_table(runs, columns))
     lines += ["", "### Across seeds (median, min .. max)", ""]
     summary_rows = []
     for gradient in dict.fromkeys(r["gradient"] for r in runs):
         rows = [r for r in runs if r["gradient"] == gradient]
-        summary_rows.append({
-            "gradient": gradient, "runs": len(rows),
-            "epoch1_loss": _spread(rows, "epoch1_loss"),
-            "last_train_acc": _spread(rows, "last_train_acc"),
-            "last_test_acc": _spread(rows, "last_test_acc"),
-            f"test_acc_median_last{LAST}": _spread(rows, f"test_acc_median_last{LAST}"),
-            "epoch1_loss_ok": f"{sum(r['epoch1_loss_ok'] for r in rows)}/{len(rows)}",
-            "train_acc_ok": f"{sum(r['train_acc_ok'] for r in rows)}/{len(rows)}",
-            "test_acc_ok": f"{sum(r['test_acc_ok'] for r in rows)}/{len(rows)}",
-        })
+        summary_rows.append(
+            {
+                "gradient": gradient,
+                "runs": len(rows),
+                "epoch1_loss": _spread(rows, "epoch1_loss"),
+                "last_train_acc": _spread(rows, "last_train_acc"),
+                "last_test_acc": _spread(rows, "last_test_acc"),
+                f"test_acc_median_last{LAST}": _spread(rows, f"test_acc_median_last{LAST}"),
+                "epoch1_loss_ok": f"{sum(r['epoch1_loss_ok'] for r in rows)}/{len(rows)}",
+                "train_acc_ok": f"{sum(r['train_acc_ok'] for r in rows)}/{len(rows)}",
+                "test_acc_ok": f"{sum(r['test_acc_ok'] for r in rows)}/{len(rows)}",
+            }
+        )
     lines.append(markdown_table(summary_rows, list(summary_rows[0])))
     if epochs != 50:
         lines += ["", f"({epochs} epochs is not the notes' 50: the last-epoch targets do not apply.)"]
@@ -149,8 +205,14 @@ def _plot(runs: list[dict], histories: list[list[dict]], path: Path) -> Path:
     for ax, metric in zip(axes[0], ("test_acc", "train_loss")):
         values = np.array([[e[metric] for e in h[:epochs]] for h in histories])
         for k, row in enumerate(values):
-            ax.plot(x, row, color="C0", linewidth=0.6, alpha=0.35,
-                    label=f"each of the {len(values)} runs (seeds x gradients)" if k == 0 else None)
+            ax.plot(
+                x,
+                row,
+                color="C0",
+                linewidth=0.6,
+                alpha=0.35,
+                label=f"each of the {len(values)} runs (seeds x gradients)" if k == 0 else None,
+            )
         ax.plot(x, np.median(values, axis=0), color="C3", linewidth=2, label="median over the runs")
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
@@ -163,8 +225,11 @@ def _plot(runs: list[dict], histories: list[list[dict]], path: Path) -> Path:
     for ax in axes[0]:
         ax.legend(fontsize=8, loc="lower right" if ax is axes[0, 0] else "upper right")
     seeds = sorted({r["seed"] for r in runs})
-    fig.suptitle(f"the notes' recipe 784-256-10, SGD lr 0.1, batch 256: seeds {seeds[0]}..{seeds[-1]}, "
-                 f"gradients {', '.join(dict.fromkeys(r['gradient'] for r in runs))}", fontsize=10)
+    fig.suptitle(
+        f"the notes' recipe 784-256-10, SGD lr 0.1, batch 256: seeds {seeds[0]}..{seeds[-1]}, "
+        f"gradients {', '.join(dict.fromkeys(r['gradient'] for r in runs))}",
+        fontsize=10,
+    )
     return save(fig, path)
 
 
@@ -189,12 +254,22 @@ def run(args) -> int:
                 histories.append(history)
                 runs.append({"seed": seed, "gradient": gradient, **summarise_run(history)})
                 r = runs[-1]
-                print(f"  epoch 1 loss {r['epoch1_loss']:.4f}, last train acc {r['last_train_acc']:.4f}, "
-                      f"last test acc {r['last_test_acc']:.4f}", file=sys.stderr)
+                print(
+                    f"  epoch 1 loss {r['epoch1_loss']:.4f}, last train acc {r['last_train_acc']:.4f}, "
+                    f"last test acc {r['last_test_acc']:.4f}",
+                    file=sys.stderr,
+                )
     table = _tables(runs, epochs)
-    payload = {"recipe": list(RECIPE), "epochs": epochs, "seeds": list(seeds), "gradients": gradients,
-               "notes": {str(k): v for k, v in NOTES.items()}, "targets": TARGETS, "runs": runs,
-               "histories": histories}
+    payload = {
+        "recipe": list(RECIPE),
+        "epochs": epochs,
+        "seeds": list(seeds),
+        "gradients": gradients,
+        "notes": {str(k): v for k, v in NOTES.items()},
+        "targets": TARGETS,
+        "runs": runs,
+        "histories": histories,
+    }
     json_path, md_path = write_results(result_name("reference", args), payload, table, args.out)
     png = _plot(runs, histories, Path(json_path).with_suffix(".png"))
     print(table)
@@ -204,7 +279,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.reference [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference", description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -44,10 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, default_repeats=20)
-    parser.add_argument("--devices", type=int_list, default=(1, 2, 4, 8),
-                        help="device counts to compare, comma-separated (default 1,2,4,8)")
-    parser.add_argument("--samples", type=int, default=15360,
-                        help="training samples N (default 15360 = 60 batches of 256; --quick: 2048)")
+    parser.add_argument(
+        "--devices",
+        type=int_list,
+        default=(1, 2, 4, 8),
+        help="device counts to compare, comma-separated (default 1,2,4,8)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=15360,
+        help="training samples N (default 15360 = 60 batches of 256; --quick: 2048)",
+    )
 
 
 def _with_host_devices(argv: list[str], count: int) -> int:
@@ -59,8 +67,16 @@ def _with_host_devices(argv: list[str], count: int) -> int:
 
 
 def _argv(args) -> list[str]:
-    argv = ["--devices", ",".join(map(str, args.devices)), "--samples", str(args.samples),
-            "--repeats", str(args.repeats), "--out", str(args.out)]
+    argv = [
+        "--devices",
+        ",".join(map(str, args.devices)),
+        "--samples",
+        str(args.samples),
+        "--repeats",
+        str(args.repeats),
+        "--out",
+        str(args.out),
+    ]
     if args.tag:
         argv += ["--tag", args.tag]
     return argv + (["--quick"] if args.quick else [])
@@ -74,8 +90,16 @@ def _trainer(x, y, devices: int, epochs: int):
 
     mlp = fnnjax.MLP(SIZES, hidden="relu", output="softmax")
     params = fnnjax.init_params(jax.random.key(0), mlp, std=0.01)
-    return fnnjax.Trainer(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=epochs,
-                          batch_size=BATCH, key=jax.random.key(1), devices=devices)
+    return fnnjax.Trainer(
+        mlp,
+        params,
+        (x, y),
+        optimizer=optax.sgd(LR),
+        epochs=epochs,
+        batch_size=BATCH,
+        key=jax.random.key(1),
+        devices=devices,
+    )
 
 
 def run(args) -> int:
@@ -93,32 +117,64 @@ def run(args) -> int:
     if jax.device_count() < need:
         if jax.devices()[0].platform == "cpu" and FLAG not in os.environ.get("XLA_FLAGS", ""):
             return _with_host_devices(_argv(args), need)
-        raise UsageError(f"--devices asks for {need} devices but only {jax.device_count()} are "
-                         f"available; on CPU set XLA_FLAGS={FLAG}={need} before jax is imported")
+        raise UsageError(
+            f"--devices asks for {need} devices but only {jax.device_count()} are "
+            f"available; on CPU set XLA_FLAGS={FLAG}={need} before jax is imported"
+        )
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, SIZES[0]), dtype=np.float32)
     y = rng.integers(0, SIZES[-1], args.samples).astype(np.int32)
     warmup = 2
     trainers = {d: _trainer(x, y, d, args.repeats + warmup) for d in args.devices}
-    timings = time_interleaved({d: (lambda t=t: next(t)) for d, t in trainers.items()},
-                               repeats=args.repeats, warmup=warmup)
+    timings = time_interleaved(
+        {d: (lambda t=t: next(t)) for d, t in trainers.items()}, repeats=args.repeats, warmup=warmup
+    )
     base = args.devices[0]
     rows = []
     for d, t in trainers.items():
         tm = timings[d]
-        rows.append({"devices": d, "median_s": tm["median_s"], "min_s": tm["min_s"], "max_s": tm["max_s"],
-                     "samples_per_s": args.samples / tm["median_s"], "compile_s": t.compile_seconds,
-                     f"speedup_vs_{base}": paired_ratio(timings[base]["times_s"], tm["times_s"]),
-                     "final_train_loss": t.history.epochs[-1]["train_loss"], "times_s": tm["times_s"]})
-    columns = ["devices", "median_s", "min_s", "max_s", "samples_per_s", f"speedup_vs_{base}",
-               "compile_s", "final_train_loss"]
+        rows.append(
+            {
+                "devices": d,
+                "median_s": tm["median_s"],
+                "min_s": tm["min_s"],
+                "max_s": tm["max_s"],
+                "samples_per_s": args.samples / tm["median_s"],
+                "compile_s": t.compile_seconds,
+                f"speedup_vs_{base}": paired_ratio(timings[base]["times_s"], tm["times_s"]),
+                "final_train_loss": t.history.epochs[-1]["train_loss"],
+                "times_s": tm["times_s"],
+            }
+        )
+    columns = [
+        "devices",
+        "median_s",
+        "min_s",
+        "max_s",
+        "samples_per_s",
+        f"speedup_vs_{base}",
+        "compile_s",
+        "final_train_loss",
+    ]
     table = markdown_table(rows, columns)
-    note = ("" if jax.devices()[0].platform != "cpu" else
-            "\n\nCPU host devices share the same cores: no speed-up is expected here; the numbers "
-            "show the sharded program runs and what its collectives cost.")
-    data = {"workload": {"sizes": list(SIZES), "samples": args.samples, "batch_size": BATCH,
-                         "lr": LR, "gradient": "backprop", "steps_per_epoch": -(-args.samples // BATCH)},
-            "repeats": args.repeats, "results": rows}
+    note = (
+        ""
+        if jax.devices()[0].platform != "cpu"
+        else "\n\nCPU host devices share the same cores: no speed-up is expected here; the numbers "
+        "show the sharded program runs and what its collectives cost."
+    )
+    data = {
+        "workload": {
+            "sizes": list(SIZES),
+            "samples": args.samples,
+            "batch_size": BATCH,
+            "lr": LR,
+            "gradient": "backprop",
+            "steps_per_epoch": -(-args.samples // BATCH),
+        },
+        "repeats": args.repeats,
+        "results": rows,
+    }
     name = result_name("scaling", args)
     json_path, md_path = write_results(name, data, table + note, args.out)
     print(table + note)
@@ -130,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.scaling [options]``; on CPU gives this process 8 host devices."""
     if "jax" not in sys.modules and FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FLAG}=8".strip()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

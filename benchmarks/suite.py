@@ -59,12 +59,22 @@ __all__ = ["STEPS", "add_arguments", "run", "main", "step_commands"]
 STEPS = ("train", "time_to_accuracy", "backprop", "reference", "gradients", "modes", "train_while")
 """The benchmarks the suite runs, in order."""
 
-CAPS_S = {"train": 170, "time_to_accuracy": 130, "backprop": 45, "reference": 100, "gradients": 120,
-          "modes": 120, "train_while": 90}
+CAPS_S = {
+    "train": 170,
+    "time_to_accuracy": 130,
+    "backprop": 45,
+    "reference": 100,
+    "gradients": 120,
+    "modes": 120,
+    "train_while": 90,
+}
 """Each step's own time limit in seconds (the budget left can cut it further)."""
 
-STEP_ENV = {"train_while": {"XLA_FLAGS": "--xla_gpu_enable_command_buffer="
-                                         "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL"}}
+STEP_ENV = {
+    "train_while": {
+        "XLA_FLAGS": "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,WHILE,CONDITIONAL"
+    }
+}
 """Environment variables a step runs with in addition to the suite's."""
 
 
@@ -72,42 +82,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The suite's options."""
     parser.add_argument("--quick", action="store_true", help="every step's --quick version (smoke test)")
     parser.add_argument("--out", required=True, help="directory for every result and log")
-    parser.add_argument("--archive", default=None,
-                        help="also pack --out into this .tar.gz (e.g. gpu_results.tar.gz)")
-    parser.add_argument("--budget-s", type=float, default=480.0,
-                        help="seconds for all steps together (default %(default)s: a 600 s device "
-                        "call with room to pack and return)")
-    parser.add_argument("--steps", default=",".join(STEPS),
-                        help=f"comma-separated subset of {', '.join(STEPS)}, run in the suite's order")
-    parser.add_argument("--tag", default=None,
-                        help="suffix of the result names (default: the JAX platform, e.g. gpu)")
+    parser.add_argument("--archive", default=None, help="also pack --out into this .tar.gz (e.g. gpu_results.tar.gz)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=480.0,
+        help="seconds for all steps together (default %(default)s: a 600 s device call with room to pack and return)",
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated subset of {', '.join(STEPS)}, run in the suite's order",
+    )
+    parser.add_argument("--tag", default=None, help="suffix of the result names (default: the JAX platform, e.g. gpu)")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="seeds of the reference step (default 0..4)")
 
 
-def step_commands(out: str, *, quick: bool, tag: str | None, seeds: str,
-                  platform: str = "cpu") -> dict[str, list[str]]:
+def step_commands(out: str, *, quick: bool, tag: str | None, seeds: str, platform: str = "cpu") -> dict[str, list[str]]:
     """The command line (after ``python -m``) of every step (``platform`` names results when
     ``tag`` is None)."""
     common = ["--out", out] + (["--tag", tag] if tag else []) + (["--quick"] if quick else [])
     return {
-        "train": ["benchmarks.train", *common, "--unroll", "1,4,16" if quick else "1,4,16,64",
-                  "--full-run", "2" if quick else "50"] + (["--samples", "4096"] if quick else []),
+        "train": [
+            "benchmarks.train",
+            *common,
+            "--unroll",
+            "1,4,16" if quick else "1,4,16,64",
+            "--full-run",
+            "2" if quick else "50",
+        ]
+        + (["--samples", "4096"] if quick else []),
         "time_to_accuracy": ["benchmarks.time_to_accuracy", *common],
         "backprop": ["benchmarks.backprop", *common],
         "reference": ["benchmarks.reference", *common, "--seeds", seeds],
         "gradients": ["benchmarks.gradients", *common],
         "modes": ["benchmarks.modes", *common],
-        "train_while": ["benchmarks.train", "--out", out, "--tag", f"{tag or platform}_cmdbuf_while",
-                        "--methods", "fnnjax_backprop,fnnjax_grad", "--unroll", "1,16"]
-                       + (["--quick", "--samples", "4096"] if quick else []),
+        "train_while": [
+            "benchmarks.train",
+            "--out",
+            out,
+            "--tag",
+            f"{tag or platform}_cmdbuf_while",
+            "--methods",
+            "fnnjax_backprop,fnnjax_grad",
+            "--unroll",
+            "1,16",
+        ]
+        + (["--quick", "--samples", "4096"] if quick else []),
     }
 
 
 def _gpu_description() -> str | None:
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.sm,"
-                               "clocks.max.sm", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None
@@ -117,8 +153,9 @@ def _run_step(name: str, command: list[str], limit_s: float, log: Path, env: dic
     """Run one step in its own process group; kill the group at ``limit_s``."""
     t0 = time.perf_counter()
     with log.open("w") as f:
-        proc = subprocess.Popen([sys.executable, "-m", *command], stdout=f, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *command], stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         try:
             rc = proc.wait(timeout=limit_s)
             status = "ok" if rc == 0 else f"failed (exit {rc})"
@@ -126,9 +163,16 @@ def _run_step(name: str, command: list[str], limit_s: float, log: Path, env: dic
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             rc, status = None, f"timed out after {limit_s:.0f} s"
-    return {"step": name, "command": " ".join(["python", "-m", *command]), "env": STEP_ENV.get(name),
-            "status": status, "exit_code": rc, "seconds": round(time.perf_counter() - t0, 1),
-            "limit_s": round(limit_s), "log": log.name}
+    return {
+        "step": name,
+        "command": " ".join(["python", "-m", *command]),
+        "env": STEP_ENV.get(name),
+        "status": status,
+        "exit_code": rc,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "limit_s": round(limit_s),
+        "log": log.name,
+    }
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -150,8 +194,9 @@ def run(args) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")  # no progress bars in the logs
     # JAX would otherwise take 75% of the GPU's memory at start, leaving torch (train step) little
     env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
+    )
     platform = _platform()
     commands = step_commands(str(out), quick=args.quick, tag=args.tag, seeds=args.seeds, platform=platform)
     deadline = time.perf_counter() + args.budget_s
@@ -164,13 +209,18 @@ def run(args) -> int:
             continue
         print(f"suite: {name} (limit {min(CAPS_S[name], left):.0f} s) ...", file=sys.stderr, flush=True)
         step_env = {**env, **STEP_ENV.get(name, {})}
-        records.append(_run_step(name, commands[name], min(CAPS_S[name], left), out / f"suite_{name}.log",
-                                 step_env))
+        records.append(_run_step(name, commands[name], min(CAPS_S[name], left), out / f"suite_{name}.log", step_env))
         print(f"suite: {name}: {records[-1]['status']} in {records[-1]['seconds']} s", file=sys.stderr, flush=True)
     tag = args.tag or platform
-    summary = {"suite": f"suite_{tag}", "platform": platform, "gpu": gpu, "budget_s": args.budget_s,
-               "quick": args.quick, "steps": records,
-               "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    summary = {
+        "suite": f"suite_{tag}",
+        "platform": platform,
+        "gpu": gpu,
+        "budget_s": args.budget_s,
+        "quick": args.quick,
+        "steps": records,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (out / f"suite_{tag}{'_quick' if args.quick else ''}.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.archive:
         archive = Path(args.archive)
@@ -192,9 +242,13 @@ def run(args) -> int:
 def _platform() -> str:
     """JAX's platform (cpu, gpu, ...), asked of a child process: initialising JAX's GPU backend in
     the suite's own process would hold GPU memory for the whole suite."""
-    probe = subprocess.run([sys.executable, "-c", "import jax; print(jax.devices()[0].platform)"],
-                           capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"))
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.devices()[0].platform)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"),
+    )
     return probe.stdout.strip().splitlines()[-1] if probe.returncode == 0 and probe.stdout.strip() else "unknown"
 
 

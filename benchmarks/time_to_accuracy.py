@@ -70,15 +70,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, timing=False)
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
     parser.add_argument("--preset", default="fast", help="the fnnjax train preset to run (default fast)")
-    parser.add_argument("--seeds", type=functools.partial(int_list, minimum=0), default=(0, 1, 2),
-                        help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated subset of {', '.join(METHODS)} (default: all; peers whose "
-                        "package is missing are skipped)")
-    parser.add_argument("--target", type=float, default=TARGET_ACCURACY,
-                        help=f"the test accuracy to reach (default {TARGET_ACCURACY})")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch.set_num_threads (default 0: one per core)")
+    parser.add_argument(
+        "--seeds",
+        type=functools.partial(int_list, minimum=0),
+        default=(0, 1, 2),
+        help="comma-separated seeds (default 0,1,2)",
+    )
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated subset of {', '.join(METHODS)} (default: all; peers whose "
+        "package is missing are skipped)",
+    )
+    parser.add_argument(
+        "--target", type=float, default=TARGET_ACCURACY, help=f"the test accuracy to reach (default {TARGET_ACCURACY})"
+    )
+    parser.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (default 0: one per core)")
 
 
 class _Clock:
@@ -96,9 +103,14 @@ class _Clock:
 
     def record(self) -> dict:
         accs = [a for _, a in self.curve]
-        return {"seconds_to_target": self.reached_s, "epoch_reached": self.reached_epoch,
-                "final_test_acc": accs[-1], "best_test_acc": max(accs), "total_s": self.curve[-1][0],
-                "curve": self.curve}
+        return {
+            "seconds_to_target": self.reached_s,
+            "epoch_reached": self.reached_epoch,
+            "final_test_acc": accs[-1],
+            "best_test_acc": max(accs),
+            "total_s": self.curve[-1][0],
+            "curve": self.curve,
+        }
 
 
 def _initial(recipe, seed: int):
@@ -121,9 +133,18 @@ def _run_fit(recipe, seed: int, d, target: float) -> dict:
 
     mlp, params, train_key, _ = _initial(recipe, seed)
     clock = _Clock(target, time.perf_counter())
-    fnnjax.fit(mlp, params, (d["x"], d["y"]), optimizer=optax_optimizer(recipe, len(d["x"])),
-               epochs=recipe.epochs, batch_size=recipe.batch_size, key=train_key, dropout=recipe.dropout,
-               eval={"test": (d["x_test"], d["y_test"])}, callbacks=[lambda r, s: clock.tick(r["test_acc"])])
+    fnnjax.fit(
+        mlp,
+        params,
+        (d["x"], d["y"]),
+        optimizer=optax_optimizer(recipe, len(d["x"])),
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        key=train_key,
+        dropout=recipe.dropout,
+        eval={"test": (d["x_test"], d["y_test"])},
+        callbacks=[lambda r, s: clock.tick(r["test_acc"])],
+    )
     return clock.record()
 
 
@@ -132,8 +153,18 @@ def _run_command(preset: str, seed: int, folder: str | None, target: float, epoc
     from fnnjax.cli import main
 
     with tempfile.TemporaryDirectory(prefix="fnnjax-bench-tta-") as tmp:
-        argv = ["train", "--preset", preset, "--seed", str(seed), "--data-dir", str(folder), "--quiet",
-                "--out", str(Path(tmp) / "run")] + (["--epochs", str(epochs)] if epochs else [])
+        argv = [
+            "train",
+            "--preset",
+            preset,
+            "--seed",
+            str(seed),
+            "--data-dir",
+            str(folder),
+            "--quiet",
+            "--out",
+            str(Path(tmp) / "run"),
+        ] + (["--epochs", str(epochs)] if epochs else [])
         clock = _Clock(target, time.perf_counter())
         with fit_callbacks(lambda r, s: clock.tick(r["test_acc"])), contextlib.redirect_stdout(io.StringIO()):
             status = main(argv)
@@ -150,8 +181,9 @@ def _run_peer(name: str, recipe, seed: int, d, target: float, threads: int) -> d
     _, _, _, weights = _initial(recipe, seed)
     clock = _Clock(target, time.perf_counter())
     if name in ("torch_loop", "torch_compile"):
-        loop = _peers.TorchLoop(d["x"], d["y"], weights, recipe, threads=threads, seed=seed,
-                                compile=name == "torch_compile")
+        loop = _peers.TorchLoop(
+            d["x"], d["y"], weights, recipe, threads=threads, seed=seed, compile=name == "torch_compile"
+        )
     elif name == "flax_nnx":
         loop = _peers.NnxLoop(d["x"], d["y"], weights, recipe, seed=seed)
     else:
@@ -171,17 +203,18 @@ def _load(args):
         y = rng.integers(0, 10, 3000).astype(np.int32)
         x = rng.random((3000, 784), dtype=np.float32) * 0.3
         for c in range(10):  # class c brightens rows 2c..2c+2: learnable in an epoch or two
-            x[y == c, 56 * c:56 * c + 84] += 0.6
+            x[y == c, 56 * c : 56 * c + 84] += 0.6
         x = np.rint(x * 255) / np.float32(255)
         arrays = {"x": x[:2000], "y": y[:2000], "x_test": x[2000:], "y_test": y[2000:]}
         return arrays, "random look-alike (2000, 784)", None
     if args.data_dir is None and not os.environ.get(data.DATA_ENV_VAR):
-        raise UsageError("time_to_accuracy needs the real data set: pass --data-dir or set "
-                         f"${data.DATA_ENV_VAR} to the folder holding fashion-mnist/ (or use --quick)")
+        raise UsageError(
+            "time_to_accuracy needs the real data set: pass --data-dir or set "
+            f"${data.DATA_ENV_VAR} to the folder holding fashion-mnist/ (or use --quick)"
+        )
     ds = data.load_fashion_mnist(args.data_dir)
     folder = args.data_dir if args.data_dir is not None else os.environ[data.DATA_ENV_VAR]
-    return ({"x": ds.x_train, "y": ds.y_train, "x_test": ds.x_test, "y_test": ds.y_test},
-            "fashion-mnist", str(folder))
+    return ({"x": ds.x_train, "y": ds.y_train, "x_test": ds.x_test, "y_test": ds.y_test}, "fashion-mnist", str(folder))
 
 
 def _write_folder(d: dict, root: Path) -> str:
@@ -205,15 +238,22 @@ def _summary(runs: dict[str, list[dict]], target: float) -> dict:
     torch = runs.get("torch_loop")
     for m, rs in runs.items():
         reached = [r for r in rs if r["seconds_to_target"] is not None]
-        out[m] = {"runs": len(rs), "reached": len(reached),
-                  "median_seconds_to_target": _finite(statistics.median(_seconds(r) for r in rs)),
-                  "median_epoch_reached": _finite(statistics.median(
-                      math.inf if r["epoch_reached"] is None else r["epoch_reached"] for r in rs)),
-                  "median_final_test_acc": statistics.median(r["final_test_acc"] for r in rs),
-                  "median_total_s": statistics.median(r["total_s"] for r in rs)}
+        out[m] = {
+            "runs": len(rs),
+            "reached": len(reached),
+            "median_seconds_to_target": _finite(statistics.median(_seconds(r) for r in rs)),
+            "median_epoch_reached": _finite(
+                statistics.median(math.inf if r["epoch_reached"] is None else r["epoch_reached"] for r in rs)
+            ),
+            "median_final_test_acc": statistics.median(r["final_test_acc"] for r in rs),
+            "median_total_s": statistics.median(r["total_s"] for r in rs),
+        }
         if torch and len(torch) == len(rs):  # paired by seed: torch_loop / method
-            ratios = [_seconds(a) / _seconds(b) for a, b in zip(torch, rs)
-                      if math.isfinite(_seconds(a)) or math.isfinite(_seconds(b))]
+            ratios = [
+                _seconds(a) / _seconds(b)
+                for a, b in zip(torch, rs)
+                if math.isfinite(_seconds(a)) or math.isfinite(_seconds(b))
+            ]
             if ratios:
                 speedup = statistics.median(ratios)  # inf when torch mostly never reached it
                 out[m]["speedup_vs_torch"] = _finite(speedup)
@@ -225,9 +265,11 @@ def _targets(summary: dict, target: float, platform: str) -> dict:
     out = {}
     fnnjax = {m: s for m, s in summary.items() if m.startswith("fnnjax")}
     for m, s in fnnjax.items():
-        t = {"median_final_test_acc": s["median_final_test_acc"],
-             "accuracy_met": s["median_final_test_acc"] >= target,
-             "median_seconds_to_target": s["median_seconds_to_target"]}
+        t = {
+            "median_final_test_acc": s["median_final_test_acc"],
+            "accuracy_met": s["median_final_test_acc"] >= target,
+            "median_seconds_to_target": s["median_seconds_to_target"],
+        }
         if platform == "cpu":
             secs = s["median_seconds_to_target"]
             t["under_60_s"] = secs is not None and secs < TARGET_SECONDS
@@ -246,8 +288,7 @@ def _plot(runs: dict[str, list[dict]], target: float, path: Path, title: str) ->
     for i, (m, rs) in enumerate(runs.items()):
         for k, r in enumerate(rs):
             t, a = zip(*r["curve"])
-            ax.plot(t, a, marker="o", markersize=2.5, color=f"C{i}", linewidth=1,
-                    label=m if k == 0 else None)
+            ax.plot(t, a, marker="o", markersize=2.5, color=f"C{i}", linewidth=1, label=m if k == 0 else None)
     ax.axhline(target, color="k", linestyle=":", label=f"target {target}")
     lo = min(a for rs in runs.values() for r in rs for _, a in r["curve"])
     ax.set_ylim(max(lo, target - 0.08), None)
@@ -273,8 +314,11 @@ def run(args) -> int:
         raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
     if not 0 < args.target <= 1:
         raise UsageError(f"--target {args.target} must be an accuracy in (0, 1]")
-    skipped = {m: f"skipped: {_peers.PEER_PACKAGES[m]} is not installed (pip install 'fnnjax[bench]')"
-               for m in methods if m in _peers.PEER_PACKAGES and not _peers.available(m)}
+    skipped = {
+        m: f"skipped: {_peers.PEER_PACKAGES[m]} is not installed (pip install 'fnnjax[bench]')"
+        for m in methods
+        if m in _peers.PEER_PACKAGES and not _peers.available(m)
+    }
     methods = [m for m in methods if m not in skipped]
     for m, note in skipped.items():
         print(f"time_to_accuracy: {m} {note}", file=sys.stderr)
@@ -291,7 +335,7 @@ def run(args) -> int:
         if folder is None and "fnnjax_train" in methods:
             folder = _write_folder(d, Path(tmp))
         for i, seed in enumerate(seeds):
-            for m in (methods if i % 2 == 0 else methods[::-1]):
+            for m in methods if i % 2 == 0 else methods[::-1]:
                 if m in failed:
                     continue
                 print(f"time_to_accuracy: {m}, seed {seed} ...", file=sys.stderr)
@@ -308,50 +352,99 @@ def run(args) -> int:
                     failed[m] = f"failed to compile: {type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
                     continue
                 runs[m].append({"seed": seed, **r})
-                print(f"  reached {args.target} after {r['seconds_to_target']} s (epoch {r['epoch_reached']}); "
-                      f"final test acc {r['final_test_acc']:.4f}", file=sys.stderr)
+                print(
+                    f"  reached {args.target} after {r['seconds_to_target']} s (epoch {r['epoch_reached']}); "
+                    f"final test acc {r['final_test_acc']:.4f}",
+                    file=sys.stderr,
+                )
     runs = {m: rs for m, rs in runs.items() if rs}
     load_after = os.getloadavg()
     summary = _summary(runs, args.target)
     targets = _targets(summary, args.target, platform)
-    per_run = [{"method": m, "seed": r["seed"], **{k: v for k, v in r.items() if k not in ("seed", "curve")}}
-               for m, rs in runs.items() for r in rs]
+    per_run = [
+        {"method": m, "seed": r["seed"], **{k: v for k, v in r.items() if k not in ("seed", "curve")}}
+        for m, rs in runs.items()
+        for r in rs
+    ]
     load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
     preset = PRESETS[args.preset]
     recipe_text = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items())
-    lines = [f"Time to {args.target} test accuracy, {source}: `fnnjax train --preset {args.preset}` "
-             f"({recipe_text}{', epochs 2 (quick)' if args.quick else ''}) and its peers on the same "
-             f"recipe, from the same initial weights per seed, the test set evaluated after every "
-             f"epoch; seconds from start (compilation included). Seeds {', '.join(map(str, seeds))}; "
-             f"methods run one after the other per seed. Machine load average (1/5/15 min) before: "
-             f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.", "",
-             markdown_table([{"method": m, **s} for m, s in summary.items()]
-                            + [{"method": m, "runs": note} for m, note in {**skipped, **failed}.items()],
-                            ["method", "runs", "reached", "median_seconds_to_target", "median_epoch_reached",
-                             "median_final_test_acc", "median_total_s", "speedup_vs_torch"]),
-             "", "### Targets", ""]
+    lines = [
+        f"Time to {args.target} test accuracy, {source}: `fnnjax train --preset {args.preset}` "
+        f"({recipe_text}{', epochs 2 (quick)' if args.quick else ''}) and its peers on the same "
+        f"recipe, from the same initial weights per seed, the test set evaluated after every "
+        f"epoch; seconds from start (compilation included). Seeds {', '.join(map(str, seeds))}; "
+        f"methods run one after the other per seed. Machine load average (1/5/15 min) before: "
+        f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.",
+        "",
+        markdown_table(
+            [{"method": m, **s} for m, s in summary.items()]
+            + [{"method": m, "runs": note} for m, note in {**skipped, **failed}.items()],
+            [
+                "method",
+                "runs",
+                "reached",
+                "median_seconds_to_target",
+                "median_epoch_reached",
+                "median_final_test_acc",
+                "median_total_s",
+                "speedup_vs_torch",
+            ],
+        ),
+        "",
+        "### Targets",
+        "",
+    ]
     for m, t in targets.items():
-        parts = [f"median final test accuracy {t['median_final_test_acc']:.4f} (>= {args.target}: "
-                 f"{'met' if t['accuracy_met'] else 'NOT met'})"]
+        parts = [
+            f"median final test accuracy {t['median_final_test_acc']:.4f} (>= {args.target}: "
+            f"{'met' if t['accuracy_met'] else 'NOT met'})"
+        ]
         if "under_60_s" in t:
             secs = t["median_seconds_to_target"]
-            parts.append(f"median time to {args.target} {'never' if secs is None else f'{secs:.1f} s'} "
-                         f"(< {TARGET_SECONDS:g} s: {'met' if t['under_60_s'] else 'NOT met'})")
+            parts.append(
+                f"median time to {args.target} {'never' if secs is None else f'{secs:.1f} s'} "
+                f"(< {TARGET_SECONDS:g} s: {'met' if t['under_60_s'] else 'NOT met'})"
+            )
         if "faster_than_torch" in t:
             speed = "infinitely" if t["speedup_vs_torch"] is None else f"{t['speedup_vs_torch']:.2f}x"
-            parts.append(f"{speed} the PyTorch loop's speed, median over seeds (faster: "
-                         f"{'met' if t['faster_than_torch'] else 'NOT met'})")
+            parts.append(
+                f"{speed} the PyTorch loop's speed, median over seeds (faster: "
+                f"{'met' if t['faster_than_torch'] else 'NOT met'})"
+            )
         lines.append(f"- {m}: " + "; ".join(parts))
-    lines += ["", "### Every run", "", markdown_table(per_run, ["method", "seed", "seconds_to_target", "epoch_reached",
-                                                                "final_test_acc", "best_test_acc", "total_s"])]
+    lines += [
+        "",
+        "### Every run",
+        "",
+        markdown_table(
+            per_run,
+            ["method", "seed", "seconds_to_target", "epoch_reached", "final_test_acc", "best_test_acc", "total_s"],
+        ),
+    ]
     table = "\n".join(lines)
-    payload = {"preset": args.preset, "recipe": preset, "epochs": recipe.epochs, "target": args.target,
-               "data": source, "seeds": list(seeds), "load_average_before": load_before,
-               "load_average_after": load_after, "summary": summary, "targets": targets, "runs": runs,
-               "skipped": skipped, "failed": failed}
+    payload = {
+        "preset": args.preset,
+        "recipe": preset,
+        "epochs": recipe.epochs,
+        "target": args.target,
+        "data": source,
+        "seeds": list(seeds),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "summary": summary,
+        "targets": targets,
+        "runs": runs,
+        "skipped": skipped,
+        "failed": failed,
+    }
     json_path, md_path = write_results(result_name("time_to_accuracy", args), payload, table, args.out)
-    png = _plot(runs, args.target, Path(json_path).with_suffix(".png"),
-                f"--preset {args.preset} on {source}: test accuracy against wall time")
+    png = _plot(
+        runs,
+        args.target,
+        Path(json_path).with_suffix(".png"),
+        f"--preset {args.preset} on {source}: test accuracy against wall time",
+    )
     print(table)
     print(f"wrote {json_path}, {md_path} and {png}")
     return 0
@@ -359,8 +452,9 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.time_to_accuracy [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy",
-                                     description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.time_to_accuracy", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -77,8 +77,19 @@ from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "METHODS", "PEERS", "DEFAULT_METHODS"]
 
-METHODS = ("fnnjax_backprop", "fnnjax_grad", "fnnjax_train", "fnnjax_train_nockpt", "jax_plain",
-           "torch_eager", "torch_loop", "torch_compile", "flax_nnx", "equinox", "blas_matmuls")
+METHODS = (
+    "fnnjax_backprop",
+    "fnnjax_grad",
+    "fnnjax_train",
+    "fnnjax_train_nockpt",
+    "jax_plain",
+    "torch_eager",
+    "torch_loop",
+    "torch_compile",
+    "flax_nnx",
+    "equinox",
+    "blas_matmuls",
+)
 """Every method this benchmark knows (see the module docstring)."""
 PEERS = ("torch_loop", "torch_compile", "flax_nnx", "equinox")
 """The strongest peers of fnnjax.fit: the target is measured against the fastest of them."""
@@ -105,23 +116,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, default_repeats=20)
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding fashion-mnist/ (default: $FNNJAX_DATA; else random data)")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                        help=f"comma-separated subset of {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch.set_num_threads for the torch methods (default 0: torch's "
-                        "default, one per core)")
-    parser.add_argument("--samples", type=int, default=0,
-                        help="use only the first N training samples (default 0: all; for smoke tests)")
-    parser.add_argument("--unroll", type=int_list, default=(1,),
-                        help="comma-separated lax.scan unroll factors for the fnnjax methods, e.g. "
-                        "1,4,16 (default 1); each K > 1 adds fnnjax_*_unrollK")
-    parser.add_argument("--torch-device", default="auto",
-                        help="device of the torch methods: auto (cuda when torch sees a GPU, else "
-                        "cpu), cpu or cuda")
-    parser.add_argument("--full-run", type=int, default=0, metavar="EPOCHS",
-                        help="also time a whole fnnjax.fit of EPOCHS epochs, compile included (e.g. 50)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA; else random data)"
+    )
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated subset of {', '.join(METHODS)} (default: all)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads for the torch methods (default 0: torch's default, one per core)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=0, help="use only the first N training samples (default 0: all; for smoke tests)"
+    )
+    parser.add_argument(
+        "--unroll",
+        type=int_list,
+        default=(1,),
+        help="comma-separated lax.scan unroll factors for the fnnjax methods, e.g. "
+        "1,4,16 (default 1); each K > 1 adds fnnjax_*_unrollK",
+    )
+    parser.add_argument(
+        "--torch-device",
+        default="auto",
+        help="device of the torch methods: auto (cuda when torch sees a GPU, else cpu), cpu or cuda",
+    )
+    parser.add_argument(
+        "--full-run",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also time a whole fnnjax.fit of EPOCHS epochs, compile included (e.g. 50)",
+    )
 
 
 class _Data(NamedTuple):
@@ -156,12 +186,15 @@ def _write_idx_folder(d: _Data, root: Path) -> str:
 
     folder = root / "fashion-mnist"
     folder.mkdir(parents=True)
-    arrays = {"train-images-idx3-ubyte": d.x, "train-labels-idx1-ubyte": d.y,
-              "t10k-images-idx3-ubyte": d.x_test, "t10k-labels-idx1-ubyte": d.y_test}
+    arrays = {
+        "train-images-idx3-ubyte": d.x,
+        "train-labels-idx1-ubyte": d.y,
+        "t10k-images-idx3-ubyte": d.x_test,
+        "t10k-labels-idx1-ubyte": d.y_test,
+    }
     lines = []
     for name, a in arrays.items():
-        a = (np.rint(a * 255).astype(np.uint8).reshape(-1, 28, 28) if a.dtype == np.float32
-             else a.astype(np.uint8))
+        a = np.rint(a * 255).astype(np.uint8).reshape(-1, 28, 28) if a.dtype == np.float32 else a.astype(np.uint8)
         path = data.write_idx(folder / name, a)
         lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {name}\n")
     (folder / "SHA256SUMS").write_text("".join(lines))
@@ -197,9 +230,17 @@ class _FnnjaxMethod(_Method):
         import fnnjax
 
         mlp, params = _initial_weights()
-        self.trainer = fnnjax.Trainer(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=epochs,
-                                      batch_size=BATCH, key=jax.random.key(1), gradient=gradient,
-                                      unroll=unroll)
+        self.trainer = fnnjax.Trainer(
+            mlp,
+            params,
+            (x, y),
+            optimizer=optax.sgd(LR),
+            epochs=epochs,
+            batch_size=BATCH,
+            key=jax.random.key(1),
+            gradient=gradient,
+            unroll=unroll,
+        )
         self.compile_s = self.trainer.compile_seconds
 
     def epoch(self) -> float:
@@ -255,9 +296,9 @@ class _PlainJaxMethod(_Method):
 
 class _TorchMethod(_Method):
     def __init__(self, x, y, threads: int, device: str = "auto"):
-        import torch
-        from torch import nn
-        from torch.utils.data import DataLoader, TensorDataset
+        import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
+        from torch import nn  # pyright: ignore[reportMissingImports]  (the optional bench extra)
+        from torch.utils.data import DataLoader, TensorDataset  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
         if threads > 0:
             torch.set_num_threads(threads)
@@ -275,9 +316,13 @@ class _TorchMethod(_Method):
                 linear.weight.copy_(torch.from_numpy(np.array(layer.W)))  # type: ignore[operator]
                 linear.bias.zero_()  # type: ignore[operator]
         self.net.to(self.device)
-        self.loader = DataLoader(TensorDataset(torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 1, 28, 28)),
-                                               torch.from_numpy(y.astype(np.int64))),
-                                 batch_size=BATCH, shuffle=True)
+        self.loader = DataLoader(
+            TensorDataset(
+                torch.from_numpy(np.ascontiguousarray(x).reshape(-1, 1, 28, 28)), torch.from_numpy(y.astype(np.int64))
+            ),
+            batch_size=BATCH,
+            shuffle=True,
+        )
         self.loss = nn.CrossEntropyLoss(reduction="none")
         self.trainer = torch.optim.SGD(self.net.parameters(), lr=LR)
 
@@ -296,7 +341,7 @@ class _TorchMethod(_Method):
             correct += float((y_hat.detach().argmax(axis=1) == yb).sum())
             count += yb.numel()
         if self.device.type == "cuda":
-            import torch
+            import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
             torch.cuda.synchronize()
         self.last_loss = total / count
@@ -313,9 +358,15 @@ class _PeerMethod(_Method):
         weights = [(np.asarray(layer.W), np.asarray(layer.b)) for layer in params]
         recipe = _peers.Recipe(SIZES, "sgd", LR, BATCH, epochs=1)
         if name in ("torch_loop", "torch_compile"):
-            self.loop = _peers.TorchLoop(x, y, weights, recipe, threads=args.torch_threads,
-                                         device=_torch_device(args.torch_device),
-                                         compile=name == "torch_compile")
+            self.loop = _peers.TorchLoop(
+                x,
+                y,
+                weights,
+                recipe,
+                threads=args.torch_threads,
+                device=_torch_device(args.torch_device),
+                compile=name == "torch_compile",
+            )
             self.threads, self.device = self.loop.threads, str(self.loop.device)
         elif name == "flax_nnx":
             self.loop = _peers.NnxLoop(x, y, weights, recipe)
@@ -343,8 +394,17 @@ class _CommandMethod(_Method):
         from benchmarks._command import fit_callbacks
 
         self._tmp = tempfile.TemporaryDirectory(prefix="fnnjax-bench-train-")
-        self.argv = ["train", "--data-dir", str(folder), "--epochs", str(epochs + 1), "--quiet",
-                     "--out", str(Path(self._tmp.name) / "run"), *extra]
+        self.argv = [
+            "train",
+            "--data-dir",
+            str(folder),
+            "--epochs",
+            str(epochs + 1),
+            "--quiet",
+            "--out",
+            str(Path(self._tmp.name) / "run"),
+            *extra,
+        ]
         self._go, self._done = threading.Semaphore(0), threading.Semaphore(0)
         self._ended_at, self._error, self._status = 0.0, None, None
         self._thread = threading.Thread(target=self._main, daemon=True)
@@ -411,7 +471,7 @@ class _BlasMethod(_Method):
 
 def _torch_available() -> bool:
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  # pyright: ignore[reportMissingImports]  (the optional bench extra)
     except ImportError:
         return False
     return True
@@ -420,7 +480,7 @@ def _torch_available() -> bool:
 def _torch_device(option: str) -> str:
     if option != "auto":
         return option
-    import torch
+    import torch  # pyright: ignore[reportMissingImports]  (the optional bench extra)
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -467,14 +527,15 @@ def _with_unrolls(methods: list[str], unrolls) -> list[str]:
     return out
 
 
-def _interleaved(methods: dict[str, _Method], warmup: int, repeats: int,
-                 failed: dict[str, str]) -> dict[str, list[float]]:
+def _interleaved(
+    methods: dict[str, _Method], warmup: int, repeats: int, failed: dict[str, str]
+) -> dict[str, list[float]]:
     """Run the rounds; a ``torch_compile`` that raises is dropped and recorded in ``failed``."""
     names = list(methods)
     times: dict[str, list[float]] = {k: [] for k in names}
     firsts: dict[str, float] = {}
     for r in range(warmup + repeats):
-        for k in (names if r % 2 == 0 else names[::-1]):
+        for k in names if r % 2 == 0 else names[::-1]:
             if k in failed:
                 continue
             try:
@@ -489,9 +550,12 @@ def _interleaved(methods: dict[str, _Method], warmup: int, repeats: int,
                 firsts[k] = seconds
             if r >= warmup:
                 times[k].append(seconds)
-        print(f"train benchmark: round {r + 1}/{warmup + repeats}: " + ", ".join(
-            f"{k} {(times[k] or [firsts.get(k, 0.0)])[-1]:.3f} s" for k in names if k not in failed),
-            file=sys.stderr, flush=True)
+        print(
+            f"train benchmark: round {r + 1}/{warmup + repeats}: "
+            + ", ".join(f"{k} {(times[k] or [firsts.get(k, 0.0)])[-1]:.3f} s" for k in names if k not in failed),
+            file=sys.stderr,
+            flush=True,
+        )
     for k in list(times):
         if k in failed:
             del times[k]
@@ -510,8 +574,9 @@ def _plot_rounds(times: dict[str, list[float]], path: Path, source: str) -> Path
     ax = axes[0, 0]
     for m, t in times.items():
         style = "--" if m in PEERS or m.startswith("torch") else ":" if m == "blas_matmuls" else "-"
-        ax.plot(range(1, len(t) + 1), t, style, marker="o", markersize=3,
-                label=f"{m} (median {statistics.median(t):.3g} s)")
+        ax.plot(
+            range(1, len(t) + 1), t, style, marker="o", markersize=3, label=f"{m} (median {statistics.median(t):.3g} s)"
+        )
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("timed round (one epoch of every method)")
@@ -554,13 +619,26 @@ def _full_run(x, y, epochs: int, unroll: int = 1) -> dict:
 
     mlp, params = _initial_weights()
     t0 = time.perf_counter()
-    _, hist = fnnjax.fit(mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=epochs,
-                         batch_size=BATCH, key=jax.random.key(1), gradient="backprop", unroll=unroll)
-    return {"epochs": epochs, "unroll": unroll, "wall_s": time.perf_counter() - t0,
-            "compile_s": hist.compile_seconds,
-            "median_epoch_s": statistics.median(hist["seconds"]),
-            "final_train_loss": hist.epochs[-1]["train_loss"],
-            "final_train_acc": hist.epochs[-1]["train_acc"]}
+    _, hist = fnnjax.fit(
+        mlp,
+        params,
+        (x, y),
+        optimizer=optax.sgd(LR),
+        epochs=epochs,
+        batch_size=BATCH,
+        key=jax.random.key(1),
+        gradient="backprop",
+        unroll=unroll,
+    )
+    return {
+        "epochs": epochs,
+        "unroll": unroll,
+        "wall_s": time.perf_counter() - t0,
+        "compile_s": hist.compile_seconds,
+        "median_epoch_s": statistics.median(hist["seconds"]),
+        "final_train_loss": hist.epochs[-1]["train_loss"],
+        "final_train_acc": hist.epochs[-1]["train_acc"],
+    }
 
 
 def _targets(platform: str, times: dict[str, list[float]], results: dict) -> dict:
@@ -573,24 +651,29 @@ def _targets(platform: str, times: dict[str, list[float]], results: dict) -> dic
     if fit and peers and platform != "gpu":
         fastest = min(peers, key=lambda m: peers[m])
         speedup = paired_ratio(times[fastest], times[fit])
-        out["fit_vs_fastest_peer"] = {"fastest_peer": fastest, "speedup": speedup,
-                                      "target": TARGET_PEER_SPEEDUP, "met": speedup >= TARGET_PEER_SPEEDUP}
+        out["fit_vs_fastest_peer"] = {
+            "fastest_peer": fastest,
+            "speedup": speedup,
+            "target": TARGET_PEER_SPEEDUP,
+            "met": speedup >= TARGET_PEER_SPEEDUP,
+        }
     if fit and "fnnjax_train" in times:
         ratio = paired_ratio(times["fnnjax_train"], times[fit])
-        out["command_vs_fit"] = {"ratio": ratio, "target": TARGET_COMMAND_RATIO,
-                                 "met": ratio <= TARGET_COMMAND_RATIO}
+        out["command_vs_fit"] = {"ratio": ratio, "target": TARGET_COMMAND_RATIO, "met": ratio <= TARGET_COMMAND_RATIO}
         if "fnnjax_train_nockpt" in times:
             out["command_vs_fit"]["checkpoint_s_per_epoch"] = statistics.median(
-                a - b for a, b in zip(times["fnnjax_train"], times["fnnjax_train_nockpt"]))
-            out["command_vs_fit"]["ratio_without_checkpoints"] = paired_ratio(times["fnnjax_train_nockpt"],
-                                                                              times[fit])
+                a - b for a, b in zip(times["fnnjax_train"], times["fnnjax_train_nockpt"])
+            )
+            out["command_vs_fit"]["ratio_without_checkpoints"] = paired_ratio(times["fnnjax_train_nockpt"], times[fit])
     if fit:
         key = "gpu_epoch" if platform == "gpu" else "notes_loop"
         met = results[fit].get("target_met")
         if met is not None:
-            out[key] = {"value": results[fit]["median_s"] if platform == "gpu" else
-                        results[fit]["speedup_vs_torch"],
-                        "target": TARGET_GPU_EPOCH_S if platform == "gpu" else TARGET_SPEEDUP, "met": met}
+            out[key] = {
+                "value": results[fit]["median_s"] if platform == "gpu" else results[fit]["speedup_vs_torch"],
+                "target": TARGET_GPU_EPOCH_S if platform == "gpu" else TARGET_SPEEDUP,
+                "met": met,
+            }
     return out
 
 
@@ -598,22 +681,34 @@ def _targets_text(targets: dict) -> str:
     lines = []
     if "fit_vs_fastest_peer" in targets:
         t = targets["fit_vs_fastest_peer"]
-        lines.append(f"- fit vs the fastest peer ({t['fastest_peer']}): {t['speedup']:.3f}x faster "
-                     f"(target >= {t['target']}): {'met' if t['met'] else 'NOT met'}")
+        lines.append(
+            f"- fit vs the fastest peer ({t['fastest_peer']}): {t['speedup']:.3f}x faster "
+            f"(target >= {t['target']}): {'met' if t['met'] else 'NOT met'}"
+        )
     if "command_vs_fit" in targets:
         t = targets["command_vs_fit"]
-        extra = (f"; without checkpoints {t['ratio_without_checkpoints']:.3f}x, so a checkpoint costs "
-                 f"{t['checkpoint_s_per_epoch'] * 1e3:.1f} ms per epoch" if "checkpoint_s_per_epoch" in t else "")
-        lines.append(f"- the fnnjax train command's epoch / fit's bare epoch: {t['ratio']:.3f} (target "
-                     f"<= {t['target']}): {'met' if t['met'] else 'NOT met'}{extra}")
+        extra = (
+            f"; without checkpoints {t['ratio_without_checkpoints']:.3f}x, so a checkpoint costs "
+            f"{t['checkpoint_s_per_epoch'] * 1e3:.1f} ms per epoch"
+            if "checkpoint_s_per_epoch" in t
+            else ""
+        )
+        lines.append(
+            f"- the fnnjax train command's epoch / fit's bare epoch: {t['ratio']:.3f} (target "
+            f"<= {t['target']}): {'met' if t['met'] else 'NOT met'}{extra}"
+        )
     if "notes_loop" in targets:
         t = targets["notes_loop"]
-        lines.append(f"- fit vs the notes' PyTorch loop: {t['value']:.3f}x faster (target >= {t['target']}): "
-                     f"{'met' if t['met'] else 'NOT met'}")
+        lines.append(
+            f"- fit vs the notes' PyTorch loop: {t['value']:.3f}x faster (target >= {t['target']}): "
+            f"{'met' if t['met'] else 'NOT met'}"
+        )
     if "gpu_epoch" in targets:
         t = targets["gpu_epoch"]
-        lines.append(f"- fit's GPU epoch: {t['value'] * 1e3:.2f} ms (target <= {t['target'] * 1e3:g} ms): "
-                     f"{'met' if t['met'] else 'NOT met'}")
+        lines.append(
+            f"- fit's GPU epoch: {t['value'] * 1e3:.2f} ms (target <= {t['target'] * 1e3:g} ms): "
+            f"{'met' if t['met'] else 'NOT met'}"
+        )
     return "\n".join(lines)
 
 
@@ -628,16 +723,25 @@ def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -
     square = square_gflops(2048, torch_device or "cpu")
     for r in results.values():
         r["matmul_gflops"] = epoch_flops / r["median_s"] / 1e9
-    gemm = {"epoch_matmul_flops": epoch_flops, "step_matmuls": blas.table, "blas_library": blas.library,
-            "blas_step_gflops": blas.gflops, "blas_step_gflops_by_library": blas.step_gflops_by_library,
-            "blas_epoch_s": blas.step_s * steps, "square": square}
-    text = (f"Matrix products of one step (batch {BATCH}) with one BLAS for the whole step: "
-            + ", ".join(f"{lib} {g:.1f}" for lib, g in blas.step_gflops_by_library.items())
-            + f" GFLOP/s; with the faster ({blas.library}) an epoch of nothing but its matmuls takes "
-            f"{blas.step_s * steps:.3f} s ({epoch_flops / 1e9:.1f} GFLOP). Square 2048 x 2048 "
-            f"product: " + ", ".join(f"{k.removesuffix('_gflops')} {v:.1f}" for k, v in square.items()
-                                     if k.endswith("_gflops")) + " GFLOP/s. Each product alone "
-            "(GFLOP/s):\n\n" + markdown_table(blas.table, list(blas.table[0])))
+    gemm = {
+        "epoch_matmul_flops": epoch_flops,
+        "step_matmuls": blas.table,
+        "blas_library": blas.library,
+        "blas_step_gflops": blas.gflops,
+        "blas_step_gflops_by_library": blas.step_gflops_by_library,
+        "blas_epoch_s": blas.step_s * steps,
+        "square": square,
+    }
+    text = (
+        f"Matrix products of one step (batch {BATCH}) with one BLAS for the whole step: "
+        + ", ".join(f"{lib} {g:.1f}" for lib, g in blas.step_gflops_by_library.items())
+        + f" GFLOP/s; with the faster ({blas.library}) an epoch of nothing but its matmuls takes "
+        f"{blas.step_s * steps:.3f} s ({epoch_flops / 1e9:.1f} GFLOP). Square 2048 x 2048 "
+        f"product: "
+        + ", ".join(f"{k.removesuffix('_gflops')} {v:.1f}" for k, v in square.items() if k.endswith("_gflops"))
+        + " GFLOP/s. Each product alone "
+        "(GFLOP/s):\n\n" + markdown_table(blas.table, list(blas.table[0]))
+    )
     return gemm, text
 
 
@@ -651,8 +755,10 @@ def run(args) -> int:
         raise UsageError(f"unknown --methods {', '.join(unknown)}; valid methods are {', '.join(METHODS)}")
     repeats = 3 if args.quick else args.repeats
     if repeats < 20 and not args.quick:
-        raise UsageError(f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
-                         "epochs (use --quick for a smoke run)")
+        raise UsageError(
+            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+            "epochs (use --quick for a smoke run)"
+        )
     if args.torch_device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
     methods, skipped = _runnable(methods)
@@ -663,15 +769,21 @@ def run(args) -> int:
     if args.samples:
         if not BATCH <= args.samples <= len(d.x):
             raise UsageError(f"--samples {args.samples} must lie in {BATCH}..{len(d.x)} (one batch to all)")
-        d = d._replace(x=d.x[:args.samples], y=d.y[:args.samples],
-                       source=f"{d.source}, first {args.samples} samples", folder=None)
+        d = d._replace(
+            x=d.x[: args.samples],
+            y=d.y[: args.samples],
+            source=f"{d.source}, first {args.samples} samples",
+            folder=None,
+        )
     import jax
 
     platform = jax.devices()[0].platform
     warmup = 1
     load_before = os.getloadavg()  # other processes on the machine make timings noisy
-    print(f"train benchmark: {', '.join(methods)}: {warmup} warm-up + {repeats} timed epochs each, "
-          "interleaved ...", file=sys.stderr)
+    print(
+        f"train benchmark: {', '.join(methods)}: {warmup} warm-up + {repeats} timed epochs each, interleaved ...",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory(prefix="fnnjax-bench-data-") as tmp:
         folder = d.folder
         if folder is None and any(m.startswith("fnnjax_train") for m in methods):
@@ -687,8 +799,15 @@ def run(args) -> int:
     results = {}
     for m, t in times.items():
         method = made[m]
-        results[m] = Timing(median_s=statistics.median(t), min_s=min(t), max_s=max(t), repeats=len(t),
-                            compile_s=method.compile_s, times_s=t, final_train_loss=method.last_loss)
+        results[m] = Timing(
+            median_s=statistics.median(t),
+            min_s=min(t),
+            max_s=max(t),
+            repeats=len(t),
+            compile_s=method.compile_s,
+            times_s=t,
+            final_train_loss=method.last_loss,
+        )
         if "torch_eager" in times:
             results[m]["speedup_vs_torch"] = paired_ratio(times["torch_eager"], t)
         if m.startswith("fnnjax_") and not m.startswith("fnnjax_train"):
@@ -706,29 +825,61 @@ def run(args) -> int:
     gemm, gemm_text = _gemm_section(made, results, len(d.x), torch_device)
     full = _full_run(d.x, d.y, args.full_run, _fastest_unroll(results)) if args.full_run else None
     load_after = os.getloadavg()
-    columns = ["method", "median_s", "min_s", "max_s", "repeats", "compile_s", "speedup_vs_torch",
-               "speedup_vs_fastest_peer", "matmul_gflops", "target_met", "final_train_loss"]
+    columns = [
+        "method",
+        "median_s",
+        "min_s",
+        "max_s",
+        "repeats",
+        "compile_s",
+        "speedup_vs_torch",
+        "speedup_vs_fastest_peer",
+        "matmul_gflops",
+        "target_met",
+        "final_train_loss",
+    ]
     rows = [{"method": m, **r} for m, r in results.items()]
     rows += [{"method": m, "median_s": None, "compile_s": note} for m, note in {**skipped, **failed}.items()]
     load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
-    table = (f"Seconds per epoch, {d.source}, {'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch "
-             f"{BATCH}; epochs of the methods interleaved, {warmup} warm-up round then {repeats} "
-             f"timed rounds; speedup_vs_X = median over rounds of X/method; matmul_gflops = the "
-             f"epoch's matmul FLOPs / median_s; target_met: {_target_text(platform)}. Machine load "
-             f"average (1/5/15 min) before: {load(load_before)}, after: {load(load_after)}; cores: "
-             f"{os.cpu_count()}.\n\n" + markdown_table(rows, columns)
-             + "\n\n### Targets\n\n" + (_targets_text(targets) or "(none judged on this run)")
-             + "\n\n### Matrix products: the machine's BLAS on the step's shapes\n\n" + gemm_text)
+    table = (
+        f"Seconds per epoch, {d.source}, {'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch "
+        f"{BATCH}; epochs of the methods interleaved, {warmup} warm-up round then {repeats} "
+        f"timed rounds; speedup_vs_X = median over rounds of X/method; matmul_gflops = the "
+        f"epoch's matmul FLOPs / median_s; target_met: {_target_text(platform)}. Machine load "
+        f"average (1/5/15 min) before: {load(load_before)}, after: {load(load_after)}; cores: "
+        f"{os.cpu_count()}.\n\n"
+        + markdown_table(rows, columns)
+        + "\n\n### Targets\n\n"
+        + (_targets_text(targets) or "(none judged on this run)")
+        + "\n\n### Matrix products: the machine's BLAS on the step's shapes\n\n"
+        + gemm_text
+    )
     if full:
-        table += (f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop, unroll "
-                  f"{full['unroll']}): {full['wall_s']:.2f} s "
-                  f"wall, of which compile {full['compile_s']:.2f} s; median epoch "
-                  f"{full['median_epoch_s']:.3f} s.")
-    payload = {"workload": {"data": d.source, "sizes": SIZES, "lr": LR, "batch_size": BATCH,
-                            "samples": int(len(d.x)), "warmup_rounds": warmup, "timed_rounds": repeats},
-               "load_average_before": load_before, "load_average_after": load_after,
-               "results": results, "skipped": skipped, "failed": failed, "targets": targets,
-               "gemm": gemm, "full_run": full}
+        table += (
+            f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop, unroll "
+            f"{full['unroll']}): {full['wall_s']:.2f} s "
+            f"wall, of which compile {full['compile_s']:.2f} s; median epoch "
+            f"{full['median_epoch_s']:.3f} s."
+        )
+    payload = {
+        "workload": {
+            "data": d.source,
+            "sizes": SIZES,
+            "lr": LR,
+            "batch_size": BATCH,
+            "samples": int(len(d.x)),
+            "warmup_rounds": warmup,
+            "timed_rounds": repeats,
+        },
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "results": results,
+        "skipped": skipped,
+        "failed": failed,
+        "targets": targets,
+        "gemm": gemm,
+        "full_run": full,
+    }
     name = result_name("train", args)
     json_path, md_path = write_results(name, payload, table, args.out)
     png = _plot_rounds(times, Path(json_path).with_suffix(".png"), d.source)

@@ -22,16 +22,21 @@ def main(epochs: int) -> None:
         errors = " ".join(str(int(e)) for e in result.errors[:10])
         if result.converged:
             learned = fnnjax.threshold_unit(x, result.w, result.b)
-            print(f"{gate.upper():>4}: learned in {result.epochs_to_converge} epochs (the next is error-free), "
-                  f"w = {result.w.tolist()}, b = {float(result.b)}; {truth_table(x, learned)}")
+            print(
+                f"{gate.upper():>4}: learned in {result.epochs_to_converge} epochs (the next is error-free), "
+                f"w = {result.w.tolist()}, b = {float(result.b)}; {truth_table(x, learned)}"
+            )
         else:
-            print(f"{gate.upper():>4}: no error-free epoch in {epochs} (errors per epoch: {errors} ...); "
-                  "XOR is not linearly separable")
+            print(
+                f"{gate.upper():>4}: no error-free epoch in {epochs} (errors per epoch: {errors} ...); "
+                "XOR is not linearly separable"
+            )
     mlp, params = fnnjax.xor_network()
     x, t = data.logic_gate("xor")
     y = fnnjax.forward(mlp, params, x)[:, 0]
-    print("2-2-1 threshold net, h1 = step(x1 + x2 - 0.5) (OR), h2 = step(x1 + x2 - 1.5) (AND), "
-          "y = step(h1 - h2 - 0.5):")
+    print(
+        "2-2-1 threshold net, h1 = step(x1 + x2 - 0.5) (OR), h2 = step(x1 + x2 - 1.5) (AND), y = step(h1 - h2 - 0.5):"
+    )
     print(f" XOR: {truth_table(x, y)}  (correct: {bool((y == t).all())})")
 
 

@@ -13,7 +13,6 @@ import argparse
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import fnnjax
@@ -31,24 +30,35 @@ def main(args) -> None:
     x, y = ds.x_train[: args.samples], ds.y_train[: args.samples]
     mlp = fnnjax.MLP((784, 256, 128, 64, 32, 10), hidden="sigmoid", output="softmax")
     init = fnnjax.init_params(jax.random.key(0), mlp, "normal", std=0.01)
-    pre = fnnjax.pretrain(mlp, init, x, key=jax.random.key(1), epochs=args.pretrain_epochs,
-                          batch_size=64, optimizer=optax.sgd(0.01, momentum=0.9),
-                          decoder="sigmoid")  # every layer's input lies in [0, 1]
+    pre = fnnjax.pretrain(
+        mlp,
+        init,
+        x,
+        key=jax.random.key(1),
+        epochs=args.pretrain_epochs,
+        batch_size=64,
+        optimizer=optax.sgd(0.01, momentum=0.9),
+        decoder="sigmoid",
+    )  # every layer's input lies in [0, 1]
     for l, losses in enumerate(pre.losses, start=1):
         print(f"layer {l} autoencoder: reconstruction mse {losses[0]:.4f} -> {losses[-1]:.4f}")
     for name, start in (("random init", init), ("pretrained", pre.params)):
         norm = first_delta_norm(mlp, start, x[:1000], y[:1000])
-        params, _ = fnnjax.fit(mlp, start, (x, y), optimizer=optax.sgd(0.1), epochs=args.epochs,
-                               batch_size=64, key=jax.random.key(2))
+        params, _ = fnnjax.fit(
+            mlp, start, (x, y), optimizer=optax.sgd(0.1), epochs=args.epochs, batch_size=64, key=jax.random.key(2)
+        )
         scores = fnnjax.evaluate(mlp, params, (ds.x_test, ds.y_test))
-        print(f"{name:<12} ||delta^(1)|| at start {norm:.2e}; after {args.epochs} fine-tuning "
-              f"epochs: test accuracy {scores['acc']:.4f}")
+        print(
+            f"{name:<12} ||delta^(1)|| at start {norm:.2e}; after {args.epochs} fine-tuning "
+            f"epochs: test accuracy {scores['acc']:.4f}"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder holding the Fashion-MNIST files (default: "
-                        "$FNNJAX_DATA or the cache)")
+    parser.add_argument(
+        "--data-dir", help="folder holding the Fashion-MNIST files (default: $FNNJAX_DATA or the cache)"
+    )
     parser.add_argument("--samples", type=int, default=5000, help="training images used")
     parser.add_argument("--pretrain-epochs", type=int, default=3, help="autoencoder epochs per layer")
     parser.add_argument("--epochs", type=int, default=3, help="supervised fine-tuning epochs")

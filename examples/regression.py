@@ -32,16 +32,26 @@ def line_floor(x, y) -> float:
 
 
 def main(epochs: int, plot: str | None) -> None:
-    sets = {"U-shaped: y = x^2 - 0.5 + noise": data.u_shaped(300, key=jax.random.key(0)),
-            "y = 5 x^2": data.quadratic(300, key=jax.random.key(1))}
+    sets = {
+        "U-shaped: y = x^2 - 0.5 + noise": data.u_shaped(300, key=jax.random.key(0)),
+        "y = 5 x^2": data.quadratic(300, key=jax.random.key(1)),
+    }
     optimizer = optax.sgd(0.05, momentum=0.9)
     fits = {}
     for title, (x, y) in sets.items():
         print(f"{title}  (best straight line: mse {line_floor(x, y):.5f})")
         for name, mlp in MODELS.items():
             params = fnnjax.init_params(jax.random.key(2), mlp, "xavier")
-            params, _ = fnnjax.fit(mlp, params, (x, y), loss="mse", optimizer=optimizer,
-                                   epochs=epochs, batch_size=20, key=jax.random.key(3))
+            params, _ = fnnjax.fit(
+                mlp,
+                params,
+                (x, y),
+                loss="mse",
+                optimizer=optimizer,
+                epochs=epochs,
+                batch_size=20,
+                key=jax.random.key(3),
+            )
             mse = float(fnnjax.loss(mlp, params, x, y, "mse"))
             fits[title, name] = (mlp, params)
             print(f"  {name:<24} mse {mse:.5f}")

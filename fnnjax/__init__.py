@@ -9,26 +9,43 @@ documentation's formula pages, ``docs/formulas/`` (one heading per formula, e.g.
 """
 
 # the core: model, activations, losses, the hand-written backward pass, every other method
+# training, checkpoints, data, scaling out
+from fnnjax import data
 from fnnjax._activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, activate, activation_derivative, softmax_vjp
 from fnnjax._backprop import backprop, deltas
+from fnnjax._checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    DamagedCheckpointError,
+    Restored,
+    latest_checkpoint,
+    load_params,
+    restore_checkpoint,
+    save_checkpoint,
+    save_params,
+)
 from fnnjax._differentiate import METHODS, default_step, finite_difference_gradient, gradient
 from fnnjax._losses import LOSSES, l2_penalty, loss
 from fnnjax._model import MLP, SCHEMES, Layer, Params, Trace, forward, forward_trace, init_params
 
-# checking gradients written by hand
-from fnnjax.gradcheck import GradCheckReport, GradientCheckError, check_gradients
-
-# training, checkpoints, data, scaling out
-from fnnjax import data
-from fnnjax._checkpoint import (CheckpointError, Checkpointer, DamagedCheckpointError, Restored, latest_checkpoint,
-                                load_params, restore_checkpoint, save_checkpoint, save_params)
-from fnnjax._sharding import data_mesh
-from fnnjax._train import (GRADIENTS, History, NonFiniteLossError, Trainer, TrainState, dropout_scales, evaluate,
-                           fit, l2_decay)
-
 # the notes' other systems
 from fnnjax._perceptron import PerceptronResult, threshold_unit, train_perceptron, xor_network
 from fnnjax._pretrain import Pretrained, TiedAutoencoder, autoencoder_mlp, pretrain, tied_gradient
+from fnnjax._sharding import data_mesh
+from fnnjax._train import (
+    GRADIENTS,
+    History,
+    NonFiniteLossError,
+    Trainer,
+    TrainState,
+    dropout_scales,
+    evaluate,
+    fit,
+    l2_decay,
+)
+
+# checking gradients written by hand
+from fnnjax.gradcheck import GradCheckReport, GradientCheckError, check_gradients
 
 __version__ = "0.1.0"
 

@@ -10,9 +10,9 @@ is allowed only on the output layer and :func:`softmax_vjp` gives the product wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -102,16 +102,18 @@ def _softmax_d(z, slope):
     )
 
 
-ACTIVATIONS: Mapping[str, _Activation] = MappingProxyType({
-    "identity": _Activation(_identity, _identity_d),
-    "sigmoid": _Activation(_sigmoid, _sigmoid_d),
-    "tanh": _Activation(_tanh, _tanh_d),
-    "relu": _Activation(_relu, _relu_d),
-    "leaky_relu": _Activation(_leaky_relu, _leaky_relu_d),
-    "softplus": _Activation(_softplus, _softplus_d),
-    "step": _Activation(_step, _step_d),
-    "softmax": _Activation(_softmax, _softmax_d),
-})
+ACTIVATIONS: Mapping[str, _Activation] = MappingProxyType(
+    {
+        "identity": _Activation(_identity, _identity_d),
+        "sigmoid": _Activation(_sigmoid, _sigmoid_d),
+        "tanh": _Activation(_tanh, _tanh_d),
+        "relu": _Activation(_relu, _relu_d),
+        "leaky_relu": _Activation(_leaky_relu, _leaky_relu_d),
+        "softplus": _Activation(_softplus, _softplus_d),
+        "step": _Activation(_step, _step_d),
+        "softmax": _Activation(_softmax, _softmax_d),
+    }
+)
 """Every activation name fnnjax knows, with its ``(f, f')`` pair (a read-only mapping: the set of
 activations is fixed, so that every name an :class:`~fnnjax.MLP` accepts has a hand-written
 derivative)."""
@@ -124,9 +126,7 @@ def _lookup(name: str) -> _Activation:
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)}"
-        ) from None
+        raise ValueError(f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)}") from None
 
 
 def activate(name: str, z: Array, *, slope: float = 0.01) -> Array:

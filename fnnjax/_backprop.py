@@ -41,8 +41,9 @@ def output_delta(mlp: MLP, loss: str, trace: Trace, target: Array) -> Array:
     return g * activation_derivative(mlp.output, z, slope=mlp.leaky_slope)
 
 
-def backward(mlp: MLP, params: Params, trace: Trace, delta_out: Array,
-             hidden_scale: tuple[Array, ...] | None = None) -> list[Array]:
+def backward(
+    mlp: MLP, params: Params, trace: Trace, delta_out: Array, hidden_scale: tuple[Array, ...] | None = None
+) -> list[Array]:
     """F11 from the output down: ``[delta^(1), ..., delta^(L)]`` given delta^(L).
 
     ``hidden_scale`` (optional): per-sample multipliers ``s^(l)``, ``(N, M_l)`` for the hidden

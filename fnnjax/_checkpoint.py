@@ -135,7 +135,7 @@ def _array_name(path: str) -> str:
     """``['params'][0].W`` -> ``W1``; ``['key']`` -> ``key``; the optimizer state's paths as they are."""
     prefix = "['params']["
     if path.startswith(prefix) and path.endswith((".W", ".b")):  # "['params'][0].W": "0" is path[11:-3]
-        return f"{path[-1]}{int(path[len(prefix):-3]) + 1}"
+        return f"{path[-1]}{int(path[len(prefix) : -3]) + 1}"
     if path == "['key']":
         return "key"
     return "optimizer state " + path.removeprefix("['opt_state']")
@@ -146,13 +146,11 @@ def _array_name(path: str) -> str:
 
 
 def _mlp_dict(mlp: MLP) -> dict:
-    return {"sizes": list(mlp.sizes), "hidden": list(mlp.hidden), "output": mlp.output,
-            "leaky_slope": mlp.leaky_slope}
+    return {"sizes": list(mlp.sizes), "hidden": list(mlp.hidden), "output": mlp.output, "leaky_slope": mlp.leaky_slope}
 
 
 def _mlp_from_dict(d: Mapping) -> MLP:
-    return MLP(tuple(d["sizes"]), hidden=tuple(d["hidden"]), output=d["output"],
-               leaky_slope=d["leaky_slope"])
+    return MLP(tuple(d["sizes"]), hidden=tuple(d["hidden"]), output=d["output"], leaky_slope=d["leaky_slope"])
 
 
 def _describe(mlp: MLP) -> str:
@@ -164,8 +162,12 @@ def _key_parts(key) -> tuple[jax.Array, dict]:
     """A key as a uint32 array plus what is needed to rebuild it (typed keys: the impl name)."""
     typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     data = jax.random.key_data(key) if typed else jnp.asarray(key)
-    info = {"typed": bool(typed), "impl": str(jax.random.key_impl(key)) if typed else None,
-            "shape": list(data.shape), "dtype": jnp.dtype(data.dtype).name}
+    info = {
+        "typed": bool(typed),
+        "impl": str(jax.random.key_impl(key)) if typed else None,
+        "shape": list(data.shape),
+        "dtype": jnp.dtype(data.dtype).name,
+    }
     return data, info
 
 
@@ -256,8 +258,9 @@ def _steps(directory: Path) -> list[int]:
     """The epochs of the checkpoint folders in ``directory`` (named by a plain decimal number), sorted."""
     if not directory.is_dir():
         return []
-    return sorted(int(p.name) for p in directory.iterdir()
-                  if p.name.isdigit() and str(int(p.name)) == p.name and p.is_dir())
+    return sorted(
+        int(p.name) for p in directory.iterdir() if p.name.isdigit() and str(int(p.name)) == p.name and p.is_dir()
+    )
 
 
 def set_aside(step_dir: Path) -> Path:
@@ -341,10 +344,15 @@ def _manifest(folder: Path, epoch: int, tree, arrays: dict, meta_sha256: str) ->
     files = {}
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size,
-                                                       "sha256": _sha256_file(p)}
-    body = {"format": MANIFEST_FORMAT, "epoch": epoch, "treedef": str(jax.tree.structure(tree)),
-            "arrays": arrays, "meta_sha256": meta_sha256, "files": files}
+            files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+    body = {
+        "format": MANIFEST_FORMAT,
+        "epoch": epoch,
+        "treedef": str(jax.tree.structure(tree)),
+        "arrays": arrays,
+        "meta_sha256": meta_sha256,
+        "files": files,
+    }
     return {**body, "sha256": _json_sha256(body)}
 
 
@@ -364,12 +372,19 @@ def _make_room(final: Path, epoch: int) -> None:
         return
     raise CheckpointError(
         f"checkpoint {epoch} already exists in {final.parent} and is intact; saving epoch {epoch} again "
-        f"would replace it: delete {final} first, or save into another folder")
+        f"would replace it: delete {final} first, or save into another folder"
+    )
 
 
-def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, mlp: MLP,
-                    history: Sequence[dict] = (), config: Mapping | None = None,
-                    max_to_keep: int | None = 2) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike,
+    state: TrainState,
+    *,
+    mlp: MLP,
+    history: Sequence[dict] = (),
+    config: Mapping | None = None,
+    max_to_keep: int | None = 2,
+) -> Path:
     """Save ``state`` as the checkpoint of epoch ``state.epoch`` in ``directory``, atomically, with checksums.
 
     The folder ``directory/<epoch>/`` appears only once everything is written, manifest included.
@@ -402,19 +417,31 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, mlp: MLP
       '3'
     """
     ocp = _orbax()
-    if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
-                                    or max_to_keep < 1):
+    if max_to_keep is not None and (
+        isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
+    ):
         raise ValueError(f"max_to_keep = {max_to_keep!r} but it must be a positive integer or None (all)")
     params = check_params(mlp, state.params)
     epoch = int(state.epoch)
     key_data, key_info = _key_parts(state.key)
-    meta = json.loads(json.dumps(
-        {"format": FORMAT, "epoch": epoch, "mlp": _mlp_dict(mlp),
-         "dtype": jnp.dtype(params[0].W.dtype).name, "key": key_info,
-         "history": list(history), "config": dict(config or {})}))
+    meta = json.loads(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "epoch": epoch,
+                "mlp": _mlp_dict(mlp),
+                "dtype": jnp.dtype(params[0].W.dtype).name,
+                "key": key_info,
+                "history": list(history),
+                "config": dict(config or {}),
+            }
+        )
+    )
     tree = {"params": params, "opt_state": state.opt_state, "key": key_data}
-    arrays = {path: {"dtype": np.dtype(leaf.dtype).name, "shape": list(np.shape(leaf)),
-                     "sha256": _array_sha256(leaf)} for path, leaf in _leaf_paths(tree)}
+    arrays = {
+        path: {"dtype": np.dtype(leaf.dtype).name, "shape": list(np.shape(leaf)), "sha256": _array_sha256(leaf)}
+        for path, leaf in _leaf_paths(tree)
+    }
     directory = Path(directory).absolute()
     final, staging = directory / str(epoch), directory / f"{epoch}{STAGING_SUFFIX}"
     try:
@@ -423,8 +450,9 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, mlp: MLP
             _make_room(final, epoch)
         _remove_staging(directory, epoch)
         with quiet_orbax(), contextlib.closing(_checkpointer()) as ckptr:
-            ckptr.save(staging, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
-                                                        meta=ocp.args.JsonSave(meta)))
+            ckptr.save(
+                staging, args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+            )
         _write_manifest(staging, _manifest(staging, epoch, tree, arrays, _json_sha256(meta)))
         os.rename(staging, final)  # the commit: from here on, checkpoint `epoch` exists
         failure, cause = None, None
@@ -436,8 +464,10 @@ def save_checkpoint(directory: str | os.PathLike, state: TrainState, *, mlp: MLP
         with quiet_orbax():
             _settle_orbax()
         _remove_staging(directory, epoch)
-        raise CheckpointError(f"could not save checkpoint {epoch} in {directory}: {failure}; the "
-                              "checkpoints saved before it are untouched") from cause
+        raise CheckpointError(
+            f"could not save checkpoint {epoch} in {directory}: {failure}; the "
+            "checkpoints saved before it are untouched"
+        ) from cause
     _fsync_dir(directory)
     _prune(directory, max_to_keep)
     return final
@@ -506,20 +536,21 @@ def _read_manifest(where: Path, epoch: int) -> dict | None:
     except OSError as err:
         raise DamagedCheckpointError(epoch, f"its manifest cannot be read ({err.strerror})", where) from err
     except ValueError as err:
-        raise DamagedCheckpointError(epoch, "its manifest is not valid JSON (damaged or truncated)",
-                                     where) from err
+        raise DamagedCheckpointError(epoch, "its manifest is not valid JSON (damaged or truncated)", where) from err
     if not isinstance(manifest, dict) or "sha256" not in manifest:
         raise DamagedCheckpointError(epoch, "its manifest lacks its checksum", where)
     body = {k: v for k, v in manifest.items() if k != "sha256"}
     if _json_sha256(body) != manifest["sha256"]:
         raise DamagedCheckpointError(epoch, "its manifest does not match its own checksum", where)
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise CheckpointError(f"checkpoint {where} has a manifest of format {manifest.get('format')!r}; "
-                              f"this fnnjax reads {MANIFEST_FORMAT!r}: use the fnnjax that wrote it")
+        raise CheckpointError(
+            f"checkpoint {where} has a manifest of format {manifest.get('format')!r}; "
+            f"this fnnjax reads {MANIFEST_FORMAT!r}: use the fnnjax that wrote it"
+        )
     if manifest.get("epoch") != epoch:
         raise DamagedCheckpointError(
-            epoch, f"it holds epoch {manifest.get('epoch')}, not {epoch} (a folder renamed or copied in)",
-            where)
+            epoch, f"it holds epoch {manifest.get('epoch')}, not {epoch} (a folder renamed or copied in)", where
+        )
     return manifest
 
 
@@ -542,22 +573,20 @@ def _verify_files(where: Path, epoch: int) -> dict | None:
         except FileNotFoundError as err:
             raise DamagedCheckpointError(epoch, f"file {rel} is missing", where) from err
         except OSError as err:
-            raise DamagedCheckpointError(epoch, f"file {rel} cannot be read ({err.strerror})",
-                                         where) from err
+            raise DamagedCheckpointError(epoch, f"file {rel} cannot be read ({err.strerror})", where) from err
         if size != saved["bytes"]:
             how = "truncated" if size < saved["bytes"] else "longer than saved"
             raise DamagedCheckpointError(
-                epoch, f"file {rel} is {how}: {size} bytes, {saved['bytes']} were saved", where)
+                epoch, f"file {rel} is {how}: {size} bytes, {saved['bytes']} were saved", where
+            )
         if digest != saved["sha256"]:
-            raise DamagedCheckpointError(
-                epoch, f"file {rel} does not match its checksum", where)
+            raise DamagedCheckpointError(epoch, f"file {rel} does not match its checksum", where)
     return manifest
 
 
 def _target(mlp: MLP, optimizer, meta: Mapping) -> dict:
     dtype = jnp.dtype(meta["dtype"])
-    params = tuple(_layer_of(jax.ShapeDtypeStruct(s.W, dtype), jax.ShapeDtypeStruct(s.b, dtype))
-                   for s in mlp.shapes())
+    params = tuple(_layer_of(jax.ShapeDtypeStruct(s.W, dtype), jax.ShapeDtypeStruct(s.b, dtype)) for s in mlp.shapes())
     key = jax.ShapeDtypeStruct(tuple(meta["key"]["shape"]), jnp.dtype(meta["key"]["dtype"]))
     return {"params": params, "opt_state": jax.eval_shape(optimizer.init, params), "key": key}
 
@@ -566,7 +595,8 @@ def _another_structure(where: Path, expected_treedef, got_treedef) -> Checkpoint
     return CheckpointError(
         f"checkpoint {where} holds an optimizer state of another structure than this optimizer's "
         "(another optimizer?); use the optimizer it was written with, or another folder:\n"
-        f"  expected treedef: {expected_treedef}\n  saved treedef:    {got_treedef}")
+        f"  expected treedef: {expected_treedef}\n  saved treedef:    {got_treedef}"
+    )
 
 
 def _check_layout(where: Path, manifest: dict, target: dict) -> None:
@@ -598,19 +628,20 @@ def _restore_one(directory: Path, epoch: int, mlp: MLP, optimizer) -> tuple[Rest
             raise CheckpointError(
                 f"checkpoint {where} is not an fnnjax checkpoint (format "
                 f"{meta.get('format') if isinstance(meta, Mapping) else None!r}, expected "
-                f"{FORMAT!r}); point to a folder written by fnnjax")
+                f"{FORMAT!r}); point to a folder written by fnnjax"
+            )
         saved = _mlp_from_dict(meta["mlp"])
         if saved != mlp:
             raise CheckpointError(
                 f"checkpoint {where} was written for {_describe(saved)} but this run uses "
-                f"{_describe(mlp)}; use the matching architecture or another output folder")
+                f"{_describe(mlp)}; use the matching architecture or another output folder"
+            )
         target = _target(mlp, optimizer, meta)
         if manifest is not None:
             _check_layout(where, manifest, target)
         tree = None
         try:
-            tree = ckptr.restore(where, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target))).state
+            tree = ckptr.restore(where, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
         except Exception as err:
             cause = _cause(err)
         if cause is not None:
@@ -618,22 +649,24 @@ def _restore_one(directory: Path, epoch: int, mlp: MLP, optimizer) -> tuple[Rest
             if manifest is None:  # legacy: nothing tells a damaged file from another optimizer's state
                 raise CheckpointError(
                     f"checkpoint {where} does not hold this model's state; it is damaged, or was "
-                    "written with another optimizer: use that optimizer or another folder") from cause
+                    "written with another optimizer: use that optimizer or another folder"
+                ) from cause
             raise DamagedCheckpointError(epoch, "its arrays cannot be decoded", where) from cause
     if tree is None or jax.tree.structure(tree) != jax.tree.structure(target):
         raise _another_structure(where, jax.tree.structure(target), jax.tree.structure(tree))
     if manifest is not None:  # the arrays as decoded, against the checksums taken from memory
         for path, leaf in _leaf_paths(tree):
             if _array_sha256(leaf) != manifest["arrays"][path]["sha256"]:
-                raise DamagedCheckpointError(
-                    epoch, f"array {_array_name(path)} does not match its checksum", where)
-    state = TrainState(tuple(tree["params"]), tree["opt_state"], _key_from(tree["key"], meta["key"]),
-                       int(meta["epoch"]))
+                raise DamagedCheckpointError(epoch, f"array {_array_name(path)} does not match its checksum", where)
+    state = TrainState(
+        tuple(tree["params"]), tree["opt_state"], _key_from(tree["key"], meta["key"]), int(meta["epoch"])
+    )
     return Restored(state, list(meta["history"]), dict(meta["config"])), manifest is not None
 
 
-def restore_checkpoint(directory: str | os.PathLike, *, mlp: MLP, optimizer,
-                       epoch: int | None = None, fallback: bool = False) -> Restored:
+def restore_checkpoint(
+    directory: str | os.PathLike, *, mlp: MLP, optimizer, epoch: int | None = None, fallback: bool = False
+) -> Restored:
     """Load a checkpoint written by :func:`save_checkpoint` (default: the newest), verified first.
 
     Every file is checked against the checksums in the checkpoint's manifest before any array is
@@ -676,7 +709,8 @@ def restore_checkpoint(directory: str | os.PathLike, *, mlp: MLP, optimizer,
     if not steps:
         raise FileNotFoundError(
             f"no checkpoint{'' if epoch is None else f' of epoch {epoch}'} in {directory}; "
-            "train without resuming first (or point to the folder holding the checkpoints)")
+            "train without resuming first (or point to the folder holding the checkpoints)"
+        )
     skipped = []
     for e in reversed(steps):
         try:
@@ -684,14 +718,18 @@ def restore_checkpoint(directory: str | os.PathLike, *, mlp: MLP, optimizer,
         except DamagedCheckpointError as err:
             if not fallback:
                 raise DamagedCheckpointError(
-                    e, err.reason, err.path,
-                    "; restore with fallback=True to use the newest intact checkpoint instead") from err
+                    e, err.reason, err.path, "; restore with fallback=True to use the newest intact checkpoint instead"
+                ) from err
             skipped.append((e, err.reason))
             continue
         return Restored(*restored, skipped=skipped, verified=verified)
     damage = "; ".join(f"checkpoint {e} is damaged: {reason}" for e, reason in skipped)
-    raise DamagedCheckpointError(skipped[0][0], skipped[0][1], directory / str(skipped[0][0]),
-                                 message=f"no intact checkpoint in {directory}: {damage}")
+    raise DamagedCheckpointError(
+        skipped[0][0],
+        skipped[0][1],
+        directory / str(skipped[0][0]),
+        message=f"no intact checkpoint in {directory}: {damage}",
+    )
 
 
 class Checkpointer:
@@ -717,13 +755,22 @@ class Checkpointer:
       >>> ckpt = fnnjax.Checkpointer(tempfile.mkdtemp(), mlp=fnnjax.MLP((2, 2)), every=5)
     """
 
-    def __init__(self, directory, *, mlp: MLP, every: int = 1, final_epoch: int | None = None,
-                 history: Sequence[dict] = (), config: Mapping | None = None,
-                 max_to_keep: int | None = 2):
+    def __init__(
+        self,
+        directory,
+        *,
+        mlp: MLP,
+        every: int = 1,
+        final_epoch: int | None = None,
+        history: Sequence[dict] = (),
+        config: Mapping | None = None,
+        max_to_keep: int | None = 2,
+    ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every = {every!r} but it must be a positive integer (epochs)")
-        if max_to_keep is not None and (isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int)
-                                        or max_to_keep < 1):
+        if max_to_keep is not None and (
+            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
+        ):
             raise ValueError(f"max_to_keep = {max_to_keep!r} but it must be a positive integer or None (all)")
         self.directory, self.mlp, self.every, self.final_epoch = directory, mlp, every, final_epoch
         self.history, self.config, self.max_to_keep = list(history), dict(config or {}), max_to_keep
@@ -736,8 +783,9 @@ class Checkpointer:
 
     def save(self, state: TrainState) -> Path:
         """Save ``state`` now, with the history so far (e.g. before stopping between two due saves)."""
-        path = save_checkpoint(self.directory, state, mlp=self.mlp, history=self.history,
-                               config=self.config, max_to_keep=self.max_to_keep)
+        path = save_checkpoint(
+            self.directory, state, mlp=self.mlp, history=self.history, config=self.config, max_to_keep=self.max_to_keep
+        )
         self.last_saved = int(state.epoch)
         return path
 
@@ -747,8 +795,11 @@ class Checkpointer:
 
 
 def _params_checksums(arrays: Mapping[str, np.ndarray], mlp_json: str) -> dict:
-    return {"format": PARAMS_FORMAT, "mlp": hashlib.sha256(mlp_json.encode()).hexdigest(),
-            "arrays": {name: _array_sha256(a) for name, a in arrays.items()}}
+    return {
+        "format": PARAMS_FORMAT,
+        "mlp": hashlib.sha256(mlp_json.encode()).hexdigest(),
+        "arrays": {name: _array_sha256(a) for name, a in arrays.items()},
+    }
 
 
 def save_params(path: str | os.PathLike, mlp: MLP, params: Params) -> Path:
@@ -793,8 +844,10 @@ def save_params(path: str | os.PathLike, mlp: MLP, params: Params) -> Path:
 
 
 def _damaged_params(path: Path, what: str) -> InputError:
-    return InputError(f"params file {path} is damaged: {what}; write it again (fnnjax.save_params, or "
-                      "fnnjax train --resume re-writes it from the newest intact checkpoint)")
+    return InputError(
+        f"params file {path} is damaged: {what}; write it again (fnnjax.save_params, or "
+        "fnnjax train --resume re-writes it from the newest intact checkpoint)"
+    )
 
 
 def _read_npz(path: Path) -> tuple[dict, str, dict | None]:
@@ -805,15 +858,20 @@ def _read_npz(path: Path) -> tuple[dict, str, dict | None]:
             entries = {name: f[name] for name in names}
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         crc = re.search(r"Bad CRC-32 for file '(.+?)(\.npy)?'", str(err))
-        what = (f"entry {crc.group(1)} fails the zip format's CRC-32 check" if crc else
-                "it is not a complete npz (zip) archive (truncated or overwritten)")
+        what = (
+            f"entry {crc.group(1)} fails the zip format's CRC-32 check"
+            if crc
+            else "it is not a complete npz (zip) archive (truncated or overwritten)"
+        )
         raise _damaged_params(path, what) from err
     except (OSError, ValueError) as err:
         raise _damaged_params(path, f"it cannot be read as an npz archive ({type(err).__name__})") from err
     if "mlp" not in entries:
-        raise InputError(f"{path} is not an fnnjax params file (it has no 'mlp' entry, only "
-                         f"{', '.join(sorted(names)) or 'nothing'}); write it with fnnjax.save_params "
-                         "or fnnjax train --out")
+        raise InputError(
+            f"{path} is not an fnnjax params file (it has no 'mlp' entry, only "
+            f"{', '.join(sorted(names)) or 'nothing'}); write it with fnnjax.save_params "
+            "or fnnjax train --out"
+        )
     mlp_json = str(entries.pop("mlp"))
     checksums = None
     if "checksums" in entries:
@@ -842,8 +900,9 @@ def load_params(path: str | os.PathLike) -> tuple[MLP, Params]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"params file {path} does not exist; pass the params.npz written "
-                                "by fnnjax train (or its --out folder)")
+        raise FileNotFoundError(
+            f"params file {path} does not exist; pass the params.npz written by fnnjax train (or its --out folder)"
+        )
     entries, mlp_json, checksums = _read_npz(path)
     if checksums is not None:
         if hashlib.sha256(mlp_json.encode()).hexdigest() != checksums["mlp"]:
@@ -855,10 +914,13 @@ def load_params(path: str | os.PathLike) -> tuple[MLP, Params]:
                 raise _damaged_params(path, f"array {name} does not match its checksum")
     try:
         mlp = _mlp_from_dict(json.loads(mlp_json))
-        params = tuple(Layer(jnp.asarray(entries[f"W{l}"]), jnp.asarray(entries[f"b{l}"]))
-                       for l in range(1, mlp.num_layers + 1))
+        params = tuple(
+            Layer(jnp.asarray(entries[f"W{l}"]), jnp.asarray(entries[f"b{l}"])) for l in range(1, mlp.num_layers + 1)
+        )
     except (KeyError, ValueError, TypeError) as err:
-        raise InputError(f"{path} is not an fnnjax params file (no model description or a missing "
-                         f"array: {type(err).__name__} {err}); write it with fnnjax.save_params or "
-                         "fnnjax train --out") from err
+        raise InputError(
+            f"{path} is not an fnnjax params file (no model description or a missing "
+            f"array: {type(err).__name__} {err}); write it with fnnjax.save_params or "
+            "fnnjax train --out"
+        ) from err
     return mlp, check_params(mlp, params)

@@ -42,8 +42,22 @@ adagrad, each with learning rate ``--lr``."""
 PRETRAIN_METHODS = ("none", "autoencoder")
 """``--pretrain`` values: none (default) or autoencoder (F28, :func:`fnnjax.pretrain`)."""
 
-RESUME_KEYS = ("dataset", "sizes", "hidden", "init", "optimizer", "lr", "schedule", "batch_size",
-               "seed", "gradient", "l2", "dropout", "val_split", "pretrain")
+RESUME_KEYS = (
+    "dataset",
+    "sizes",
+    "hidden",
+    "init",
+    "optimizer",
+    "lr",
+    "schedule",
+    "batch_size",
+    "seed",
+    "gradient",
+    "l2",
+    "dropout",
+    "val_split",
+    "pretrain",
+)
 """Settings a resumed run must share with the checkpoint (only --epochs and the output options
 may change)."""
 
@@ -56,20 +70,22 @@ def _usage_error(message: str):
 
 @functools.lru_cache(maxsize=32)
 def _optimizer(name: str, lr: float, schedule: str = "constant", total_steps: int = 0):
-    """The optax optimizer for a name and learning rate (or schedule over ``total_steps``;
-    memoised, so that repeated runs in one process reuse the compiled epoch program)."""
+    """The optax optimizer for a name and learning rate (or schedule over ``total_steps``).
+
+    Memoised, so a repeated run in one process gets the same object (equal optimizers built anew
+    also share the compiled epoch program: :mod:`fnnjax._static_key`)."""
     import optax
 
     from fnnjax._presets import learning_rate
 
-    lr = learning_rate(schedule, lr, total_steps)
+    rate = learning_rate(schedule, lr, total_steps)
     if name == "sgd":
-        return optax.sgd(lr)
+        return optax.sgd(rate)
     if name == "momentum":
-        return optax.sgd(lr, momentum=0.9)
+        return optax.sgd(rate, momentum=0.9)
     if name == "nesterov":
-        return optax.sgd(lr, momentum=0.9, nesterov=True)
-    return getattr(optax, name)(lr)
+        return optax.sgd(rate, momentum=0.9, nesterov=True)
+    return getattr(optax, name)(rate)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -82,8 +98,10 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
     except ValueError:
         sizes = ()
     if len(sizes) < 2 or any(s < 1 for s in sizes):
-        raise _usage_error(f"--sizes {text!r} is not a comma-separated list of at least two positive "
-                           "integers; use e.g. --sizes 784,256,10")
+        raise _usage_error(
+            f"--sizes {text!r} is not a comma-separated list of at least two positive "
+            "integers; use e.g. --sizes 784,256,10"
+        )
     return sizes
 
 
@@ -92,8 +110,10 @@ def _parse_init(text: str) -> tuple[str, dict]:
 
     scheme, _, value = text.partition(":")
     if scheme not in SCHEMES:
-        raise _usage_error(f"--init {text!r}: unknown scheme {scheme!r}; valid schemes are "
-                           f"{', '.join(SCHEMES)} (optionally with :VALUE, e.g. normal:0.01)")
+        raise _usage_error(
+            f"--init {text!r}: unknown scheme {scheme!r}; valid schemes are "
+            f"{', '.join(SCHEMES)} (optionally with :VALUE, e.g. normal:0.01)"
+        )
     if not value:
         return scheme, {}
     try:
@@ -101,8 +121,9 @@ def _parse_init(text: str) -> tuple[str, dict]:
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number < 0:
-        raise _usage_error(f"--init {text!r}: {value!r} is not a non-negative number (the scheme's "
-                           f"{SCHEMES[scheme][0]})")
+        raise _usage_error(
+            f"--init {text!r}: {value!r} is not a non-negative number (the scheme's {SCHEMES[scheme][0]})"
+        )
     return scheme, {SCHEMES[scheme][0]: number}
 
 
@@ -110,11 +131,9 @@ def _check_train_args(args) -> None:
     from fnnjax import GRADIENTS, data
 
     if args.dataset not in data.DATASETS:
-        raise _usage_error(f"unknown --dataset {args.dataset!r}; valid data sets are "
-                           f"{', '.join(data.DATASETS)}")
+        raise _usage_error(f"unknown --dataset {args.dataset!r}; valid data sets are {', '.join(data.DATASETS)}")
     if args.optimizer not in OPTIMIZERS:
-        raise _usage_error(f"unknown --optimizer {args.optimizer!r}; valid optimizers are "
-                           f"{', '.join(OPTIMIZERS)}")
+        raise _usage_error(f"unknown --optimizer {args.optimizer!r}; valid optimizers are {', '.join(OPTIMIZERS)}")
     from fnnjax._presets import SCHEDULES
 
     if args.schedule not in SCHEDULES:
@@ -130,35 +149,47 @@ def _check_train_args(args) -> None:
     if not (math.isfinite(args.l2) and args.l2 >= 0):
         raise _usage_error(f"--l2 {args.l2} must be >= 0 (the weight-decay coefficient lambda of F7)")
     if not 0 <= args.dropout < 1:
-        raise _usage_error(f"--dropout {args.dropout} must satisfy 0 <= p < 1 (the probability of "
-                           "DROPPING a hidden unit)")
+        raise _usage_error(
+            f"--dropout {args.dropout} must satisfy 0 <= p < 1 (the probability of DROPPING a hidden unit)"
+        )
     if not 0 <= args.val_split < 1:
-        raise _usage_error(f"--val-split {args.val_split} must satisfy 0 <= f < 1 (the share of the "
-                           "training set held out for validation)")
+        raise _usage_error(
+            f"--val-split {args.val_split} must satisfy 0 <= f < 1 (the share of the "
+            "training set held out for validation)"
+        )
     if args.pretrain not in PRETRAIN_METHODS:
-        raise _usage_error(f"unknown --pretrain {args.pretrain!r}; valid values are "
-                           f"{', '.join(PRETRAIN_METHODS)}")
+        raise _usage_error(f"unknown --pretrain {args.pretrain!r}; valid values are {', '.join(PRETRAIN_METHODS)}")
     if args.pretrain_epochs <= 0:
-        raise _usage_error(f"--pretrain-epochs {args.pretrain_epochs} must be a positive integer "
-                           "(autoencoder epochs per hidden layer), e.g. --pretrain-epochs 5")
+        raise _usage_error(
+            f"--pretrain-epochs {args.pretrain_epochs} must be a positive integer "
+            "(autoencoder epochs per hidden layer), e.g. --pretrain-epochs 5"
+        )
     if args.unroll < 1:
-        raise _usage_error(f"--unroll {args.unroll} must be a positive integer (training steps per "
-                           "iteration of the compiled epoch loop), e.g. --unroll 1")
+        raise _usage_error(
+            f"--unroll {args.unroll} must be a positive integer (training steps per "
+            "iteration of the compiled epoch loop), e.g. --unroll 1"
+        )
     if args.devices is not None and args.devices < 1:
-        raise _usage_error(f"--devices {args.devices} must be a positive integer (devices to shard "
-                           "each batch over), e.g. --devices 2")
+        raise _usage_error(
+            f"--devices {args.devices} must be a positive integer (devices to shard each batch over), e.g. --devices 2"
+        )
     if args.devices is not None and args.batch_size % args.devices:
-        raise _usage_error(f"--batch-size {args.batch_size} does not divide over --devices "
-                           f"{args.devices}; each device takes batch-size / devices samples of "
-                           f"every batch, so use a multiple of {args.devices}")
+        raise _usage_error(
+            f"--batch-size {args.batch_size} does not divide over --devices "
+            f"{args.devices}; each device takes batch-size / devices samples of "
+            f"every batch, so use a multiple of {args.devices}"
+        )
     if args.checkpoint_every < 0:
         raise _usage_error(f"--checkpoint-every {args.checkpoint_every} must be >= 0 (0: no checkpoints)")
     if args.keep_checkpoints < 0:
-        raise _usage_error(f"--keep-checkpoints {args.keep_checkpoints} must be >= 0 (0: keep all), "
-                           "e.g. --keep-checkpoints 2")
+        raise _usage_error(
+            f"--keep-checkpoints {args.keep_checkpoints} must be >= 0 (0: keep all), e.g. --keep-checkpoints 2"
+        )
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        raise _usage_error(f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
-                           f"to the folder holding {args.dataset}/ (or its four IDX files)")
+        raise _usage_error(
+            f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
+            f"to the folder holding {args.dataset}/ (or its four IDX files)"
+        )
 
 
 def _build_mlp(args, sizes):
@@ -181,28 +212,43 @@ def _load_data(args, sizes):
         raise _usage_error(
             f"--sizes {','.join(map(str, sizes))} does not fit {args.dataset}: its images have "
             f"{pixels} pixels and it has {classes} classes, so sizes must start with {pixels} and "
-            f"end with {classes} (e.g. --sizes {pixels},256,{classes})")
+            f"end with {classes} (e.g. --sizes {pixels},256,{classes})"
+        )
     train, val = (ds.x_train, ds.y_train), None
     if args.val_split > 0:
         s = data.train_val_split(ds.x_train, ds.y_train, seed=args.seed, fraction=args.val_split)
         train, val = (s.x_train, s.y_train), (s.x_val, s.y_val)
     n = len(train[0])
     if args.batch_size > n:
-        raise _usage_error(f"--batch-size {args.batch_size} is larger than the training set "
-                           f"({n} samples); use --batch-size <= {n}")
+        raise _usage_error(
+            f"--batch-size {args.batch_size} is larger than the training set ({n} samples); use --batch-size <= {n}"
+        )
     return train, val, (ds.x_test, ds.y_test), ds.classes
 
 
 def _config(args, sizes) -> dict:
-    return {"dataset": args.dataset, "sizes": list(sizes), "hidden": args.hidden, "output": "softmax",
-            "loss": "cross_entropy", "init": args.init, "optimizer": args.optimizer, "lr": args.lr,
-            "schedule": args.schedule, "preset": args.preset, "batch_size": args.batch_size,
-            "epochs": args.epochs, "seed": args.seed,
-            "gradient": args.gradient, "l2": args.l2, "dropout": args.dropout,
-            "val_split": args.val_split,
-            "devices": args.devices, "unroll": args.unroll,
-            "pretrain": (None if args.pretrain == "none"
-                         else {"method": args.pretrain, "epochs": args.pretrain_epochs})}
+    return {
+        "dataset": args.dataset,
+        "sizes": list(sizes),
+        "hidden": args.hidden,
+        "output": "softmax",
+        "loss": "cross_entropy",
+        "init": args.init,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "schedule": args.schedule,
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "gradient": args.gradient,
+        "l2": args.l2,
+        "dropout": args.dropout,
+        "val_split": args.val_split,
+        "devices": args.devices,
+        "unroll": args.unroll,
+        "pretrain": (None if args.pretrain == "none" else {"method": args.pretrain, "epochs": args.pretrain_epochs}),
+    }
 
 
 _FLAGS = {"batch_size": "--batch-size", "val_split": "--val-split", "pretrain": "--pretrain"}
@@ -215,7 +261,8 @@ def _check_resume_config(saved: dict, config: dict, where: Path) -> None:
             raise _usage_error(
                 f"--resume: the checkpoint in {where} was written with {flag} {saved.get(name)!r} "
                 f"but this run has {flag} {config[name]!r}; resume with the same settings (only "
-                "--epochs may change) or use another --out")
+                "--epochs may change) or use another --out"
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,30 +276,38 @@ def _pretrained(mlp, params, x_train, key, epochs: int):
     import fnnjax
 
     decoder = "sigmoid" if all(h == "sigmoid" for h in mlp.hidden) else "identity"
-    pre = fnnjax.pretrain(mlp, params, x_train, key=key, epochs=epochs,
-                          batch_size=min(64, len(x_train)),
-                          optimizer=optax.sgd(0.01, momentum=0.9), tied=False, decoder=decoder)
+    pre = fnnjax.pretrain(
+        mlp,
+        params,
+        x_train,
+        key=key,
+        epochs=epochs,
+        batch_size=min(64, len(x_train)),
+        optimizer=optax.sgd(0.01, momentum=0.9),
+        tied=False,
+        decoder=decoder,
+    )
     return pre.params
 
 
-_RECORD_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-                "seconds")
+_RECORD_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
 
 
 def _normalise(record: dict) -> dict:
     return {k: record.get(k) for k in _RECORD_KEYS}
 
 
-def _write_outputs(out: Path, config: dict, records: list, compile_seconds, mlp, params,
-                   stopped: str | None = None) -> None:
+def _write_outputs(
+    out: Path, config: dict, records: list, compile_seconds, mlp, params, stopped: str | None = None
+) -> None:
     from fnnjax import save_params
     from fnnjax._plots import plot_history
 
-    history = {"config": config, "epochs": [_normalise(r) for r in records],
-               "compile_seconds": compile_seconds}
+    history = {"config": config, "epochs": [_normalise(r) for r in records], "compile_seconds": compile_seconds}
     if records:
-        history["final"] = {k: records[-1].get(k) for k in ("epoch", "train_loss", "train_acc",
-                                                            "val_acc", "test_loss", "test_acc")}
+        history["final"] = {
+            k: records[-1].get(k) for k in ("epoch", "train_loss", "train_acc", "val_acc", "test_loss", "test_acc")
+        }
     if stopped:
         history["stopped"] = stopped
     tmp = out / ".history.json.tmp"
@@ -261,8 +316,10 @@ def _write_outputs(out: Path, config: dict, records: list, compile_seconds, mlp,
     if params is not None:
         save_params(out / "params.npz", mlp, params)
     if records:
-        title = (f"{config['dataset']} {','.join(map(str, config['sizes']))} {config['hidden']}, "
-                 f"{config['optimizer']} lr {config['lr']}, batch {config['batch_size']}")
+        title = (
+            f"{config['dataset']} {','.join(map(str, config['sizes']))} {config['hidden']}, "
+            f"{config['optimizer']} lr {config['lr']}, batch {config['batch_size']}"
+        )
         plot_history(records, out / "curves.png", title=title)
 
 
@@ -275,8 +332,10 @@ def _check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise _usage_error(f"cannot write checkpoints into {folder} ({err.strerror}); make it "
-                           "writable, choose another --out, or pass --checkpoint-every 0") from err
+        raise _usage_error(
+            f"cannot write checkpoints into {folder} ({err.strerror}); make it "
+            "writable, choose another --out, or pass --checkpoint-every 0"
+        ) from err
 
 
 def _resume(ckpt_dir: Path, mlp, optimizer, config: dict):
@@ -286,18 +345,24 @@ def _resume(ckpt_dir: Path, mlp, optimizer, config: dict):
     try:
         restored = restore_checkpoint(ckpt_dir, mlp=mlp, optimizer=optimizer, fallback=True)
     except DamagedCheckpointError as err:
-        raise _usage_error(f"--resume: {err}; nothing can be resumed: train afresh with another --out "
-                           "(the damaged checkpoints are left where they are)") from err
+        raise _usage_error(
+            f"--resume: {err}; nothing can be resumed: train afresh with another --out "
+            "(the damaged checkpoints are left where they are)"
+        ) from err
     _check_resume_config(restored.config, config, ckpt_dir)
     start = restored.state.epoch
     for epoch, reason in restored.skipped:
         moved = set_aside(ckpt_dir / str(epoch))
-        print(f"fnnjax train: checkpoint {epoch} is damaged: {reason}; skipped it (renamed "
-              f"{moved.name}) and resuming from checkpoint {start}, the newest intact one",
-              file=sys.stderr)
+        print(
+            f"fnnjax train: checkpoint {epoch} is damaged: {reason}; skipped it (renamed "
+            f"{moved.name}) and resuming from checkpoint {start}, the newest intact one",
+            file=sys.stderr,
+        )
     if not restored.verified:
-        print(f"fnnjax train: checkpoint {start} was written before fnnjax stored checksums; "
-              "resuming from it unverified", file=sys.stderr)
+        print(
+            f"fnnjax train: checkpoint {start} was written before fnnjax stored checksums; resuming from it unverified",
+            file=sys.stderr,
+        )
     return restored
 
 
@@ -312,8 +377,10 @@ def _intact_note(ckpt_dir: Path, mlp, optimizer) -> str:
     except CheckpointError:
         return f"no intact checkpoint is left in {ckpt_dir}"
     damaged = "".join(f" (checkpoint {e} is damaged)" for e, _ in restored.skipped)
-    return (f"the newest intact checkpoint (epoch {restored.state.epoch}, checksums verified) is kept "
-            f"in {ckpt_dir}{damaged}")
+    return (
+        f"the newest intact checkpoint (epoch {restored.state.epoch}, checksums verified) is kept "
+        f"in {ckpt_dir}{damaged}"
+    )
 
 
 def run_train(args) -> int:
@@ -338,11 +405,11 @@ def run_train(args) -> int:
     except OutputLocked as err:
         raise _usage_error(f"--out {err}") from err
     except OSError as err:
-        raise _usage_error(f"--out {out} cannot be written ({err.strerror}); choose a folder you "
-                           "can write to") from err
+        raise _usage_error(f"--out {out} cannot be written ({err.strerror}); choose a folder you can write to") from err
     try:
-        stopping = "stopping after the epoch in progress" + (", once it is checkpointed"
-                                                              if args.checkpoint_every else "")
+        stopping = "stopping after the epoch in progress" + (
+            ", once it is checkpointed" if args.checkpoint_every else ""
+        )
         with Preemption(stopping) as preempt, quiet_orbax():
             return _train(args, sizes, scheme, init_options, mlp, out, preempt)
     finally:
@@ -358,29 +425,27 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     import tqdm
 
     import fnnjax
-
-    from fnnjax import CheckpointError, Checkpointer, NonFiniteLossError, latest_checkpoint
+    from fnnjax import Checkpointer, CheckpointError, NonFiniteLossError, latest_checkpoint
 
     mesh = None if args.devices is None else fnnjax.data_mesh(args.devices, what="--devices")
     latest = latest_checkpoint(ckpt_dir)
     if latest is not None and not args.resume:
-        raise _usage_error(f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
-                           "--resume to continue that run, or choose another --out")
+        raise _usage_error(
+            f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
+            "--resume to continue that run, or choose another --out"
+        )
     if args.resume and latest is None:
-        raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without "
-                           "--resume to start training")
+        raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without --resume to start training")
     train, val, test, classes = _load_data(args, sizes)
     if args.checkpoint_every:
         _check_writable(ckpt_dir)
-    optimizer = _optimizer(args.optimizer, args.lr, args.schedule,
-                           args.epochs * -(-len(train[0]) // args.batch_size))
+    optimizer = _optimizer(args.optimizer, args.lr, args.schedule, args.epochs * -(-len(train[0]) // args.batch_size))
     run_key = jax.random.key(args.seed)
     init_key, train_key = jax.random.split(run_key)
     params = fnnjax.init_params(init_key, mlp, scheme, **init_options)
     opt_state, start, records = None, 0, []
     if args.pretrain == "autoencoder" and not args.resume:
-        params = _pretrained(mlp, params, train[0], jax.random.split(run_key, 3)[2],
-                             args.pretrain_epochs)
+        params = _pretrained(mlp, params, train[0], jax.random.split(run_key, 3)[2], args.pretrain_epochs)
     if args.resume:
         restored = _resume(ckpt_dir, mlp, optimizer, config)
         params, opt_state, train_key, start = restored.state
@@ -390,9 +455,15 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     evals = {"test": test} if val is None else {"val": val, "test": test}
     ckpt = None
     if args.checkpoint_every:
-        ckpt = Checkpointer(ckpt_dir, mlp=mlp, every=args.checkpoint_every, final_epoch=args.epochs,
-                            history=records, config=config,
-                            max_to_keep=args.keep_checkpoints or None)
+        ckpt = Checkpointer(
+            ckpt_dir,
+            mlp=mlp,
+            every=args.checkpoint_every,
+            final_epoch=args.epochs,
+            history=records,
+            config=config,
+            max_to_keep=args.keep_checkpoints or None,
+        )
     done = list(records)
     compile_seconds = None
 
@@ -409,23 +480,48 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
                 ckpt.save(state)
         return True
 
-    with tqdm.tqdm(total=args.epochs, initial=start, unit="epoch", desc="train", file=sys.stderr,
-                   disable=args.quiet, dynamic_ncols=True) as bar:
+    with tqdm.tqdm(
+        total=args.epochs,
+        initial=start,
+        unit="epoch",
+        desc="train",
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
+    ) as bar:
+
         def progress(record, state):
             done.append(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.4f}", acc=f"{record['train_acc']:.4f}",
-                            test_acc=f"{record['test_acc']:.4f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{record['train_loss']:.4f}",
+                acc=f"{record['train_acc']:.4f}",
+                test_acc=f"{record['test_acc']:.4f}",
+                refresh=False,
+            )
             bar.update(1)
 
         callbacks = [progress, *([checkpoint] if ckpt is not None else []), stop_when_asked]
         try:
             if start < args.epochs and not preempt.requested:
                 params, history = fnnjax.fit(
-                    mlp, params, train, optimizer=optimizer, epochs=args.epochs,
-                    batch_size=args.batch_size, key=train_key, loss="cross_entropy",
-                    gradient=args.gradient, l2=args.l2, dropout=args.dropout, eval=evals,
-                    callbacks=callbacks, opt_state=opt_state, initial_epoch=start,
-                    mesh=mesh, unroll=args.unroll)
+                    mlp,
+                    params,
+                    train,
+                    optimizer=optimizer,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    key=train_key,
+                    loss="cross_entropy",
+                    gradient=args.gradient,
+                    l2=args.l2,
+                    dropout=args.dropout,
+                    eval=evals,
+                    callbacks=callbacks,
+                    opt_state=opt_state,
+                    initial_epoch=start,
+                    mesh=mesh,
+                    unroll=args.unroll,
+                )
                 compile_seconds = history.compile_seconds
         except NonFiniteLossError as err:
             message = f"{err}; {_intact_note(ckpt_dir, mlp, optimizer)}"
@@ -447,23 +543,29 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     with preempt.deferred():
         _write_outputs(out, config, done, compile_seconds, mlp, params)
     final = done[-1] if done else {}
-    print(f"test accuracy {final.get('test_acc', float('nan')):.4f} after epoch {final.get('epoch')} "
-          f"(train loss {final.get('train_loss', float('nan')):.4f}, train acc "
-          f"{final.get('train_acc', float('nan')):.4f}); wrote {out / 'history.json'}, "
-          f"{out / 'params.npz'}, {out / 'curves.png'}")
+    print(
+        f"test accuracy {final.get('test_acc', float('nan')):.4f} after epoch {final.get('epoch')} "
+        f"(train loss {final.get('train_loss', float('nan')):.4f}, train acc "
+        f"{final.get('train_acc', float('nan')):.4f}); wrote {out / 'history.json'}, "
+        f"{out / 'params.npz'}, {out / 'curves.png'}"
+    )
     return 0
 
 
 def _stopped_line(args, signal_name: str, epoch: int, saved_in: Path | None) -> str:
     """What a run stopped by a signal after ``epoch`` says: where its state is and how to go on."""
     if saved_in is not None:
-        how = (f"checkpoint {epoch} is saved in {saved_in}: run the same command with --resume to "
-               f"continue from epoch {epoch + 1}")
+        how = (
+            f"checkpoint {epoch} is saved in {saved_in}: run the same command with --resume to "
+            f"continue from epoch {epoch + 1}"
+        )
     elif epoch == 0:
         how = "nothing was trained yet: run the same command again"
     else:
-        how = ("no checkpoints are written (--checkpoint-every 0), so it cannot be resumed; "
-               f"params.npz holds the params after epoch {epoch}")
+        how = (
+            "no checkpoints are written (--checkpoint-every 0), so it cannot be resumed; "
+            f"params.npz holds the params after epoch {epoch}"
+        )
     return f"stopped by {signal_name} after epoch {epoch} of {args.epochs}; {how}"
 
 
@@ -475,8 +577,7 @@ def _params_file(path: Path) -> Path:
     if path.is_dir():
         path = path / "params.npz"
     if not path.is_file():
-        raise _usage_error(f"--params {path} does not exist; pass the --out folder of fnnjax train "
-                           "or its params.npz")
+        raise _usage_error(f"--params {path} does not exist; pass the --out folder of fnnjax train or its params.npz")
     return path
 
 
@@ -503,8 +604,10 @@ def run_predict(args) -> int:
     mlp, params = fnnjax.load_params(path)
     ds = data.load_dataset(dataset, args.data_dir)
     if mlp.sizes[0] != ds.x_test.shape[1] or mlp.sizes[-1] != len(ds.classes):
-        raise _usage_error(f"the params in {path} are for sizes {mlp.sizes} but {dataset} has "
-                           f"{ds.x_test.shape[1]} pixels and {len(ds.classes)} classes")
+        raise _usage_error(
+            f"the params in {path} are for sizes {mlp.sizes} but {dataset} has "
+            f"{ds.x_test.shape[1]} pixels and {len(ds.classes)} classes"
+        )
     predictions = np.asarray(np.argmax(fnnjax.forward(mlp, params, ds.x_test), axis=-1))
     accuracy = float(np.mean(predictions == ds.y_test))
     count = min(args.count, len(ds.x_test))
@@ -513,11 +616,9 @@ def run_predict(args) -> int:
     else:
         idx = np.random.default_rng(args.seed).choice(len(ds.x_test), count, replace=False)
     out = Path(args.out) if args.out else path.parent / "predictions.png"
-    plot_predictions(ds.x_test[idx], ds.y_test[idx], predictions[idx], ds.classes, out,
-                     columns=args.columns)
+    plot_predictions(ds.x_test[idx], ds.y_test[idx], predictions[idx], ds.classes, out, columns=args.columns)
     shown = int(np.sum(predictions[idx] == ds.y_test[idx]))
-    print(f"wrote {out}: {shown}/{count} shown images correct; test accuracy {accuracy:.4f} "
-          f"({len(ds.x_test)} images)")
+    print(f"wrote {out}: {shown}/{count} shown images correct; test accuracy {accuracy:.4f} ({len(ds.x_test)} images)")
     return 0
 
 
@@ -530,65 +631,101 @@ def register(subparsers) -> None:
     from fnnjax._presets import add_preset_argument
 
     t = subparsers.add_parser(
-        "train", help="train an MLP on Fashion-MNIST/MNIST (the notes' experiment)",
+        "train",
+        help="train an MLP on Fashion-MNIST/MNIST (the notes' experiment)",
         description="Train an MLP (softmax output, cross-entropy) with optax, the gradient from the "
         "hand-written backprop or jax.grad; write history.json, params.npz, curves.png and "
         "checkpoints into --out. The notes' recipe: fnnjax train --dataset fashion-mnist --sizes "
         "784,256,10 --hidden relu --init normal:0.01 --optimizer sgd --lr 0.1 --batch-size 256 "
-        "--epochs 50 --seed 0 --out runs/notes")
+        "--epochs 50 --seed 0 --out runs/notes",
+    )
     t.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default) or mnist")
-    t.add_argument("--data-dir", default=None,
-                   help="folder holding the data set (default: $FNNJAX_DATA/<dataset>, else the cache)")
+    t.add_argument(
+        "--data-dir", default=None, help="folder holding the data set (default: $FNNJAX_DATA/<dataset>, else the cache)"
+    )
     t.add_argument("--sizes", default="784,256,10", help="layer widths M_0,...,M_L (default 784,256,10)")
     t.add_argument("--hidden", default="relu", help="hidden activation, or one per hidden layer, comma-separated")
-    t.add_argument("--init", default="normal:0.01",
-                   help="weight init SCHEME[:VALUE], e.g. normal:0.01 (std), he, xavier, uniform:0.05")
+    t.add_argument(
+        "--init",
+        default="normal:0.01",
+        help="weight init SCHEME[:VALUE], e.g. normal:0.01 (std), he, xavier, uniform:0.05",
+    )
     t.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
     t.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1; the peak with a schedule)")
-    t.add_argument("--schedule", default="constant",
-                   help="learning-rate schedule: constant (default) or cosine (from --lr down to 0 "
-                   "over the run's steps)")
+    t.add_argument(
+        "--schedule",
+        default="constant",
+        help="learning-rate schedule: constant (default) or cosine (from --lr down to 0 over the run's steps)",
+    )
     t.add_argument("--batch-size", type=int, default=256, help="minibatch size (default 256)")
     t.add_argument("--epochs", type=int, default=50, help="epochs to train (default 50)")
     t.add_argument("--seed", type=int, default=0, help="seed of init, shuffling and dropout (default 0)")
-    t.add_argument("--gradient", default="backprop",
-                   help="backprop (fnnjax's hand-written recursion, default) or grad (jax.grad)")
+    t.add_argument(
+        "--gradient", default="backprop", help="backprop (fnnjax's hand-written recursion, default) or grad (jax.grad)"
+    )
     t.add_argument("--l2", type=float, default=0.0, help="L2 weight decay lambda (F7; default 0)")
-    t.add_argument("--dropout", type=float, default=0.0,
-                   help="dropout DROP rate p on hidden layers, 0 <= p < 1 (default 0)")
-    t.add_argument("--val-split", type=float, default=0.0,
-                   help="share of the training set held out for validation (default 0: train on "
-                   "all of it, as the notes do; curves then compare train with test)")
-    t.add_argument("--pretrain", default="none",
-                   help="none (default) or autoencoder: greedy layer-wise autoencoder pretraining "
-                   "of the hidden layers (F28) before training")
-    t.add_argument("--pretrain-epochs", type=int, default=5,
-                   help="autoencoder epochs per hidden layer with --pretrain (default 5)")
-    t.add_argument("--devices", type=int, default=None,
-                   help="data-parallel training over the first N devices: each batch split over "
-                   "them, params replicated, gradients combined by XLA (--batch-size must be a "
-                   "multiple of N; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
-    t.add_argument("--unroll", type=int, default=1,
-                   help="training steps per iteration of the compiled epoch loop (lax.scan unroll; "
-                   "default 1); larger values cut loop overhead where steps are short (GPU), and "
-                   "agree with 1 to float rounding")
-    t.add_argument("--checkpoint-every", type=int, default=1,
-                   help="save a checkpoint every N epochs (default 1; 0: never)")
-    t.add_argument("--keep-checkpoints", type=int, default=2,
-                   help="keep the newest N checkpoints (default 2: the newest and one to fall back "
-                   "to should it be damaged; 0: keep all)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from the newest intact checkpoint in OUT/checkpoints (damaged "
-                   "newer ones are reported and renamed N.damaged)")
+    t.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout DROP rate p on hidden layers, 0 <= p < 1 (default 0)"
+    )
+    t.add_argument(
+        "--val-split",
+        type=float,
+        default=0.0,
+        help="share of the training set held out for validation (default 0: train on "
+        "all of it, as the notes do; curves then compare train with test)",
+    )
+    t.add_argument(
+        "--pretrain",
+        default="none",
+        help="none (default) or autoencoder: greedy layer-wise autoencoder pretraining "
+        "of the hidden layers (F28) before training",
+    )
+    t.add_argument(
+        "--pretrain-epochs", type=int, default=5, help="autoencoder epochs per hidden layer with --pretrain (default 5)"
+    )
+    t.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="data-parallel training over the first N devices: each batch split over "
+        "them, params replicated, gradients combined by XLA (--batch-size must be a "
+        "multiple of N; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+    )
+    t.add_argument(
+        "--unroll",
+        type=int,
+        default=1,
+        help="training steps per iteration of the compiled epoch loop (lax.scan unroll; "
+        "default 1); larger values cut loop overhead where steps are short (GPU), and "
+        "agree with 1 to float rounding",
+    )
+    t.add_argument(
+        "--checkpoint-every", type=int, default=1, help="save a checkpoint every N epochs (default 1; 0: never)"
+    )
+    t.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=2,
+        help="keep the newest N checkpoints (default 2: the newest and one to fall back "
+        "to should it be damaged; 0: keep all)",
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest intact checkpoint in OUT/checkpoints (damaged "
+        "newer ones are reported and renamed N.damaged)",
+    )
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     add_preset_argument(t)  # after every option it may fill
     t.set_defaults(func=run_train)
 
     p = subparsers.add_parser(
-        "predict", help="show test images with true and predicted labels (PNG)",
+        "predict",
+        help="show test images with true and predicted labels (PNG)",
         description="Predict test images with trained params and draw them in a grid titled "
-        "'true / predicted' (wrong predictions in red).")
+        "'true / predicted' (wrong predictions in red).",
+    )
     p.add_argument("--params", required=True, help="the --out folder of fnnjax train, or a params.npz")
     p.add_argument("--dataset", default=None, help="default: the one the params were trained on")
     p.add_argument("--data-dir", default=None, help="folder holding the data set")

@@ -46,8 +46,16 @@ DATA_ENV_VAR = "FNNJAX_DATA"
 """The environment variable naming a folder that holds ``fashion-mnist/`` and/or ``mnist/``."""
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 """Fashion-MNIST's class names, by label 0..9."""
 
@@ -258,12 +266,16 @@ def _download(spec: DatasetSpec, folder: Path, missing: list[str], fetch: Fetch 
         for base in spec.urls:
             try:
                 # pooch's own HTTPDownloader does not fit its Downloader protocol (other parameter names)
-                pooch.retrieve(base + name, known_hash=f"sha256:{spec.sha256[name]}", fname=name,
-                               path=folder, downloader=downloader)  # pyright: ignore[reportArgumentType]
+                pooch.retrieve(
+                    base + name,
+                    known_hash=f"sha256:{spec.sha256[name]}",
+                    fname=name,
+                    path=folder,
+                    downloader=downloader,  # pyright: ignore[reportArgumentType]
+                )
                 break
             except ValueError:  # pooch: the download's hash is not the known one
-                errors.append(f"{base + name}: SHA-256 of the download is not the expected "
-                              f"{spec.sha256[name]}")
+                errors.append(f"{base + name}: SHA-256 of the download is not the expected {spec.sha256[name]}")
             except (OSError, http.client.HTTPException) as err:  # requests' errors are OSErrors
                 errors.append(f"{base + name}: {_first_line(err)}")
         else:
@@ -302,8 +314,9 @@ def _find_folder(spec: DatasetSpec, data_dir, cache_dir, download: bool, fetch) 
     return _cache_folder(spec, cache_dir, download, fetch)
 
 
-def _check_arrays(spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray,
-                  paths: tuple[Path, Path]) -> None:
+def _check_arrays(
+    spec: DatasetSpec, split: str, images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path]
+) -> None:
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(
             f"{paths[0]} holds a {images.dtype} array of shape {images.shape}, but {spec.title} "
@@ -337,9 +350,16 @@ def _load_split(spec: DatasetSpec, paths: dict[str, Path], split: str, flatten: 
     return x, labels.astype(np.int32)
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, flatten: bool = True,
-                 download: bool = True, cache_dir: str | os.PathLike | None = None,
-                 verify: bool = True, fetch: Fetch | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    flatten: bool = True,
+    download: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    verify: bool = True,
+    fetch: Fetch | None = None,
+) -> Dataset:
     """Load Fashion-MNIST or MNIST as float32 images in [0, 1] and int32 labels.
 
     The files are looked for in ``data_dir`` (the folder itself or its ``<name>/``), else in

@@ -49,7 +49,7 @@ def default_step(dtype, method: str = "fd_central") -> float:
       6.06e-06
     """
     eps = float(jnp.finfo(dtype).eps)
-    return eps ** (1.0 / 3.0) if method == "fd_central" else eps ** 0.5
+    return eps ** (1.0 / 3.0) if method == "fd_central" else eps**0.5
 
 
 def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=None) -> Array:
@@ -168,6 +168,7 @@ def gradient(
         return R(unravel(t))
 
     if method == "jvp":  # one forward-mode pass per parameter: P passes
+
         def directional(i):
             e = jnp.zeros_like(theta).at[i].set(1)
             return jax.jvp(R_flat, (theta,), (e,))[1]

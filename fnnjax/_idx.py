@@ -44,9 +44,7 @@ def _raw_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(
-            f"{path} is a corrupt or truncated gzip file ({err}); delete it and fetch it again"
-        ) from None
+        raise DataError(f"{path} is a corrupt or truncated gzip file ({err}); delete it and fetch it again") from None
 
 
 def _parse(data: bytes, path: Path) -> np.ndarray:
@@ -68,7 +66,7 @@ def _parse(data: bytes, path: Path) -> np.ndarray:
             f"{path} declares {ndim} dimensions but has only {len(data)} bytes (a header needs "
             f"{header}); the file is truncated or corrupt"
         )
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize
     if len(data) - header != expected:
@@ -134,18 +132,11 @@ def write_idx(path: str | os.PathLike, array) -> Path:
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")
     if native not in codes:
-        raise ValueError(
-            f"IDX cannot store dtype {array.dtype}; use one of "
-            f"{', '.join(dt.name for dt in codes)}"
-        )
+        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {', '.join(dt.name for dt in codes)}")
     if array.ndim == 0 or array.ndim > 255 or any(d >= 2**32 for d in array.shape):
-        raise ValueError(
-            f"IDX stores arrays of 1 to 255 dimensions each < 2**32, got shape {array.shape}"
-        )
+        raise ValueError(f"IDX stores arrays of 1 to 255 dimensions each < 2**32, got shape {array.shape}")
     code = codes[native]
-    header = bytes([0, 0, code, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)

@@ -80,8 +80,9 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
     what = "one sample" if single else f"a batch of N = {n}"
 
     def fail(expected: str):
-        raise ValueError(f"y has shape {shape} but loss {loss!r} with output {mlp.output!r} "
-                         f"and {what} expects {expected}")
+        raise ValueError(
+            f"y has shape {shape} but loss {loss!r} with output {mlp.output!r} and {what} expects {expected}"
+        )
 
     if loss == "cross_entropy" and mlp.output == "softmax":
         if jnp.issubdtype(ydt, jnp.integer):
@@ -102,8 +103,9 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
             inside = jnp.logical_and(labels >= 0, labels < m)
             return jnp.where(inside[:, None], target, jnp.asarray(jnp.nan, dtype))
         if not jnp.issubdtype(ydt, jnp.floating):
-            raise TypeError(f"y has dtype {ydt}; softmax cross-entropy takes integer labels or "
-                            "floating one-hot targets")
+            raise TypeError(
+                f"y has dtype {ydt}; softmax cross-entropy takes integer labels or floating one-hot targets"
+            )
         if shape != batch + (m,):
             fail(f"one-hot targets of shape {batch + (m,)} (or integer labels of shape {batch})")
         check_dtype("y", y, dtype)
@@ -113,15 +115,13 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
     allowed = {batch + (m,)} | ({batch} if m == 1 else set())
     if shape not in allowed:
         fail(" or ".join(str(s) for s in sorted(allowed, key=len, reverse=True)))
-    if not (jnp.issubdtype(ydt, jnp.floating) or jnp.issubdtype(ydt, jnp.integer)
-            or jnp.issubdtype(ydt, jnp.bool_)):
+    if not (jnp.issubdtype(ydt, jnp.floating) or jnp.issubdtype(ydt, jnp.integer) or jnp.issubdtype(ydt, jnp.bool_)):
         raise TypeError(f"y has dtype {ydt}; expected a real array")
     if loss == "cross_entropy" and _is_concrete(y):
         values = np.asarray(y, dtype=np.float64)
         if ((values < 0) | (values > 1)).any():
             bad = values[(values < 0) | (values > 1)].flat[0]
-            raise ValueError(f"y contains {bad:g}, but binary cross-entropy targets must lie in "
-                             "[0, 1] (labels 0 or 1)")
+            raise ValueError(f"y contains {bad:g}, but binary cross-entropy targets must lie in [0, 1] (labels 0 or 1)")
     check_dtype("y", y, dtype)
     return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
 
@@ -135,8 +135,9 @@ def prepare(mlp: MLP, params, x, y, loss: str) -> tuple[Params, Batch]:
     n = x2d.shape[0]
     y_shape = tuple(jnp.shape(y))
     if not single and len(y_shape) >= 1 and y_shape[0] != n:
-        raise ValueError(f"y has {y_shape[0]} rows (shape {y_shape}) but x has {n} samples; "
-                         "x and y must have the same batch size N")
+        raise ValueError(
+            f"y has {y_shape[0]} rows (shape {y_shape}) but x has {n} samples; x and y must have the same batch size N"
+        )
     target = _check_target(mlp, loss, y, n, single, dtype)
     return params, Batch(x2d, target, single)
 
@@ -192,17 +193,18 @@ def check_l2(l2):
       ValueError: for a non-scalar, a non-real value, a negative or a non-finite coefficient.
     """
     if np.ndim(l2) != 0:
-        raise ValueError(f"l2 has shape {np.shape(l2)} but the weight-decay coefficient lambda must "
-                         "be a scalar")
+        raise ValueError(f"l2 has shape {np.shape(l2)} but the weight-decay coefficient lambda must be a scalar")
     if not _is_concrete(l2):
         if not jnp.issubdtype(jnp.result_type(l2), jnp.floating):
-            raise ValueError(f"l2 has dtype {jnp.result_type(l2)} but the weight-decay coefficient "
-                             "lambda must be a real number")
+            raise ValueError(
+                f"l2 has dtype {jnp.result_type(l2)} but the weight-decay coefficient lambda must be a real number"
+            )
         return l2
     value = _concrete_scalar(l2)
     if value is None or not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"l2 = {l2} but the weight-decay coefficient lambda must be a finite "
-                         "number >= 0 (0: no weight decay)")
+        raise ValueError(
+            f"l2 = {l2} but the weight-decay coefficient lambda must be a finite number >= 0 (0: no weight decay)"
+        )
     return l2
 
 

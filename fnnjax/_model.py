@@ -105,10 +105,7 @@ class MLP:
         sizes = _normalise_sizes(self.sizes)
         hidden = _normalise_hidden(self.hidden, len(sizes) - 1)
         if self.output not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown output activation {self.output!r}; valid names are "
-                f"{', '.join(ACTIVATIONS)}"
-            )
+            raise ValueError(f"unknown output activation {self.output!r}; valid names are {', '.join(ACTIVATIONS)}")
         if not isinstance(self.leaky_slope, (int, float)) or isinstance(self.leaky_slope, bool):
             raise TypeError(f"leaky_slope must be a number, got {self.leaky_slope!r}")
         object.__setattr__(self, "sizes", sizes)
@@ -137,15 +134,11 @@ class MLP:
 
 def _normalise_sizes(sizes) -> tuple[int, ...]:
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-        raise TypeError(
-            f"sizes must be a sequence of layer widths (M_0, ..., M_L), got {sizes!r}"
-        )
+        raise TypeError(f"sizes must be a sequence of layer widths (M_0, ..., M_L), got {sizes!r}")
     out = []
     for i, m in enumerate(sizes):
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ValueError(
-                f"sizes[{i}] = {m!r} is not a positive integer; every layer width M_l must be >= 1"
-            )
+            raise ValueError(f"sizes[{i}] = {m!r} is not a positive integer; every layer width M_l must be >= 1")
         out.append(int(m))
     if len(out) < 2:
         raise ValueError(
@@ -176,8 +169,7 @@ def _normalise_hidden(hidden, num_layers: int) -> tuple[str, ...]:
             )
         if name not in HIDDEN_ACTIVATIONS:
             raise ValueError(
-                f"unknown hidden activation {name!r} (layer {i + 1}); valid names are "
-                f"{', '.join(HIDDEN_ACTIVATIONS)}"
+                f"unknown hidden activation {name!r} (layer {i + 1}); valid names are {', '.join(HIDDEN_ACTIVATIONS)}"
             )
     return names
 
@@ -255,8 +247,7 @@ def init_params(key: Array, mlp: MLP, scheme: str = "normal", *, dtype=jnp.float
     unknown = set(options) - set(SCHEMES[scheme])
     if unknown:
         raise ValueError(
-            f"init scheme {scheme!r} takes the options {SCHEMES[scheme]} (and dtype), "
-            f"not {sorted(unknown)}"
+            f"init scheme {scheme!r} takes the options {SCHEMES[scheme]} (and dtype), not {sorted(unknown)}"
         )
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {jnp.dtype(dtype).name}")
@@ -305,9 +296,7 @@ def check_params(mlp: MLP, params) -> Params:
                 )
             dt = jnp.result_type(arr)
             if not jnp.issubdtype(dt, jnp.floating):
-                raise ValueError(
-                    f"params[{l - 1}].{name} (layer {l}) has dtype {dt} but parameters must be floating"
-                )
+                raise ValueError(f"params[{l - 1}].{name} (layer {l}) has dtype {dt} but parameters must be floating")
             if dtype is None:
                 dtype = dt
             elif dt != dtype:
@@ -339,7 +328,8 @@ def check_dtype(what: str, value, dtype) -> None:
         raise ValueError(
             f"{what} has dtype {got} but the params are {want}; casting {what} to {want} would lose "
             f"precision: pass {what}.astype('{want}') to accept that, or params in {got} "
-            f"(jax.tree.map(lambda p: p.astype('{got}'), params))")
+            f"(jax.tree.map(lambda p: p.astype('{got}'), params))"
+        )
 
 
 def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
@@ -354,17 +344,14 @@ def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
     shape = tuple(jnp.shape(x))
     m0 = mlp.sizes[0]
     if len(shape) not in (1, 2):
-        raise ValueError(
-            f"x has shape {shape} but the MLP expects (N, {m0}) for a batch or ({m0},) for one sample"
-        )
+        raise ValueError(f"x has shape {shape} but the MLP expects (N, {m0}) for a batch or ({m0},) for one sample")
     if shape[-1] != m0:
         raise ValueError(
             f"x has width {shape[-1]} but the MLP expects {m0} inputs (sizes[0] = {m0}); "
             f"pass x of shape (N, {m0}) or ({m0},)"
         )
     xdt = jnp.result_type(x)
-    if not (jnp.issubdtype(xdt, jnp.floating) or jnp.issubdtype(xdt, jnp.integer)
-            or jnp.issubdtype(xdt, jnp.bool_)):
+    if not (jnp.issubdtype(xdt, jnp.floating) or jnp.issubdtype(xdt, jnp.integer) or jnp.issubdtype(xdt, jnp.bool_)):
         raise TypeError(f"x has dtype {xdt}; expected a real (floating or integer) array")
     check_dtype("x", x, dtype)
     x = jnp.asarray(x).astype(dtype)

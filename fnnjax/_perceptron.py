@@ -114,14 +114,11 @@ def _check_table(x, t) -> tuple[Array, Array]:
     t = jnp.asarray(t)
     if x.ndim != 2 or t.shape != (x.shape[0],):
         raise ValueError(
-            f"x has shape {x.shape} and t has shape {t.shape}; the perceptron rule takes inputs "
-            "(N, M) and targets (N,)"
+            f"x has shape {x.shape} and t has shape {t.shape}; the perceptron rule takes inputs (N, M) and targets (N,)"
         )
     values = np.asarray(t)
     if not np.all((values == 0) | (values == 1)):
-        raise ValueError(
-            f"targets {values.tolist()} must be 0 or 1 (the outputs of a threshold unit)"
-        )
+        raise ValueError(f"targets {values.tolist()} must be 0 or 1 (the outputs of a threshold unit)")
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
     return x.astype(dtype), t.astype(dtype)
 

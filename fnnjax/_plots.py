@@ -58,8 +58,7 @@ def plot_history(records: Sequence[dict], path: str | os.PathLike, *, title: str
         for name, colour, style in _SERIES:
             xs, ys = _series(records, f"{name}_{metric}")
             if xs:
-                ax.plot(xs, ys, style, color=colour, marker="." if len(xs) < 30 else None,
-                        label=f"{name} {label}")
+                ax.plot(xs, ys, style, color=colour, marker="." if len(xs) < 30 else None, label=f"{name} {label}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
@@ -73,8 +72,9 @@ def plot_history(records: Sequence[dict], path: str | os.PathLike, *, title: str
     return path
 
 
-def plot_predictions(images, labels, predictions, classes: Sequence[str], path: str | os.PathLike,
-                     *, columns: int = 8) -> Path:
+def plot_predictions(
+    images, labels, predictions, classes: Sequence[str], path: str | os.PathLike, *, columns: int = 8
+) -> Path:
     """A grid of images titled with the true label (first line) and the prediction (second line).
 
     Wrong predictions are titled in red.
@@ -105,8 +105,10 @@ def plot_predictions(images, labels, predictions, classes: Sequence[str], path: 
     labels, predictions = np.asarray(labels).ravel(), np.asarray(predictions).ravel()
     k = len(images)
     if not k or len(labels) != k or len(predictions) != k:
-        raise ValueError(f"got {k} images, {len(labels)} labels and {len(predictions)} predictions; "
-                         "give the same positive number of each")
+        raise ValueError(
+            f"got {k} images, {len(labels)} labels and {len(predictions)} predictions; "
+            "give the same positive number of each"
+        )
     if images.ndim == 2:
         side = int(round(np.sqrt(images.shape[1])))
         if side * side != images.shape[1]:
@@ -120,8 +122,9 @@ def plot_predictions(images, labels, predictions, classes: Sequence[str], path: 
         ax.axis("off")
     for ax, img, true, pred in zip(axes, images, labels, predictions):
         ax.imshow(img, cmap="gray_r")
-        ax.set_title(f"{classes[int(true)]}\n{classes[int(pred)]}", fontsize=8,
-                     color="black" if true == pred else "red")
+        ax.set_title(
+            f"{classes[int(true)]}\n{classes[int(pred)]}", fontsize=8, color="black" if true == pred else "red"
+        )
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path

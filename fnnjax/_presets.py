@@ -24,12 +24,30 @@ import argparse
 __all__ = ["PRESETS", "SCHEDULES", "learning_rate", "add_preset_argument", "apply_preset"]
 
 PRESETS: dict[str, dict] = {
-    "notes": {"sizes": "784,256,10", "hidden": "relu", "init": "normal:0.01", "optimizer": "sgd",
-              "lr": 0.1, "schedule": "constant", "batch_size": 256, "epochs": 50, "dropout": 0.0,
-              "l2": 0.0},
-    "fast": {"sizes": "784,256,10", "hidden": "relu", "init": "he", "optimizer": "adam",
-             "lr": 0.003, "schedule": "cosine", "batch_size": 256, "epochs": 12, "dropout": 0.0,
-             "l2": 0.0},
+    "notes": {
+        "sizes": "784,256,10",
+        "hidden": "relu",
+        "init": "normal:0.01",
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "schedule": "constant",
+        "batch_size": 256,
+        "epochs": 50,
+        "dropout": 0.0,
+        "l2": 0.0,
+    },
+    "fast": {
+        "sizes": "784,256,10",
+        "hidden": "relu",
+        "init": "he",
+        "optimizer": "adam",
+        "lr": 0.003,
+        "schedule": "cosine",
+        "batch_size": 256,
+        "epochs": 12,
+        "dropout": 0.0,
+        "l2": 0.0,
+    },
 }
 """``fnnjax train`` option values (argparse destinations) of every preset."""
 
@@ -77,8 +95,9 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--preset`` to ``parser`` (call it after every other option is added): the defaults of
     the options a preset sets are marked, so :func:`apply_preset` can tell them from explicit flags."""
     names = ", ".join(f"{name} ({_describe(values)})" for name, values in PRESETS.items())
-    parser.add_argument("--preset", default=None,
-                        help=f"a named recipe filling every option not given explicitly: {names}")
+    parser.add_argument(
+        "--preset", default=None, help=f"a named recipe filling every option not given explicitly: {names}"
+    )
     keys = {k for values in PRESETS.values() for k in values}
     marked = {}
     for key in keys:

@@ -90,8 +90,7 @@ def autoencoder_mlp(mlp: MLP, layer: int, decoder: str = "identity") -> MLP:
       (256, 64, 256)
     """
     m_in, m = mlp.sizes[layer - 1], mlp.sizes[layer]
-    return MLP((m_in, m, m_in), hidden=mlp.hidden[layer - 1], output=decoder,
-               leaky_slope=mlp.leaky_slope)
+    return MLP((m_in, m, m_in), hidden=mlp.hidden[layer - 1], output=decoder, leaky_slope=mlp.leaky_slope)
 
 
 def _untie(ae: TiedAutoencoder) -> Params:
@@ -127,8 +126,7 @@ def tied_gradient(ae_mlp: MLP, ae: TiedAutoencoder, a: Array) -> TiedAutoencoder
 
 
 @functools.partial(jax.jit, static_argnames=("ae_mlp", "optimizer", "epochs", "batch_size"))
-def _train_tied(ae: TiedAutoencoder, a: Array, key: Array, *, ae_mlp: MLP, optimizer,
-                epochs: int, batch_size: int):
+def _train_tied(ae: TiedAutoencoder, a: Array, key: Array, *, ae_mlp: MLP, optimizer, epochs: int, batch_size: int):
     """Minibatch descent on a tied autoencoder: one program, ``lax.scan`` over epochs and batches
     (each epoch reshuffled with its own key; the last partial batch is dropped)."""
     n = a.shape[0]
@@ -161,28 +159,45 @@ def _check_options(mlp: MLP, epochs, batch_size, n: int) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} = {value!r}; it must be a positive integer")
     if batch_size > n:
-        raise ValueError(f"batch_size = {batch_size} is larger than the data set (N = {n}); "
-                         f"use batch_size <= {n}")
+        raise ValueError(f"batch_size = {batch_size} is larger than the data set (N = {n}); use batch_size <= {n}")
 
 
-def _pretrain_layer(ae_mlp: MLP, layer: Layer, a: Array, key: Array, *, optimizer, epochs: int,
-                    batch_size: int, tied: bool) -> tuple[Layer, np.ndarray]:
+def _pretrain_layer(
+    ae_mlp: MLP, layer: Layer, a: Array, key: Array, *, optimizer, epochs: int, batch_size: int, tied: bool
+) -> tuple[Layer, np.ndarray]:
     """Train one autoencoder whose encoder starts at ``layer`` and whose decoder starts at
     ``(W^T, 0)``; return the trained encoder layer and the per-epoch losses."""
     c = jnp.zeros((layer.W.shape[1],), layer.W.dtype)
     if tied:
-        ae, losses = _train_tied(TiedAutoencoder(layer.W, layer.b, c), a, key, ae_mlp=ae_mlp,
-                                 optimizer=optimizer, epochs=epochs, batch_size=batch_size)
+        ae, losses = _train_tied(
+            TiedAutoencoder(layer.W, layer.b, c),
+            a,
+            key,
+            ae_mlp=ae_mlp,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+        )
         return Layer(ae.W, ae.b), np.asarray(losses)
     start = (layer, Layer(layer.W.T, c))
-    trained, history = fit(ae_mlp, start, (a, a), optimizer=optimizer, epochs=epochs,
-                           batch_size=batch_size, key=key, loss="mse")
+    trained, history = fit(
+        ae_mlp, start, (a, a), optimizer=optimizer, epochs=epochs, batch_size=batch_size, key=key, loss="mse"
+    )
     return trained[0], np.asarray(history["train_loss"])
 
 
-def pretrain(mlp: MLP, params: Params, x: Array, *, key: Array, epochs: int, batch_size: int,
-             optimizer: optax.GradientTransformation, tied: bool = False,
-             decoder: str = "identity") -> Pretrained:
+def pretrain(
+    mlp: MLP,
+    params: Params,
+    x: Array,
+    *,
+    key: Array,
+    epochs: int,
+    batch_size: int,
+    optimizer: optax.GradientTransformation,
+    tied: bool = False,
+    decoder: str = "identity",
+) -> Pretrained:
     """Greedy layer-wise autoencoder pretraining of every hidden layer of ``mlp`` (F28).
 
     Hidden layer l = 1..L-1 in turn: an autoencoder (:func:`autoencoder_mlp`) whose encoder starts
@@ -229,9 +244,16 @@ def pretrain(mlp: MLP, params: Params, x: Array, *, key: Array, epochs: int, bat
     layers, losses = [], []
     for l in range(1, mlp.num_layers):
         ae_mlp = autoencoder_mlp(mlp, l, decoder)
-        encoder, layer_losses = _pretrain_layer(ae_mlp, params[l - 1], a, keys[l - 1],
-                                                optimizer=optimizer, epochs=int(epochs),
-                                                batch_size=int(batch_size), tied=tied)
+        encoder, layer_losses = _pretrain_layer(
+            ae_mlp,
+            params[l - 1],
+            a,
+            keys[l - 1],
+            optimizer=optimizer,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            tied=tied,
+        )
         layers.append(encoder)
         losses.append(layer_losses)
         code_mlp = MLP(ae_mlp.sizes[:2], output=ae_mlp.hidden[0], leaky_slope=mlp.leaky_slope)

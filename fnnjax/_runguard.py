@@ -48,7 +48,8 @@ class OutputLocked(Exception):
         pid, host, started = (holder.get(k, "?") for k in ("pid", "host", "started"))
         super().__init__(
             f"{folder} is in use by another fnnjax train run (pid {pid} on host {host}, started "
-            f"{started}); wait for it to finish, or choose another --out")
+            f"{started}); wait for it to finish, or choose another --out"
+        )
         self.folder, self.holder = folder, holder
 
 
@@ -115,9 +116,8 @@ class OutputLock:
         if not _try_lock(fd):
             os.close(fd)
             raise OutputLocked(self.folder, _holder(self.path))
-        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": started,
-                "command": self.command}
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": self.command}
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, (json.dumps(info) + "\n").encode())
@@ -183,8 +183,7 @@ class Preemption:
     def _handle(self, signum, frame) -> None:
         if self.signum is None:
             self.signum = signum
-            self._notice(f"{signal.Signals(signum).name} received: {self._stopping} (a second signal "
-                         "stops at once)")
+            self._notice(f"{signal.Signals(signum).name} received: {self._stopping} (a second signal stops at once)")
         if not self._deferring:
             self._stop_at_once_on_next()
 

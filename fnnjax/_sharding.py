@@ -36,12 +36,15 @@ def _available(n: int, what: str) -> None:
     have = jax.device_count()
     if n > have:
         platform = jax.devices()[0].platform
-        remedy = (f"on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={n} in the "
-                  "environment before Python imports jax" if platform == "cpu" else
-                  "run on a host with more devices, or on several hosts after "
-                  "jax.distributed.initialize(...)")
-        raise ValueError(f"{what} = {n} but only {have} {platform} device(s) are available; "
-                         f"use {what} <= {have}, or {remedy}")
+        remedy = (
+            f"on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count={n} in the "
+            "environment before Python imports jax"
+            if platform == "cpu"
+            else "run on a host with more devices, or on several hosts after jax.distributed.initialize(...)"
+        )
+        raise ValueError(
+            f"{what} = {n} but only {have} {platform} device(s) are available; use {what} <= {have}, or {remedy}"
+        )
 
 
 def data_mesh(devices: int | None = None, *, what: str = "devices"):
@@ -72,8 +75,9 @@ def data_mesh(devices: int | None = None, *, what: str = "devices"):
     if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or devices < 1:
         raise ValueError(f"{what} = {devices!r} but it must be a positive integer (a device count)")
     _available(int(devices), what)
-    return jax.make_mesh((int(devices),), (BATCH_AXIS,), axis_types=(AxisType.Auto,),
-                         devices=jax.devices()[: int(devices)])
+    return jax.make_mesh(
+        (int(devices),), (BATCH_AXIS,), axis_types=(AxisType.Auto,), devices=jax.devices()[: int(devices)]
+    )
 
 
 def resolve_mesh(mesh=None, devices: int | None = None):
@@ -85,12 +89,10 @@ def resolve_mesh(mesh=None, devices: int | None = None):
     from jax.sharding import Mesh
 
     if mesh is not None and devices is not None:
-        raise ValueError(f"pass mesh or devices, not both (got mesh {dict(mesh.shape)} and "
-                         f"devices = {devices!r})")
+        raise ValueError(f"pass mesh or devices, not both (got mesh {dict(mesh.shape)} and devices = {devices!r})")
     if mesh is not None:
         if not isinstance(mesh, Mesh):
-            raise TypeError(f"mesh must be a jax.sharding.Mesh (e.g. fnnjax.data_mesh(4)), got "
-                            f"{type(mesh).__name__}")
+            raise TypeError(f"mesh must be a jax.sharding.Mesh (e.g. fnnjax.data_mesh(4)), got {type(mesh).__name__}")
         return mesh
     return None if devices is None else data_mesh(devices)
 
@@ -122,4 +124,5 @@ def check_batch_divides(batch_size: int, mesh) -> None:
         raise ValueError(
             f"batch_size = {batch_size} does not divide over the {d} devices of the mesh; every "
             f"device takes batch_size / {d} samples of each batch, so use a multiple of {d} "
-            f"(e.g. {choices})")
+            f"(e.g. {choices})"
+        )

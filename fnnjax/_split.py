@@ -28,9 +28,7 @@ def _validation_count(n: int, fraction, count) -> int:
         )
     if count is not None:
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count < n:
-            raise ValueError(
-                f"count={count!r} but the validation part must hold 1..{n - 1} of the {n} samples"
-            )
+            raise ValueError(f"count={count!r} but the validation part must hold 1..{n - 1} of the {n} samples")
         return int(count)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"fraction={fraction!r} but it must lie strictly between 0 and 1")
@@ -89,9 +87,7 @@ def train_val_split(x, y, *, key=None, seed=None, fraction=None, count=None) -> 
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ValueError(
-            f"x has shape {x.shape} and y has shape {y.shape}; they must share the sample axis N"
-        )
+        raise ValueError(f"x has shape {x.shape} and y has shape {y.shape}; they must share the sample axis N")
     n = len(x)
     k = _validation_count(n, fraction, count)
     order = np.asarray(jax.random.permutation(_key_from(key, seed), n))

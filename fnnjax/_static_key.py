@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 import jax
 import jax.core
@@ -56,18 +57,26 @@ def structural_key(obj: Any, depth: int = 0) -> Hashable:
         host = np.asarray(obj)
         return ("array", type(obj).__name__, host.dtype.str, host.shape, host.tobytes())
     if isinstance(obj, types.FunctionType):
-        return ("function", obj.__module__, obj.__qualname__, obj.__code__,
-                structural_key(obj.__defaults__, depth + 1),
-                structural_key(obj.__kwdefaults__, depth + 1),
-                tuple(_cell_key(c, depth) for c in obj.__closure__ or ()))
+        return (
+            "function",
+            obj.__module__,
+            obj.__qualname__,
+            obj.__code__,
+            structural_key(obj.__defaults__, depth + 1),
+            structural_key(obj.__kwdefaults__, depth + 1),
+            tuple(_cell_key(c, depth) for c in obj.__closure__ or ()),
+        )
     if isinstance(obj, functools.partial):
-        return ("partial", structural_key(obj.func, depth + 1), structural_key(obj.args, depth + 1),
-                structural_key(obj.keywords, depth + 1))
+        return (
+            "partial",
+            structural_key(obj.func, depth + 1),
+            structural_key(obj.args, depth + 1),
+            structural_key(obj.keywords, depth + 1),
+        )
     if isinstance(obj, (tuple, list)):  # NamedTuples keep their type
         return (type(obj), tuple(structural_key(v, depth + 1) for v in obj))
     if isinstance(obj, dict):
-        return (type(obj), tuple((structural_key(k, depth + 1), structural_key(v, depth + 1))
-                                 for k, v in obj.items()))
+        return (type(obj), tuple((structural_key(k, depth + 1), structural_key(v, depth + 1)) for k, v in obj.items()))
     if isinstance(obj, (type, types.BuiltinFunctionType, types.ModuleType)):
         return ("object", obj)
     return ("id", id(obj))

@@ -84,8 +84,9 @@ def u_shaped(n: int = 300, *, key: jax.Array, noise: float = 0.05) -> tuple[np.n
     return np.asarray(x), np.asarray(y)
 
 
-def quadratic(n: int = 200, *, key: jax.Array, coefficient: float = 5.0, low: float = -1.0,
-              high: float = 1.0, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def quadratic(
+    n: int = 200, *, key: jax.Array, coefficient: float = 5.0, low: float = -1.0, high: float = 1.0, noise: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Samples of ``y = coefficient * x^2`` (the notes' ``y = 5 x^2``) at random ``x ~ U(low, high)``.
 
     Args:

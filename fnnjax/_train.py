@@ -247,8 +247,7 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float | Array, dtype=jnp.
     keep = 1 - jnp.asarray(rate, _metric_dtype(dtype))  # rate may be traced: one program for all
     keys = jax.random.split(key, mlp.num_layers - 1)
     return tuple(
-        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / keep.astype(dtype)
-        for k, m in zip(keys, mlp.sizes[1:-1])
+        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / keep.astype(dtype) for k, m in zip(keys, mlp.sizes[1:-1])
     )
 
 
@@ -279,8 +278,7 @@ class _Hyper(NamedTuple):
     dropout: Array  # the drop rate p, a scalar of _metric_dtype (float32, or float64)
 
 
-def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array,
-                       scales, valid=None):
+def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array, scales, valid=None):
     """dR/dtheta by the hand-written recursion (F10-F13), dropout masks in the delta recursion.
 
     ``valid`` (optional, ``(B,)`` bool): only those rows count; R is the mean over them."""
@@ -301,8 +299,7 @@ def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array,
     return tuple(grads), trace
 
 
-def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array,
-                       scales, valid=None):
+def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array, scales, valid=None):
     """dR/dtheta by jax.grad of the risk R (F7) on the same (dropped-out) forward pass."""
 
     def risk(p):
@@ -350,8 +347,7 @@ class _Sums(NamedTuple):
 def _train_step(spec: _StepSpec, hyper: _Hyper, carry, batch):
     params, opt_state, sums = carry
     x, target, key, step, valid = batch
-    scales = (dropout_scales(key, spec.mlp, x.shape[0], hyper.dropout, x.dtype) if spec.dropout
-              else None)
+    scales = dropout_scales(key, spec.mlp, x.shape[0], hyper.dropout, x.dtype) if spec.dropout else None
     grads, trace = _GRADIENT_FNS[spec.gradient](spec, hyper, params, x, target, scales, valid)
     updates, opt_state = spec.optimizer.value.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
@@ -363,8 +359,7 @@ def _train_step(spec: _StepSpec, hyper: _Hyper, carry, batch):
         acc = jnp.where(valid, acc, jnp.zeros_like(acc))
     batch_loss, correct = jnp.sum(per), jnp.sum(acc)
     bad = jnp.logical_and(sums.first_bad < 0, jnp.logical_not(jnp.isfinite(batch_loss)))
-    sums = _Sums(sums.loss + batch_loss, sums.correct + correct,
-                 jnp.where(bad, step, sums.first_bad))
+    sums = _Sums(sums.loss + batch_loss, sums.correct + correct, jnp.where(bad, step, sums.first_bad))
     return params, opt_state, sums
 
 
@@ -393,8 +388,9 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def _epoch_program(params, opt_state, key, x, target, hyper: _Hyper, *, spec: _StepSpec,
-                   batch_size: int, mesh=None, unroll: int = 1):
+def _epoch_program(
+    params, opt_state, key, x, target, hyper: _Hyper, *, spec: _StepSpec, batch_size: int, mesh=None, unroll: int = 1
+):
     """One epoch (see the module docstring): returns params, opt_state, the next key, the sums
     and whether the final params are finite. With a ``mesh``, each batch is sharded along its
     batch axis and params/optimizer state stay replicated (XLA adds the all-reduce). ``unroll``
@@ -421,8 +417,9 @@ def _epoch_program(params, opt_state, key, x, target, hyper: _Hyper, *, spec: _S
     return params, opt_state, next_key, sums, _all_finite(params)
 
 
-_train_epoch = jax.jit(_epoch_program, static_argnames=("spec", "batch_size", "mesh", "unroll"),
-                       donate_argnames=("params", "opt_state"))
+_train_epoch = jax.jit(
+    _epoch_program, static_argnames=("spec", "batch_size", "mesh", "unroll"), donate_argnames=("params", "opt_state")
+)
 """The compiled epoch (one program per spec, shapes and options; see :func:`_epoch_program`)."""
 
 
@@ -489,8 +486,7 @@ def _copy_on(mesh, tree):
     return lax.with_sharding_constraint(jax.tree.map(jnp.copy, tree), replicated(mesh))
 
 
-def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str,
-                 mesh=None) -> tuple[Array, Array]:
+def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str, mesh=None) -> tuple[Array, Array]:
     """Check an ``(x, y)`` pair against the MLP and loss; return device arrays x, target."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{what} must be a pair (x, y) of arrays, got {type(data).__name__}")
@@ -514,13 +510,14 @@ def _check_finite(what: str, arr: Array) -> None:
         return
     bad = ~np.isfinite(np.asarray(arr))
     row, col = (int(i[0]) for i in np.nonzero(bad))
-    raise ValueError(f"{what} holds {int(bad.sum())} non-finite values (NaN or inf; the first at row "
-                     f"{row}, column {col}); remove or repair those samples before training or "
-                     "evaluating")
+    raise ValueError(
+        f"{what} holds {int(bad.sum())} non-finite values (NaN or inf; the first at row "
+        f"{row}, column {col}); remove or repair those samples before training or "
+        "evaluating"
+    )
 
 
-def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy",
-             batch_size: int = EVAL_BATCH_SIZE) -> dict:
+def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy", batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Mean loss and accuracy of ``params`` on a data set, jitted and batched (no dropout).
 
     Args:
@@ -552,8 +549,9 @@ def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy",
     _check_positive_int("batch_size", batch_size)
     x, target = _prepare_set(mlp, params, data, loss, "data")
     acc = _has_accuracy(mlp, loss)
-    sums = np.asarray(_eval_sums(params, x, target, mlp=mlp, loss=loss, accuracy=acc,
-                                 batch_size=min(batch_size, x.shape[0])))
+    sums = np.asarray(
+        _eval_sums(params, x, target, mlp=mlp, loss=loss, accuracy=acc, batch_size=min(batch_size, x.shape[0]))
+    )
     n = x.shape[0]
     return {"loss": float(sums[0]) / n, "acc": float(sums[1]) / n if acc else None}
 
@@ -571,17 +569,18 @@ def _check_positive_int(name: str, value) -> int:
 def _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch) -> tuple[float, float]:
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
-            f"optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)), got "
-            f"{type(optimizer).__name__}"
+            f"optimizer must be an optax GradientTransformation (e.g. optax.sgd(0.1)), got {type(optimizer).__name__}"
         )
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid losses are {', '.join(LOSSES)}")
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}; valid values are {', '.join(GRADIENTS)}")
     if isinstance(l2, jax.core.Tracer) or isinstance(dropout, jax.core.Tracer):
-        raise TypeError("fit takes l2 and dropout as numbers, not traced values: it compiles the "
-                        "epoch itself, with both as arguments of the program (so a sweep over them "
-                        "compiles once); call fit outside jax.jit")
+        raise TypeError(
+            "fit takes l2 and dropout as numbers, not traced values: it compiles the "
+            "epoch itself, with both as arguments of the program (so a sweep over them "
+            "compiles once); call fit outside jax.jit"
+        )
     l2 = float(check_l2(l2))
     if isinstance(dropout, bool) or np.ndim(dropout) != 0:
         raise ValueError(f"dropout = {dropout!r} but the drop rate must be a number, 0 <= dropout < 1")
@@ -621,12 +620,28 @@ def _check_opt_state(optimizer, params: Params, opt_state):
         )
 
 
-def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: int, key: Array,
-        loss: str = "cross_entropy", gradient: str = "backprop", l2: float = 0.0,
-        dropout: float = 0.0, eval=None, eval_batch_size: int = EVAL_BATCH_SIZE,
-        callbacks: Sequence[Callback] = (), opt_state=None,
-        initial_epoch: int = 0, mesh=None, devices: int | None = None,
-        unroll: int = 1) -> tuple[Params, History]:
+def fit(
+    mlp: MLP,
+    params: Params,
+    train,
+    *,
+    optimizer,
+    epochs: int,
+    batch_size: int,
+    key: Array,
+    loss: str = "cross_entropy",
+    gradient: str = "backprop",
+    l2: float = 0.0,
+    dropout: float = 0.0,
+    eval=None,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
+    callbacks: Sequence[Callback] = (),
+    opt_state=None,
+    initial_epoch: int = 0,
+    mesh=None,
+    devices: int | None = None,
+    unroll: int = 1,
+) -> tuple[Params, History]:
     """Train ``params`` with minibatch optimisation; return the trained params and the history.
 
     Every step computes the gradient of the risk on one batch,
@@ -694,10 +709,26 @@ def fit(mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: 
       >>> len(hist), sorted(hist.epochs[0])
       (3, ['epoch', 'seconds', 'train_acc', 'train_loss'])
     """
-    trainer = Trainer(mlp, params, train, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-                      key=key, loss=loss, gradient=gradient, l2=l2, dropout=dropout, eval=eval,
-                      eval_batch_size=eval_batch_size, opt_state=opt_state,
-                      initial_epoch=initial_epoch, mesh=mesh, devices=devices, unroll=unroll)
+    trainer = Trainer(
+        mlp,
+        params,
+        train,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        key=key,
+        loss=loss,
+        gradient=gradient,
+        l2=l2,
+        dropout=dropout,
+        eval=eval,
+        eval_batch_size=eval_batch_size,
+        opt_state=opt_state,
+        initial_epoch=initial_epoch,
+        mesh=mesh,
+        devices=devices,
+        unroll=unroll,
+    )
     for record in trainer:
         stops = [bool(cb(record, trainer.state)) for cb in callbacks]
         if any(stops):
@@ -734,12 +765,28 @@ class Trainer:
       ([1, 2], 2)
     """
 
-    def __init__(self, mlp: MLP, params: Params, train, *, optimizer, epochs: int, batch_size: int,
-                 key: Array, loss: str = "cross_entropy", gradient: str = "backprop",
-                 l2: float = 0.0, dropout: float = 0.0, eval=None,
-                 eval_batch_size: int = EVAL_BATCH_SIZE,
-                 opt_state=None, initial_epoch: int = 0, mesh=None, devices: int | None = None,
-                 unroll: int = 1):
+    def __init__(
+        self,
+        mlp: MLP,
+        params: Params,
+        train,
+        *,
+        optimizer,
+        epochs: int,
+        batch_size: int,
+        key: Array,
+        loss: str = "cross_entropy",
+        gradient: str = "backprop",
+        l2: float = 0.0,
+        dropout: float = 0.0,
+        eval=None,
+        eval_batch_size: int = EVAL_BATCH_SIZE,
+        opt_state=None,
+        initial_epoch: int = 0,
+        mesh=None,
+        devices: int | None = None,
+        unroll: int = 1,
+    ):
         l2, dropout = _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch)
         unroll = _check_positive_int("unroll", unroll)
         params = check_params(mlp, params)
@@ -749,13 +796,16 @@ class Trainer:
         n = self._x.shape[0]
         batch_size = _check_positive_int("batch_size", batch_size)
         if batch_size > n:
-            raise ValueError(f"batch_size = {batch_size} is larger than the training set (N = {n}); "
-                             f"use batch_size <= {n}")
+            raise ValueError(
+                f"batch_size = {batch_size} is larger than the training set (N = {n}); use batch_size <= {n}"
+            )
         if mesh is not None:
             check_batch_divides(batch_size, mesh)
         eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
-        self._evals = {name: _prepare_set(mlp, params, data, loss, f"eval[{name!r}]", mesh)
-                       for name, data in _named_evals(eval).items()}
+        self._evals = {
+            name: _prepare_set(mlp, params, data, loss, f"eval[{name!r}]", mesh)
+            for name, data in _named_evals(eval).items()
+        }
         self._accuracy = _has_accuracy(mlp, loss)
         self._batch_size, self._epochs = batch_size, int(epochs)
         if opt_state is not None:
@@ -766,22 +816,35 @@ class Trainer:
             self.compile_seconds = 0.0
             return
         params = _to_device(params, copy=True, mesh=mesh)  # donated below: never the caller's buffers
-        opt_state = _to_device(optimizer.init(params) if opt_state is None else opt_state, copy=True,
-                               mesh=mesh)
+        opt_state = _to_device(optimizer.init(params) if opt_state is None else opt_state, copy=True, mesh=mesh)
         key = _to_device(key, mesh=mesh)
         self.state = TrainState(params, opt_state, key, int(initial_epoch))
-        spec = _StepSpec(mlp, loss, ByStructure(optimizer), gradient, l2 != 0, dropout != 0,
-                         self._accuracy)
+        spec = _StepSpec(mlp, loss, ByStructure(optimizer), gradient, l2 != 0, dropout != 0, self._accuracy)
         dtype = params[0].W.dtype
-        self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))),
-                                 mesh=mesh)
+        self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))), mesh=mesh)
         t0 = time.perf_counter()
-        self._epoch_fn = _train_epoch.lower(params, opt_state, key, self._x, self._target, self._hyper,
-                                            spec=spec, batch_size=batch_size, mesh=mesh,
-                                            unroll=unroll).compile()
+        self._epoch_fn = _train_epoch.lower(
+            params,
+            opt_state,
+            key,
+            self._x,
+            self._target,
+            self._hyper,
+            spec=spec,
+            batch_size=batch_size,
+            mesh=mesh,
+            unroll=unroll,
+        ).compile()
         self._eval_fns = {
-            name: _eval_sums.lower(params, ex, et, mlp=mlp, loss=loss, accuracy=self._accuracy,
-                                   batch_size=min(eval_batch_size, ex.shape[0])).compile()
+            name: _eval_sums.lower(
+                params,
+                ex,
+                et,
+                mlp=mlp,
+                loss=loss,
+                accuracy=self._accuracy,
+                batch_size=min(eval_batch_size, ex.shape[0]),
+            ).compile()
             for name, (ex, et) in self._evals.items()
         }
         self.compile_seconds = time.perf_counter() - t0
@@ -796,14 +859,18 @@ class Trainer:
             raise StopIteration
         epoch, n = done + 1, self._x.shape[0]
         t_start = time.perf_counter()
-        params, opt_state, key, sums, finite = self._epoch_fn(params, opt_state, key, self._x,
-                                                              self._target, self._hyper)
+        params, opt_state, key, sums, finite = self._epoch_fn(
+            params, opt_state, key, self._x, self._target, self._hyper
+        )
         ev = {name: fn(params, *self._evals[name]) for name, fn in self._eval_fns.items()}
         sums, finite, ev = jax.device_get((sums, finite, ev))  # the one host sync of the epoch
         seconds = time.perf_counter() - t_start
         _raise_if_not_finite(sums, finite, epoch, n, self._batch_size, self.history)
-        record = {"epoch": epoch, "train_loss": float(sums.loss) / n,
-                  "train_acc": float(sums.correct) / n if self._accuracy else None}
+        record = {
+            "epoch": epoch,
+            "train_loss": float(sums.loss) / n,
+            "train_acc": float(sums.correct) / n if self._accuracy else None,
+        }
         for name, (ex, _) in self._evals.items():
             m = ex.shape[0]
             record[f"{name}_loss"] = float(ev[name][0]) / m
@@ -823,9 +890,15 @@ def _raise_if_not_finite(sums: _Sums, finite, epoch: int, n: int, batch_size: in
         raise NonFiniteLossError(
             f"non-finite loss at epoch {epoch}, step {step} of {steps} (global step {global_step}); "
             "training stopped: lower the learning rate or check the data for inf/NaN",
-            epoch=epoch, step=step, history=history)
+            epoch=epoch,
+            step=step,
+            history=history,
+        )
     if not bool(finite):
         raise NonFiniteLossError(
             f"non-finite parameters after epoch {epoch}, step {steps} of {steps} (the last update "
             "overflowed); training stopped: lower the learning rate",
-            epoch=epoch, step=steps, history=history)
+            epoch=epoch,
+            step=steps,
+            history=history,
+        )

@@ -64,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # anything else is a bug: say so, in one line
         if os.environ.get("FNNJAX_DEBUG"):
             raise
-        print(f"fnnjax {args.command}: internal error (a bug in fnnjax, please report it): "
-              f"{type(err).__name__}: {_first_line(err)}; rerun with FNNJAX_DEBUG=1 for the "
-              "traceback", file=sys.stderr)
+        print(
+            f"fnnjax {args.command}: internal error (a bug in fnnjax, please report it): "
+            f"{type(err).__name__}: {_first_line(err)}; rerun with FNNJAX_DEBUG=1 for the "
+            "traceback",
+            file=sys.stderr,
+        )
         return 3
 
 

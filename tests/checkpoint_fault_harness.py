@@ -72,6 +72,7 @@ def _signal_self(*signums):
     def send():
         for s in signums:
             os.kill(os.getpid(), s)
+
     return send
 
 
@@ -92,6 +93,7 @@ def _file_size_limit():
     def undo():
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         jax.config.update("jax_enable_compilation_cache", cache)
+
     return undo
 
 
@@ -100,8 +102,7 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
 def _without_dac_override():
@@ -121,6 +122,7 @@ def _without_dac_override():
     def undo():
         data[0].effective = saved
         libc.capset(ctypes.byref(header), data)
+
     return undo
 
 
@@ -129,13 +131,13 @@ def _kill():
 
 
 FAULTS = {
-    "none": lambda: (lambda: None),
-    "kill-during-orbax-write": lambda: _on_rename(
-        "before", "3.fnnjax-tmp.orbax-checkpoint-tmp/state", _kill),
+    "none": lambda: lambda: None,
+    "kill-during-orbax-write": lambda: _on_rename("before", "3.fnnjax-tmp.orbax-checkpoint-tmp/state", _kill),
     "kill-before-commit": lambda: _on_rename("before", "3", _kill),
     "kill-after-commit": lambda: _on_rename("after", "3", _kill),
     "term-during-save": lambda: _on_rename(
-        "before", "2.fnnjax-tmp.orbax-checkpoint-tmp/state", _signal_self(signal.SIGTERM, signal.SIGTERM)),
+        "before", "2.fnnjax-tmp.orbax-checkpoint-tmp/state", _signal_self(signal.SIGTERM, signal.SIGTERM)
+    ),
     "term-during-epoch": lambda: _at_epoch_start(3, _signal_self(signal.SIGTERM)),
     "int-during-epoch": lambda: _at_epoch_start(3, _signal_self(signal.SIGINT)),
     "second-signal-during-epoch": lambda: _at_epoch_start(3, _signal_self(signal.SIGTERM, signal.SIGTERM)),

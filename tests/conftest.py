@@ -31,20 +31,25 @@ def write_fashion_lookalike(root, n_train: int, n_test: int):
 
     folder = root / "fashion-mnist"
     folder.mkdir()
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     rng = np.random.default_rng(0)
     arrays = []
     for n in (n_train, n_test):
         y = rng.integers(0, 10, n).astype(np.uint8)
         x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
         for c in range(10):
-            x[y == c, 2 * c:2 * c + 3, :] += 150
+            x[y == c, 2 * c : 2 * c + 3, :] += 150
         arrays += [x, y]
     for name, arr in zip(names, arrays):
         data.write_idx(folder / name, arr)
-    (folder / "SHA256SUMS").write_text("".join(
-        f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+    (folder / "SHA256SUMS").write_text(
+        "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    )
     return root
 
 

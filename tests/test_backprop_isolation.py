@@ -43,22 +43,41 @@ def checked(tmp_path_factory, name, insert):
 
 # N, the batch size, tells the cases apart: 7, 5, 9, 11, 5, 7
 MISBEHAVIOURS = [
-    ("loops_forever", "    if X.shape[0] == 5:\n        while True:\n            pass\n", "timeout",
-     r"timed out: running the submission took more than 2 s \(an infinite loop\?\); it was stopped"),
-    ("raises", "    if X.shape[0] == 9:\n        raise RuntimeError('not done yet')\n", "raised",
-     r"RuntimeError: not done yet \(.*fc_loss.py line \d+\)"),
-    ("calls_sys_exit", "    if X.shape[0] == 11:\n        import sys\n        sys.exit(0)\n", "exit",
-     r"your code called sys.exit\(0\) \(.*fc_loss.py line \d+\); a submission cannot end the check early"),
-    ("calls_os_exit", "    if X.shape[0] == 11:\n        import os\n        os._exit(0)\n", "crash",
-     r"the submission's process exited with status 0 while running it \(os._exit, or a crash in native code\?\)"),
-    ("prints_megabytes", "    if X.shape[0] == 9:\n        print('x' * 3_000_000)\n", "output",
-     r"printed more than 1,000,000 bytes while running the submission; it was stopped"),
+    (
+        "loops_forever",
+        "    if X.shape[0] == 5:\n        while True:\n            pass\n",
+        "timeout",
+        r"timed out: running the submission took more than 2 s \(an infinite loop\?\); it was stopped",
+    ),
+    (
+        "raises",
+        "    if X.shape[0] == 9:\n        raise RuntimeError('not done yet')\n",
+        "raised",
+        r"RuntimeError: not done yet \(.*fc_loss.py line \d+\)",
+    ),
+    (
+        "calls_sys_exit",
+        "    if X.shape[0] == 11:\n        import sys\n        sys.exit(0)\n",
+        "exit",
+        r"your code called sys.exit\(0\) \(.*fc_loss.py line \d+\); a submission cannot end the check early",
+    ),
+    (
+        "calls_os_exit",
+        "    if X.shape[0] == 11:\n        import os\n        os._exit(0)\n",
+        "crash",
+        r"the submission's process exited with status 0 while running it \(os._exit, or a crash in native code\?\)",
+    ),
+    (
+        "prints_megabytes",
+        "    if X.shape[0] == 9:\n        print('x' * 3_000_000)\n",
+        "output",
+        r"printed more than 1,000,000 bytes while running the submission; it was stopped",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name, insert, kind, message", MISBEHAVIOURS, ids=[m[0] for m in MISBEHAVIOURS])
-def test_a_misbehaving_submission_fails_only_the_cases_it_misbehaves_in(tmp_path_factory, name, insert, kind,
-                                                                         message):
+def test_a_misbehaving_submission_fails_only_the_cases_it_misbehaves_in(tmp_path_factory, name, insert, kind, message):
     import re
 
     report, seconds = checked(tmp_path_factory, name, insert)
@@ -77,9 +96,10 @@ def test_a_submission_that_changes_its_inputs_in_place_fails(tmp_path_factory):
     report, _ = checked(tmp_path_factory, "modifies_inputs", "    params['W1'][0, 0] += 1e-5\n")
     assert not any(c.passed for c in report.cases)
     note = report.cases[0].notes[0]
-    assert note.startswith("modified its inputs in place: params['W1'] (1 of 40 elements, by up to 1.00e-05); "
-                           "work on copies")
-    helper = ("    W = params['W1']\n    old = W[0, 0]\n    W[0, 0] = old + 1e-5\n    W[0, 0] = old\n")
+    assert note.startswith(
+        "modified its inputs in place: params['W1'] (1 of 40 elements, by up to 1.00e-05); work on copies"
+    )
+    helper = "    W = params['W1']\n    old = W[0, 0]\n    W[0, 0] = old + 1e-5\n    W[0, 0] = old\n"
     restored, _ = checked(tmp_path_factory, "restores_inputs", helper)  # cs231n's helper, restoring: fine
     assert restored.passed, restored.render()
 
@@ -117,11 +137,23 @@ def test_gradescope_results_for_a_mistake_and_scores_that_add_up(tmp_path, capsy
     wrong = tmp_path / "wrong"
     shutil.copytree(CS231N, wrong)
     fc_net = wrong / "fc_net.py"
-    fc_net.write_text(fc_net.read_text().replace('grads[f"W{l}"] += self.reg * W',
-                                                 'grads[f"W{l}"] += 2 * self.reg * W'))
+    fc_net.write_text(
+        fc_net.read_text().replace('grads[f"W{l}"] += self.reg * W', 'grads[f"W{l}"] += 2 * self.reg * W')
+    )
     out = tmp_path / "results.json"
-    status = main(["verify", "--backprop", str(fc_net), "--gradescope", str(out), "--points", "10",
-                   "--visibility", "after_due_date"])
+    status = main(
+        [
+            "verify",
+            "--backprop",
+            str(fc_net),
+            "--gradescope",
+            str(out),
+            "--points",
+            "10",
+            "--visibility",
+            "after_due_date",
+        ]
+    )
     assert status == 1
     data = results_of(out)
     assert [t["max_score"] for t in data["tests"]] == [1.67, 1.67, 1.67, 1.67, 1.66, 1.66]
@@ -155,13 +187,16 @@ def test_gradescope_results_when_nothing_can_be_checked(tmp_path, capsys):
     assert "SyntaxError" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--backprop", "x.py", "--points", "5"], "--points sets the total of --gradescope; add --gradescope PATH"),
-    (["--backprop", "x.py", "--timeout", "0"], "--timeout 0 must be a positive number of seconds"),
-    (["--gradescope", "r.json"], "--gradescope applies to --backprop"),
-    (["--backprop", "x.py", "--only", "F1"], "--only applies to the formula suite, not to --backprop"),
-    (["--backprop", "student_backprop"], "--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--backprop", "x.py", "--points", "5"], "--points sets the total of --gradescope; add --gradescope PATH"),
+        (["--backprop", "x.py", "--timeout", "0"], "--timeout 0 must be a positive number of seconds"),
+        (["--gradescope", "r.json"], "--gradescope applies to --backprop"),
+        (["--backprop", "x.py", "--only", "F1"], "--only applies to the formula suite, not to --backprop"),
+        (["--backprop", "student_backprop"], "--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION"),
+    ],
+)
 def test_command_line_usage_errors_exit_2(capsys, argv, message):
     assert main(["verify", *argv]) == 2
     assert message in capsys.readouterr().err
@@ -181,8 +216,11 @@ def test_the_run_autograder_script_grades_a_submission(tmp_path):
     for name in ("fc_net.py", "layers.py"):
         shutil.copy(CS231N / name, root / "submission" / name)
     script = ROOT / "examples" / "gradescope" / "run_autograder"
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "AUTOGRADER_ROOT": str(root),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = results_of(root / "results" / "results.json")

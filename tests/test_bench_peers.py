@@ -32,8 +32,15 @@ def problem():
 def fit_losses(problem, recipe, epochs):
     x, y, mlp, params, _ = problem
     with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes a Python float and int32
-        trained, hist = fnnjax.fit(mlp, params, (x, y), optimizer=_peers.optax_optimizer(recipe, len(x)),
-                                   epochs=epochs, batch_size=recipe.batch_size, key=jax.random.key(1))
+        trained, hist = fnnjax.fit(
+            mlp,
+            params,
+            (x, y),
+            optimizer=_peers.optax_optimizer(recipe, len(x)),
+            epochs=epochs,
+            batch_size=recipe.batch_size,
+            key=jax.random.key(1),
+        )
     return hist["train_loss"], fnnjax.evaluate(mlp, trained, (x, y))["acc"]
 
 
@@ -45,11 +52,15 @@ PEER_LOOPS = {
 
 
 @pytest.mark.parametrize("peer", list(PEER_LOOPS))
-@pytest.mark.parametrize("recipe", [
-    _peers.Recipe(SIZES, "sgd", 0.5, 48, epochs=3),
-    _peers.Recipe(SIZES, "adam", 0.05, 48, epochs=3, schedule="cosine"),
-    _peers.Recipe(SIZES, "nesterov", 0.2, 48, epochs=3),
-], ids=["sgd", "adam-cosine", "nesterov"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        _peers.Recipe(SIZES, "sgd", 0.5, 48, epochs=3),
+        _peers.Recipe(SIZES, "adam", 0.05, 48, epochs=3, schedule="cosine"),
+        _peers.Recipe(SIZES, "nesterov", 0.2, 48, epochs=3),
+    ],
+    ids=["sgd", "adam-cosine", "nesterov"],
+)
 def test_a_peer_takes_the_same_steps_as_fit(problem, peer, recipe):
     """One batch of all samples (no shuffling in play): every epoch's mean loss, measured before
     its step, follows fit's to float rounding, so optimizer, schedule and loss are fit's."""
@@ -95,10 +106,14 @@ def test_step_matmuls_are_the_closed_form():
     """784-256-10, B = 256: two forward products, one error-term product (none for the input
     layer), two weight gradients."""
     mms = _gemm.step_matmuls((784, 256, 10), 256)
-    assert [(m.m, m.k, m.n) for m in mms] == [(256, 784, 256), (256, 256, 10), (256, 10, 256),
-                                              (10, 256, 256), (256, 256, 784)]
-    assert [m.name for m in mms] == ["Z1 = A0 W1^T", "Z2 = A1 W2^T", "D1 = D2 W2", "dW2 = D2^T A1",
-                                     "dW1 = D1^T A0"]
+    assert [(m.m, m.k, m.n) for m in mms] == [
+        (256, 784, 256),
+        (256, 256, 10),
+        (256, 10, 256),
+        (10, 256, 256),
+        (256, 256, 784),
+    ]
+    assert [m.name for m in mms] == ["Z1 = A0 W1^T", "Z2 = A1 W2^T", "D1 = D2 W2", "dW2 = D2^T A1", "dW1 = D1^T A0"]
     b = 256
     assert _gemm.step_flops((784, 256, 10), b) == 2 * b * (2 * 784 * 256 + 3 * 256 * 10)
     # a deeper net: L forward, L - 1 error-term and L gradient products
@@ -112,9 +127,13 @@ def test_blas_matmuls_run_the_step_products():
 
 
 def test_targets_pair_fit_with_the_fastest_peer_and_the_command():
-    times = {"fnnjax_backprop": [1.0, 1.0, 1.2], "fnnjax_train": [1.05, 1.2, 1.3],
-             "fnnjax_train_nockpt": [1.02, 1.05, 1.25], "flax_nnx": [1.3, 1.2, 1.5],
-             "torch_loop": [1.4, 1.3, 1.6]}
+    times = {
+        "fnnjax_backprop": [1.0, 1.0, 1.2],
+        "fnnjax_train": [1.05, 1.2, 1.3],
+        "fnnjax_train_nockpt": [1.02, 1.05, 1.25],
+        "flax_nnx": [1.3, 1.2, 1.5],
+        "torch_loop": [1.4, 1.3, 1.6],
+    }
     results = {m: {"median_s": float(np.median(t))} for m, t in times.items()}
     results["fnnjax_backprop"].update(speedup_vs_torch=1.5, target_met=True)
     t = bench._targets("cpu", times, results)
@@ -141,10 +160,33 @@ def test_quick_train_benchmark_with_the_peers_and_the_command(tmp_path, monkeypa
     """The peers that are installed, the fnnjax train command (paused epoch by epoch in a thread)
     and the BLAS products run side by side; the results hold the targets and the GEMM rates."""
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
-    methods = ["fnnjax_backprop", "fnnjax_train", "fnnjax_train_nockpt", "torch_loop", "flax_nnx",
-               "equinox", "blas_matmuls"]
-    assert cli.main(["bench", "train", "--quick", "--samples", "512", "--out", str(tmp_path),
-                     "--torch-threads", "1", "--methods", ",".join(methods)]) == 0
+    methods = [
+        "fnnjax_backprop",
+        "fnnjax_train",
+        "fnnjax_train_nockpt",
+        "torch_loop",
+        "flax_nnx",
+        "equinox",
+        "blas_matmuls",
+    ]
+    assert (
+        cli.main(
+            [
+                "bench",
+                "train",
+                "--quick",
+                "--samples",
+                "512",
+                "--out",
+                str(tmp_path),
+                "--torch-threads",
+                "1",
+                "--methods",
+                ",".join(methods),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "train_cpu_quick.json").read_text())
     ran = set(data["results"])
     assert ran | set(data["skipped"]) == set(methods)
@@ -164,4 +206,8 @@ def test_quick_train_benchmark_with_the_peers_and_the_command(tmp_path, monkeypa
 
 def test_unroll_variants_are_for_fit_only_not_the_command():
     assert bench._with_unrolls(["fnnjax_train", "fnnjax_backprop", "flax_nnx"], (1, 4)) == [
-        "fnnjax_train", "fnnjax_backprop", "fnnjax_backprop_unroll4", "flax_nnx"]
+        "fnnjax_train",
+        "fnnjax_backprop",
+        "fnnjax_backprop_unroll4",
+        "flax_nnx",
+    ]

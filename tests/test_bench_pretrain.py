@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import pytest
 
 import fnnjax
-from fnnjax.errors import UsageError
 from benchmarks import pretrain as bench
+from fnnjax.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +76,15 @@ def test_delta_norms_match_autodiff():
     assert wrong[0] != pytest.approx(got[0], rel=1e-3)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--quick", "--inits", "orthogonal"], r"--inits 'orthogonal': unknown or no scheme; valid schemes"),
-    (["--quick", "--epochs", "0"], r"--epochs 0 must be a positive integer"),
-    (["--quick", "--samples", "10"], r"--samples 10 must lie in 256\.\.512"),
-    ([], r"needs Fashion-MNIST: no --data-dir and \$FNNJAX_DATA is unset"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--quick", "--inits", "orthogonal"], r"--inits 'orthogonal': unknown or no scheme; valid schemes"),
+        (["--quick", "--epochs", "0"], r"--epochs 0 must be a positive integer"),
+        (["--quick", "--samples", "10"], r"--samples 10 must lie in 256\.\.512"),
+        ([], r"needs Fashion-MNIST: no --data-dir and \$FNNJAX_DATA is unset"),
+    ],
+)
 def test_bad_options_fail_with_one_line(argv, message, monkeypatch, tmp_path):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
     with pytest.raises(UsageError, match=message):

@@ -12,8 +12,16 @@ from fnnjax import cli
 
 def history(test_accs, *, loss1=1.04, train_acc=0.915):
     n = len(test_accs)
-    return [{"epoch": e + 1, "train_loss": loss1 / (e + 1), "train_acc": train_acc if e == n - 1 else 0.5,
-             "test_acc": a, "seconds": 0.1 * (e + 1)} for e, a in enumerate(test_accs)]
+    return [
+        {
+            "epoch": e + 1,
+            "train_loss": loss1 / (e + 1),
+            "train_acc": train_acc if e == n - 1 else 0.5,
+            "test_acc": a,
+            "seconds": 0.1 * (e + 1),
+        }
+        for e, a in enumerate(test_accs)
+    ]
 
 
 def test_summary_of_a_run():
@@ -43,8 +51,12 @@ def tiny_fashion(tmp_path, fashion_lookalike):
 @pytest.mark.slow
 def test_quick_reference_runs_the_recipe_for_both_gradients(tiny_fashion, tmp_path, capsys):
     out = tmp_path / "results"
-    assert cli.main(["bench", "reference", "--quick", "--data-dir", str(tiny_fashion), "--seeds", "3,4",
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            ["bench", "reference", "--quick", "--data-dir", str(tiny_fashion), "--seeds", "3,4", "--out", str(out)]
+        )
+        == 0
+    )
     result = json.loads((out / "reference_cpu_quick.json").read_text())
     assert result["epochs"] == 2 and result["seeds"] == [3]  # --quick: 2 epochs, the first seed
     assert [(r["seed"], r["gradient"]) for r in result["runs"]] == [(3, "backprop"), (3, "grad")]

@@ -28,8 +28,20 @@ def test_step_commands_carry_the_common_options():
 def test_a_step_past_its_limit_is_killed_and_the_budget_stops_the_rest(tmp_path, capsys):
     archive = tmp_path / "back" / "gpu_results.tar.gz"
     # 3 s cannot cover importing jax and compiling: backprop times out; modes finds no budget left
-    status = suite.main(["--out", str(tmp_path / "r"), "--archive", str(archive), "--budget-s", "3",
-                         "--steps", "modes,backprop", "--tag", "t"])
+    status = suite.main(
+        [
+            "--out",
+            str(tmp_path / "r"),
+            "--archive",
+            str(archive),
+            "--budget-s",
+            "3",
+            "--steps",
+            "modes,backprop",
+            "--tag",
+            "t",
+        ]
+    )
     assert status == 1
     summary = json.loads((tmp_path / "r" / "suite_t.json").read_text())
     steps = {s["step"]: s for s in summary["steps"]}

@@ -37,8 +37,22 @@ def test_it_needs_the_real_data_and_known_names(monkeypatch, capsys):
 def test_quick_run_fit_and_the_command_train_the_same_run(tmp_path, monkeypatch):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
     with jax.numpy_dtype_promotion("standard"):  # optax's adam and schedules mix Python floats and int32
-        assert cli.main(["bench", "time_to_accuracy", "--quick", "--out", str(tmp_path), "--torch-threads",
-                         "1", "--methods", "fnnjax_fit,fnnjax_train,torch_loop"]) == 0
+        assert (
+            cli.main(
+                [
+                    "bench",
+                    "time_to_accuracy",
+                    "--quick",
+                    "--out",
+                    str(tmp_path),
+                    "--torch-threads",
+                    "1",
+                    "--methods",
+                    "fnnjax_fit,fnnjax_train,torch_loop",
+                ]
+            )
+            == 0
+        )
     data = json.loads((tmp_path / "time_to_accuracy_cpu_quick.json").read_text())
     assert data["preset"] == "fast" and data["epochs"] == 2 and data["seeds"] == [0]
     runs = data["runs"]

@@ -19,7 +19,7 @@ import fnnjax
 from benchmarks import _fit, _harness, gradients, modes
 from fnnjax import cli
 
-POW2 = [2.0 ** k for k in range(11)]  # 1 .. 1024
+POW2 = [2.0**k for k in range(11)]  # 1 .. 1024
 
 
 # ----------------------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ POW2 = [2.0 ** k for k in range(11)]  # 1 .. 1024
 
 
 def test_loglog_fit_recovers_exponent_and_constant():
-    fit = _fit.loglog_fit(POW2, [3.0 * x ** 1.5 for x in POW2])
+    fit = _fit.loglog_fit(POW2, [3.0 * x**1.5 for x in POW2])
     assert fit.slope == pytest.approx(1.5, abs=1e-12)
     assert math.exp(fit.intercept) == pytest.approx(3.0, rel=1e-12)
     assert fit.r2 == pytest.approx(1.0, abs=1e-12)
@@ -74,7 +74,7 @@ def test_fit_from_stops_at_the_first_window_that_fails():
 
 @pytest.mark.parametrize("m", [1.0, 10.0, 100.0])
 def test_crossover_of_n_passes_against_m_passes_is_m(m):
-    ns = [4.0 ** k for k in range(8)]
+    ns = [4.0**k for k in range(8)]
     c = _fit.crossover(ns, first=ns, second=[m] * len(ns))  # forward: n passes; reverse: m
     assert c.status == "crossed"
     assert c.x == pytest.approx(m, rel=1e-12)
@@ -82,7 +82,7 @@ def test_crossover_of_n_passes_against_m_passes_is_m(m):
 
 def test_crossover_of_two_power_laws_is_exact():
     x = [1.0, 4.0, 16.0, 64.0]
-    c = _fit.crossover(x, first=x, second=[3.0 * v ** 0.5 for v in x])  # x = 3 sqrt(x) at x = 9
+    c = _fit.crossover(x, first=x, second=[3.0 * v**0.5 for v in x])  # x = 3 sqrt(x) at x = 9
     assert c.x == pytest.approx(9.0, rel=1e-12)
 
 
@@ -148,8 +148,14 @@ def test_mode_functions_agree_with_jax_jacobian():
     def everything(params, x, v, u):
         J = jax.jacobian(lambda x: fnnjax.forward(mlp, params, x))(x)
         batched = jax.vmap(fns["jacfwd"], in_axes=(None, 0))(params, jnp.stack([x, 2 * x]))
-        return (J, fns["jacfwd"](params, x), fns["jacrev"](params, x), fns["jvp"](params, x, v)[1],
-                fns["vjp"](params, x, u)[1], batched[0])
+        return (
+            J,
+            fns["jacfwd"](params, x),
+            fns["jacrev"](params, x),
+            fns["jvp"](params, x, v)[1],
+            fns["vjp"](params, x, u)[1],
+            batched[0],
+        )
 
     J, fwd, rev, jv, uj, batched0 = everything(params, x, v, u)
     np.testing.assert_allclose(fwd, J, rtol=1e-5, atol=1e-6)
@@ -185,15 +191,27 @@ def _modes_records(ns, ms, fwd_slope=1.0):
     for mode in ("single", "batched"):
         for m in ms:
             for n in ns:
-                passes = {"f": 1.0, "jvp": 2.0, "vjp": 3.0, "jacfwd": n ** fwd_slope, "jacrev": float(m)}
+                passes = {"f": 1.0, "jvp": 2.0, "vjp": 3.0, "jacfwd": n**fwd_slope, "jacrev": float(m)}
                 for method, p in passes.items():
-                    recs.append(dict(kind="jacobian", mode=mode, m=m, n=n, method=method, median_s=1e-3 * n * p,
-                                     passes=p, flops=1e3 * n * p, peak_bytes=100, skipped=None))
+                    recs.append(
+                        dict(
+                            kind="jacobian",
+                            mode=mode,
+                            m=m,
+                            n=n,
+                            method=method,
+                            median_s=1e-3 * n * p,
+                            passes=p,
+                            flops=1e3 * n * p,
+                            peak_bytes=100,
+                            skipped=None,
+                        )
+                    )
     return recs
 
 
 def test_modes_analysis_recovers_slopes_and_crossovers():
-    ns, ms = [4 ** k for k in range(8)], [1, 10, 100]
+    ns, ms = [4**k for k in range(8)], [1, 10, 100]
     summary = modes.analyse(_modes_records(ns, ms), tol=0.05)
     by = {(s["mode"], s["m"], s["method"]): s for s in summary["slopes"]}
     for mode in ("single", "batched"):
@@ -211,7 +229,7 @@ def test_modes_analysis_recovers_slopes_and_crossovers():
 
 
 def test_modes_analysis_flags_a_wrong_slope():
-    summary = modes.analyse(_modes_records([4 ** k for k in range(6)], [10], fwd_slope=0.5), tol=0.15)
+    summary = modes.analyse(_modes_records([4**k for k in range(6)], [10], fwd_slope=0.5), tol=0.15)
     row = [s for s in summary["slopes"] if s["method"] == "jacfwd"][0]
     assert row["holds"] is False
     assert row["passes_slope"] == pytest.approx(0.5, abs=1e-9)
@@ -222,16 +240,33 @@ def test_gradients_analysis_recovers_slopes_and_ratios():
     for sweep, Ps in (("width", [100, 1000, 10000]), ("depth", [200, 2000, 20000]), ("notes", [203530])):
         for P in Ps:
             t_loss = 1e-8 * P
-            passes = {"loss": 1.0, "backprop": 1.8, "grad": 2.0, "jacrev": 2.1,
-                      "jacfwd": 0.5 * P, "jvp": 1.0 * P, "fd_forward": 1.0 * P, "fd_central": 2.0 * P}
+            passes = {
+                "loss": 1.0,
+                "backprop": 1.8,
+                "grad": 2.0,
+                "jacrev": 2.1,
+                "jacfwd": 0.5 * P,
+                "jvp": 1.0 * P,
+                "fd_forward": 1.0 * P,
+                "fd_central": 2.0 * P,
+            }
             for method, p in passes.items():
                 r = dict(sweep=sweep, sizes=[P, 10], P=P, method=method, median_s=t_loss * p, passes=p)
                 if method == "backprop":
                     r["vs_grad"] = 0.9
                 recs.append(r)
             # R in the loop costs a tenth of a call of R (no dispatch), growing like P^0.5 here
-            recs.append(dict(sweep=sweep, sizes=[P, 10], P=P, method=gradients.LOOP, median_s=1.0,
-                             per_evaluation_s=1e-6 * P ** 0.5, passes=None))
+            recs.append(
+                dict(
+                    sweep=sweep,
+                    sizes=[P, 10],
+                    P=P,
+                    method=gradients.LOOP,
+                    median_s=1.0,
+                    per_evaluation_s=1e-6 * P**0.5,
+                    passes=None,
+                )
+            )
     s = gradients.analyse(recs, tol=0.05)
     by = {(r["sweep"], r["method"]): r for r in s["slopes"]}
     assert by[("width", "jvp")]["passes_slope"] == pytest.approx(1.0, abs=1e-9)

@@ -35,8 +35,12 @@ def make_data(seed, n):
 
 
 TRAIN = make_data(0, 40)
-P0 = tuple(fnnjax.Layer(jnp.asarray(np.random.default_rng(1).normal(0, 0.3, (m, n)), jnp.float32),
-                        jnp.zeros((m,), jnp.float32)) for n, m in zip(MLP.sizes[:-1], MLP.sizes[1:]))
+P0 = tuple(
+    fnnjax.Layer(
+        jnp.asarray(np.random.default_rng(1).normal(0, 0.3, (m, n)), jnp.float32), jnp.zeros((m,), jnp.float32)
+    )
+    for n, m in zip(MLP.sizes[:-1], MLP.sizes[1:])
+)
 
 
 def train(epochs, params=P0, **kw):
@@ -46,8 +50,7 @@ def train(epochs, params=P0, **kw):
 
 
 def leaves_equal(a, b):
-    return all(np.array_equal(np.asarray(u), np.asarray(v))
-               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 class Interrupt(Exception):
@@ -109,8 +112,13 @@ CRASH_DURING_SAVE = textwrap.dedent("""
 def test_a_crash_during_a_save_leaves_the_previous_checkpoint(tmp_path):
     fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
     script = CRASH_DURING_SAVE.format(tests=str(Path(__file__).parent), directory=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
     assert proc.returncode == 17, proc.stderr[-2000:]
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("1",)]
     assert leftovers == ["2.fnnjax-tmp"]  # the finished but uncommitted save
@@ -125,8 +133,7 @@ def test_a_crash_during_a_save_leaves_the_previous_checkpoint(tmp_path):
 
 def test_state_key_and_history_round_trip(tmp_path):
     state = _state(5, 2.0)
-    fnnjax.save_checkpoint(tmp_path, state, mlp=MLP, history=[{"epoch": 5, "train_loss": 0.5}],
-                           config={"lr": 0.2})
+    fnnjax.save_checkpoint(tmp_path, state, mlp=MLP, history=[{"epoch": 5, "train_loss": 0.5}], config={"lr": 0.2})
     restored = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
     assert leaves_equal(restored.state.params, state.params)
     assert leaves_equal(restored.state.opt_state, state.opt_state)
@@ -138,17 +145,22 @@ def test_state_key_and_history_round_trip(tmp_path):
 def test_mismatched_architecture_is_one_clear_line(tmp_path):
     fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
     other = fnnjax.MLP((6, 7, 4), output="softmax")
-    with pytest.raises(fnnjax.CheckpointError,
-                       match=r"was written for sizes 6,5,4 \(hidden relu, output softmax\) but this "
-                             r"run uses sizes 6,7,4 .*use the matching architecture") as info:
+    with pytest.raises(
+        fnnjax.CheckpointError,
+        match=r"was written for sizes 6,5,4 \(hidden relu, output softmax\) but this "
+        r"run uses sizes 6,7,4 .*use the matching architecture",
+    ) as info:
         fnnjax.restore_checkpoint(tmp_path, mlp=other, optimizer=MOMENTUM)
     assert "\n" not in str(info.value)
 
 
 def test_mismatched_optimizer_is_reported_with_both_treedefs(tmp_path):
     fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
-    with pytest.raises(fnnjax.CheckpointError, match="holds an optimizer state of another structure than "
-                       r"this optimizer's \(another optimizer\?\)") as info:
+    with pytest.raises(
+        fnnjax.CheckpointError,
+        match="holds an optimizer state of another structure than "
+        r"this optimizer's \(another optimizer\?\)",
+    ) as info:
         fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=optax.adam(0.1))
     first, expected, saved = str(info.value).splitlines()
     assert "use the optimizer it was written with" in first
@@ -169,8 +181,17 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path):
     data = (np.ones((2, 1), np.float32), np.zeros((2, 1), np.float32))
     opt = optax.sgd(5e9)
     with pytest.raises(fnnjax.NonFiniteLossError, match="epoch 2, step 1"):
-        fnnjax.fit(mlp, params, data, optimizer=opt, loss="mse", epochs=5, batch_size=1,
-                   key=jax.random.key(0), callbacks=[fnnjax.Checkpointer(tmp_path, mlp=mlp)])
+        fnnjax.fit(
+            mlp,
+            params,
+            data,
+            optimizer=opt,
+            loss="mse",
+            epochs=5,
+            batch_size=1,
+            key=jax.random.key(0),
+            callbacks=[fnnjax.Checkpointer(tmp_path, mlp=mlp)],
+        )
     assert fnnjax.latest_checkpoint(tmp_path) == 1
     good = fnnjax.restore_checkpoint(tmp_path, mlp=mlp, optimizer=opt).state.params
     s = float(good[0].W[0, 0] + good[0].b[0])  # s = w + b after two steps: (1 - 1e10)^2
@@ -187,13 +208,18 @@ def test_params_file_round_trip_and_errors(tmp_path):
         assert f["W1"].shape == (5, 6) and f["b2"].shape == (4,)
         checksums = json.loads(str(f["checksums"]))
         assert checksums["format"] == "fnnjax-params/2"
-        assert checksums["arrays"]["W1"] == hashlib.sha256(
-            b"<f4(5, 6)" + np.ascontiguousarray(f["W1"]).tobytes()).hexdigest()
+        assert (
+            checksums["arrays"]["W1"]
+            == hashlib.sha256(b"<f4(5, 6)" + np.ascontiguousarray(f["W1"]).tobytes()).hexdigest()
+        )
     with pytest.raises(FileNotFoundError, match="params file .*nope.npz does not exist"):
         fnnjax.load_params(tmp_path / "nope.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match=r"other.npz is not an fnnjax params file \(it has no 'mlp' "
-                       r"entry, only a\); write it with fnnjax.save_params"):
+    with pytest.raises(
+        ValueError,
+        match=r"other.npz is not an fnnjax params file \(it has no 'mlp' "
+        r"entry, only a\); write it with fnnjax.save_params",
+    ):
         fnnjax.load_params(tmp_path / "other.npz")
 
 
@@ -214,9 +240,12 @@ def test_fallback_skips_a_damaged_newest_and_strict_does_not(tmp_path):
         fnnjax.save_checkpoint(tmp_path, _state(epoch, float(epoch)), mlp=MLP, max_to_keep=None)
     meta = tmp_path / "3" / "meta" / "metadata"
     meta.write_bytes(meta.read_bytes().replace(b'"epoch": 3', b'"epoch": 4'))
-    with pytest.raises(fnnjax.DamagedCheckpointError, match=r"^checkpoint 3 is damaged: file "
-                       r"meta/metadata does not match its checksum \(in .+\); restore with "
-                       r"fallback=True to use the newest intact checkpoint instead$") as info:
+    with pytest.raises(
+        fnnjax.DamagedCheckpointError,
+        match=r"^checkpoint 3 is damaged: file "
+        r"meta/metadata does not match its checksum \(in .+\); restore with "
+        r"fallback=True to use the newest intact checkpoint instead$",
+    ) as info:
         fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
     assert (info.value.epoch, info.value.reason) == (3, "file meta/metadata does not match its checksum")
     assert info.value.path == tmp_path / "3"
@@ -224,16 +253,18 @@ def test_fallback_skips_a_damaged_newest_and_strict_does_not(tmp_path):
     assert restored.state.epoch == 2 and restored.skipped == ((3, info.value.reason),)
     assert leaves_equal(restored.state.params, _state(2, 2.0).params)
     # epoch= with fallback: the newest intact one at or before it
-    assert fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM, epoch=3,
-                                     fallback=True).state.epoch == 2
+    assert fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM, epoch=3, fallback=True).state.epoch == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2", "3"]  # a restore moves nothing
 
 
 def test_saving_over_a_damaged_checkpoint_sets_it_aside_and_never_replaces_an_intact_one(tmp_path):
     fnnjax.save_checkpoint(tmp_path, _state(1), mlp=MLP)
     fnnjax.save_checkpoint(tmp_path, _state(2), mlp=MLP)
-    with pytest.raises(fnnjax.CheckpointError, match=r"checkpoint 2 already exists in .+ and is intact; "
-                       r"saving epoch 2 again would replace it: delete .+2 first"):
+    with pytest.raises(
+        fnnjax.CheckpointError,
+        match=r"checkpoint 2 already exists in .+ and is intact; "
+        r"saving epoch 2 again would replace it: delete .+2 first",
+    ):
         fnnjax.save_checkpoint(tmp_path, _state(2, 5.0), mlp=MLP)
     (tmp_path / "2" / fnnjax._checkpoint.MANIFEST).unlink()
     fnnjax.save_checkpoint(tmp_path, _state(2, 5.0), mlp=MLP)
@@ -247,8 +278,11 @@ def test_max_to_keep_keeps_the_newest(tmp_path):
         fnnjax.save_checkpoint(tmp_path, _state(epoch), mlp=MLP, max_to_keep=3)
     assert fnnjax._checkpoint._steps(tmp_path) == [2, 3, 4]
     for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match=rf"max_to_keep = {bad!r} but it must be a positive integer "
-                           r"or None \(all\)"):
+        with pytest.raises(
+            ValueError,
+            match=rf"max_to_keep = {bad!r} but it must be a positive integer "
+            r"or None \(all\)",
+        ):
             fnnjax.save_checkpoint(tmp_path, _state(5), mlp=MLP, max_to_keep=bad)
         with pytest.raises(ValueError, match=r"max_to_keep = .* must be a positive integer"):
             fnnjax.Checkpointer(tmp_path, mlp=MLP, max_to_keep=bad)
@@ -261,16 +295,27 @@ def test_the_manifest_checksums_what_was_saved(tmp_path):
     manifest = json.loads((tmp_path / "3" / "fnnjax-manifest.json").read_text())
     w1 = np.asarray(state.params[0].W)
     assert manifest["arrays"]["['params'][0].W"] == {
-        "dtype": "float32", "shape": [5, 6],
-        "sha256": hashlib.sha256(b"<f4(5, 6)" + w1.tobytes()).hexdigest()}
-    assert set(manifest["arrays"]) == {"['key']", "['params'][0].W", "['params'][0].b", "['params'][1].W",
-                                       "['params'][1].b", "['opt_state'][0].trace[0].W",
-                                       "['opt_state'][0].trace[0].b", "['opt_state'][0].trace[1].W",
-                                       "['opt_state'][0].trace[1].b"}
+        "dtype": "float32",
+        "shape": [5, 6],
+        "sha256": hashlib.sha256(b"<f4(5, 6)" + w1.tobytes()).hexdigest(),
+    }
+    assert set(manifest["arrays"]) == {
+        "['key']",
+        "['params'][0].W",
+        "['params'][0].b",
+        "['params'][1].W",
+        "['params'][1].b",
+        "['opt_state'][0].trace[0].W",
+        "['opt_state'][0].trace[0].b",
+        "['opt_state'][0].trace[1].W",
+        "['opt_state'][0].trace[1].b",
+    }
     for rel, saved in manifest["files"].items():
         data = (tmp_path / "3" / rel).read_bytes()
         assert saved == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert "meta/metadata" in manifest["files"] and any(r.startswith("state/") for r in manifest["files"])
     body = {k: v for k, v in manifest.items() if k != "sha256"}
-    assert manifest["sha256"] == hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert (
+        manifest["sha256"]
+        == hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    )

@@ -57,9 +57,26 @@ def fault(name: str, how: str, outcome: str):
 
 
 def train_args(data_dir, out, *extra) -> list[str]:
-    return ["--data-dir", str(data_dir), "--sizes", "784,8,10", "--optimizer", OPTIMIZER, "--lr", "0.05",
-            "--batch-size", "25", "--dropout", "0.2", "--epochs", "4", "--out", str(out), "--quiet",
-            *extra]
+    return [
+        "--data-dir",
+        str(data_dir),
+        "--sizes",
+        "784,8,10",
+        "--optimizer",
+        OPTIMIZER,
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "25",
+        "--dropout",
+        "0.2",
+        "--epochs",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def train(data_dir, out, *extra) -> int:
@@ -143,8 +160,10 @@ class Child:
             stdout, stderr = self.proc.communicate(timeout=TIMEOUT)
             self.returncode = self.proc.returncode
             self.exits = [int(s) for s in re.findall(r"^@@ exit (-?\d+)$", stdout, re.MULTILINE)]
-            self.errs = [part.split("\n", 1)[1] if "\n" in part else ""
-                         for part in re.split(r"^@@ run ", stderr, flags=re.MULTILINE)[1:]]
+            self.errs = [
+                part.split("\n", 1)[1] if "\n" in part else ""
+                for part in re.split(r"^@@ run ", stderr, flags=re.MULTILINE)[1:]
+            ]
         return self
 
 
@@ -156,10 +175,15 @@ class Children:
 
     def __init__(self, data_dir: Path, pristine: Path, root: Path):
         self.data_dir, self.root = data_dir, root
-        self.env = {**os.environ, "JAX_PLATFORMS": "cpu", "FNNJAX_HARNESS_READY": str(root / "ready"),
-                    "FNNJAX_HARNESS_FSIZE": "8192", "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
-                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+        self.env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "FNNJAX_HARNESS_READY": str(root / "ready"),
+            "FNNJAX_HARNESS_FSIZE": "8192",
+            "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+        }
         self.env.pop("FNNJAX_DEBUG", None)
         self.full = copy_run(pristine, root / "disk-full")
         self.locked = copy_run(pristine, root / "read-only")
@@ -173,24 +197,31 @@ class Children:
         tokens = []
         for fault_name, out, extra in runs:
             tokens += ["--run", fault_name, *train_args(self.data_dir, out, *extra)]
-        proc = subprocess.Popen([sys.executable, str(HARNESS), *tokens[1:]], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.root)
+        proc = subprocess.Popen(
+            [sys.executable, str(HARNESS), *tokens[1:]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            cwd=self.root,
+        )
         return Child(proc, [out for _, out, _ in runs])
 
     def _start_the_others(self) -> None:
         self.started[self.WARM_UP].finish()
         root = self.root
-        for name in ("kill-before-commit", "kill-after-commit", "second-signal-during-epoch",
-                     "wait-in-epoch"):
+        for name in ("kill-before-commit", "kill-after-commit", "second-signal-during-epoch", "wait-in-epoch"):
             self.started[name] = self._start([(name, root / name, ())])
-        self.started["signals-and-full-disk"] = self._start([
-            ("term-during-save", root / "term-during-save", ()),
-            ("term-during-epoch", root / "term-during-epoch", ()),
-            ("int-during-epoch", root / "int-during-epoch", ("--checkpoint-every", "2")),
-            ("file-size-limit", self.full, ("--resume",)),
-            ("no-write-permission", self.locked, ("--resume",)),
-            ("no-write-permission", root / "read-only-parent" / "run", ()),
-        ])
+        self.started["signals-and-full-disk"] = self._start(
+            [
+                ("term-during-save", root / "term-during-save", ()),
+                ("term-during-epoch", root / "term-during-epoch", ()),
+                ("int-during-epoch", root / "int-during-epoch", ("--checkpoint-every", "2")),
+                ("file-size-limit", self.full, ("--resume",)),
+                ("no-write-permission", self.locked, ("--resume",)),
+                ("no-write-permission", root / "read-only-parent" / "run", ()),
+            ]
+        )
 
     def __getitem__(self, name: str) -> Child:
         if name != self.WARM_UP:
@@ -240,7 +271,8 @@ def rewrite(path: Path, change) -> None:
 
 def zero_bytes(step, other):
     def change(b):
-        b[len(b) // 2:len(b) // 2 + 64] = bytes(64)
+        b[len(b) // 2 : len(b) // 2 + 64] = bytes(64)
+
     rewrite(data_file(step), change)
 
 
@@ -248,12 +280,14 @@ def flip_bits(step, other):
     def change(b):
         for i in range(16):
             b[len(b) // 3 + 37 * i] ^= 1 << (i % 8)
+
     rewrite(data_file(step), change)
 
 
 def flip_one_bit_in_meta(step, other):
     def change(b):
         b[len(b) // 2] ^= 1
+
     rewrite(step / "meta" / "metadata", change)
 
 
@@ -298,9 +332,11 @@ def reseal_manifest(step: Path) -> None:
     """Re-checksum every file into the manifest (what a buggy writer or a careful forger would do),
     so that only the checksums of the decoded arrays can still tell."""
     manifest = json.loads((step / _checkpoint.MANIFEST).read_text())
-    manifest["files"] = {p.relative_to(step).as_posix(): {"bytes": p.stat().st_size,
-                                                           "sha256": _checkpoint._sha256_file(p)}
-                         for p in sorted(step.rglob("*")) if p.is_file() and p.name != _checkpoint.MANIFEST}
+    manifest["files"] = {
+        p.relative_to(step).as_posix(): {"bytes": p.stat().st_size, "sha256": _checkpoint._sha256_file(p)}
+        for p in sorted(step.rglob("*"))
+        if p.is_file() and p.name != _checkpoint.MANIFEST
+    }
     body = {k: v for k, v in manifest.items() if k != "sha256"}
     (step / _checkpoint.MANIFEST).write_text(json.dumps({**body, "sha256": _checkpoint._json_sha256(body)}))
 
@@ -327,61 +363,124 @@ class Damage:
 
 
 DAMAGES = [
-    Damage("zeroed bytes", "64 bytes in the middle of the array data file set to 0",
-           "file state/…/d/… does not match its checksum",
-           r"file state/\S+/d/\S+ does not match its checksum", zero_bytes, cli=True),
-    Damage("flipped bits", "one bit flipped in each of 16 bytes of the array data file",
-           "file state/…/d/… does not match its checksum",
-           r"file state/\S+/d/\S+ does not match its checksum", flip_bits),
-    Damage("one flipped bit in the JSON part", "one bit of meta/metadata (history, config) flipped",
-           "file meta/metadata does not match its checksum",
-           r"file meta/metadata does not match its checksum", flip_one_bit_in_meta, cli=True),
-    Damage("truncated file", "the array data file cut to half its length",
-           "file state/…/d/… is truncated: N bytes, M were saved",
-           r"file state/\S+/d/\S+ is truncated: \d+ bytes, \d+ were saved", truncate),
-    Damage("deleted file", "the array data file deleted", "file state/…/d/… is missing",
-           r"file state/\S+/d/\S+ is missing", delete_file),
-    Damage("a file from another run", "meta/metadata replaced by the same file of another run's "
-           "checkpoint 2 (another seed)", "file meta/metadata does not match its checksum",
-           r"file meta/metadata does not match its checksum", foreign_meta),
-    Damage("manifest deleted", "fnnjax-manifest.json deleted",
-           "its manifest fnnjax-manifest.json is missing",
-           r"its manifest fnnjax-manifest\.json is missing", delete_manifest),
-    Damage("manifest altered", "one checksum inside the manifest changed (still valid JSON)",
-           "its manifest does not match its own checksum",
-           r"its manifest does not match its own checksum", alter_manifest),
-    Damage("manifest truncated", "the manifest cut to half its length",
-           "its manifest is not valid JSON (damaged or truncated)",
-           r"its manifest is not valid JSON \(damaged or truncated\)", truncate_manifest),
-    Damage("manifest from another run", "the manifest replaced by another run's (checkpoint 2)",
-           "file … does not match its checksum (the first file that differs)",
-           r"file \S+ (does not match its checksum|is (truncated|longer than saved): .*)",
-           foreign_manifest),
-    Damage("folder of another epoch", "checkpoint folder 2 replaced by a copy of folder 1",
-           "it holds epoch 1, not 2 (a folder renamed or copied in)",
-           r"it holds epoch 1, not 2 \(a folder renamed or copied in\)", folder_of_another_epoch),
-    Damage("arrays of another run, files re-checksummed",
-           "state/ replaced by another run's whose W1 differs in one weight, and every file's "
-           "checksum in the manifest recomputed to match", "array W1 does not match its checksum",
-           r"array W1 does not match its checksum", foreign_arrays_resealed, cli=True),
-    Damage("undecodable data, files re-checksummed",
-           "the array data file cut to half its length, the manifest recomputed to match",
-           "its arrays cannot be decoded", r"its arrays cannot be decoded", undecodable_resealed),
+    Damage(
+        "zeroed bytes",
+        "64 bytes in the middle of the array data file set to 0",
+        "file state/…/d/… does not match its checksum",
+        r"file state/\S+/d/\S+ does not match its checksum",
+        zero_bytes,
+        cli=True,
+    ),
+    Damage(
+        "flipped bits",
+        "one bit flipped in each of 16 bytes of the array data file",
+        "file state/…/d/… does not match its checksum",
+        r"file state/\S+/d/\S+ does not match its checksum",
+        flip_bits,
+    ),
+    Damage(
+        "one flipped bit in the JSON part",
+        "one bit of meta/metadata (history, config) flipped",
+        "file meta/metadata does not match its checksum",
+        r"file meta/metadata does not match its checksum",
+        flip_one_bit_in_meta,
+        cli=True,
+    ),
+    Damage(
+        "truncated file",
+        "the array data file cut to half its length",
+        "file state/…/d/… is truncated: N bytes, M were saved",
+        r"file state/\S+/d/\S+ is truncated: \d+ bytes, \d+ were saved",
+        truncate,
+    ),
+    Damage(
+        "deleted file",
+        "the array data file deleted",
+        "file state/…/d/… is missing",
+        r"file state/\S+/d/\S+ is missing",
+        delete_file,
+    ),
+    Damage(
+        "a file from another run",
+        "meta/metadata replaced by the same file of another run's checkpoint 2 (another seed)",
+        "file meta/metadata does not match its checksum",
+        r"file meta/metadata does not match its checksum",
+        foreign_meta,
+    ),
+    Damage(
+        "manifest deleted",
+        "fnnjax-manifest.json deleted",
+        "its manifest fnnjax-manifest.json is missing",
+        r"its manifest fnnjax-manifest\.json is missing",
+        delete_manifest,
+    ),
+    Damage(
+        "manifest altered",
+        "one checksum inside the manifest changed (still valid JSON)",
+        "its manifest does not match its own checksum",
+        r"its manifest does not match its own checksum",
+        alter_manifest,
+    ),
+    Damage(
+        "manifest truncated",
+        "the manifest cut to half its length",
+        "its manifest is not valid JSON (damaged or truncated)",
+        r"its manifest is not valid JSON \(damaged or truncated\)",
+        truncate_manifest,
+    ),
+    Damage(
+        "manifest from another run",
+        "the manifest replaced by another run's (checkpoint 2)",
+        "file … does not match its checksum (the first file that differs)",
+        r"file \S+ (does not match its checksum|is (truncated|longer than saved): .*)",
+        foreign_manifest,
+    ),
+    Damage(
+        "folder of another epoch",
+        "checkpoint folder 2 replaced by a copy of folder 1",
+        "it holds epoch 1, not 2 (a folder renamed or copied in)",
+        r"it holds epoch 1, not 2 \(a folder renamed or copied in\)",
+        folder_of_another_epoch,
+    ),
+    Damage(
+        "arrays of another run, files re-checksummed",
+        "state/ replaced by another run's whose W1 differs in one weight, and every file's "
+        "checksum in the manifest recomputed to match",
+        "array W1 does not match its checksum",
+        r"array W1 does not match its checksum",
+        foreign_arrays_resealed,
+        cli=True,
+    ),
+    Damage(
+        "undecodable data, files re-checksummed",
+        "the array data file cut to half its length, the manifest recomputed to match",
+        "its arrays cannot be decoded",
+        r"its arrays cannot be decoded",
+        undecodable_resealed,
+    ),
 ]
 
 for _d in DAMAGES:
-    FAULTS.append((_d.name, _d.how,
-                   f"\"checkpoint 2 is damaged: {_d.says}\" (strict restore); `fallback=True` restores "
-                   "checkpoint 1, bit-identical to the one saved" + (
-                       "; `--resume` says so in one line, renames it `2.damaged` and ends with the same "
-                       "bits as an uninterrupted run" if _d.cli else "")))
+    FAULTS.append(
+        (
+            _d.name,
+            _d.how,
+            f'"checkpoint 2 is damaged: {_d.says}" (strict restore); `fallback=True` restores '
+            "checkpoint 1, bit-identical to the one saved"
+            + (
+                "; `--resume` says so in one line, renames it `2.damaged` and ends with the same "
+                "bits as an uninterrupted run"
+                if _d.cli
+                else ""
+            ),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def epoch1(pristine):
     """Checkpoint 1 of the pristine run, as restored (what every fallback must give, bit for bit)."""
-    return fnnjax.restore_checkpoint(pristine / "checkpoints", mlp=MLP, optimizer=_optimizer(),
-                                     epoch=1).state
+    return fnnjax.restore_checkpoint(pristine / "checkpoints", mlp=MLP, optimizer=_optimizer(), epoch=1).state
 
 
 @pytest.fixture(scope="module")
@@ -393,8 +492,9 @@ def other(pristine, tmp_path_factory) -> Path:
     params[0] = fnnjax.Layer(params[0].W.at[0, 0].add(1e-3), params[0].b)
     state = restored.state._replace(params=tuple(params))
     folder = tmp_path_factory.mktemp("other")
-    return fnnjax.save_checkpoint(folder, state, mlp=MLP, history=restored.history,
-                                  config={**restored.config, "seed": 1})
+    return fnnjax.save_checkpoint(
+        folder, state, mlp=MLP, history=restored.history, config={**restored.config, "seed": 1}
+    )
 
 
 def _optimizer():
@@ -404,22 +504,30 @@ def _optimizer():
 
 
 def same_state(a, b) -> bool:
-    return (a.epoch == b.epoch and jax.tree.structure(a.opt_state) == jax.tree.structure(b.opt_state)
-            and all(np.array_equal(np.asarray(u), np.asarray(v))
-                    for u, v in zip(jax.tree.leaves((a.params, a.opt_state, jax.random.key_data(a.key))),
-                                    jax.tree.leaves((b.params, b.opt_state, jax.random.key_data(b.key))))))
+    return (
+        a.epoch == b.epoch
+        and jax.tree.structure(a.opt_state) == jax.tree.structure(b.opt_state)
+        and all(
+            np.array_equal(np.asarray(u), np.asarray(v))
+            for u, v in zip(
+                jax.tree.leaves((a.params, a.opt_state, jax.random.key_data(a.key))),
+                jax.tree.leaves((b.params, b.opt_state, jax.random.key_data(b.key))),
+            )
+        )
+    )
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see settle_orbax
 @pytest.mark.parametrize("damage", DAMAGES, ids=[d.name for d in DAMAGES])
-def test_damage_is_detected_and_skipped(damage, pristine, other, epoch1, data_dir, tmp_path, request,
-                                        capsys):
+def test_damage_is_detected_and_skipped(damage, pristine, other, epoch1, data_dir, tmp_path, request, capsys):
     out = copy_run(pristine, tmp_path / "run")
     ckpt_dir = out / "checkpoints"
     damage.apply(ckpt_dir / "2", other)
-    with pytest.raises(fnnjax.DamagedCheckpointError,
-                       match=rf"^checkpoint 2 is damaged: {damage.pattern} \(in .*\); restore with "
-                             "fallback=True") as info:
+    with pytest.raises(
+        fnnjax.DamagedCheckpointError,
+        match=rf"^checkpoint 2 is damaged: {damage.pattern} \(in .*\); restore with "
+        "fallback=True",
+    ) as info:
         fnnjax.restore_checkpoint(ckpt_dir, mlp=MLP, optimizer=_optimizer())
     assert info.value.epoch == 2 and "\n" not in str(info.value)
     assert not re.search("orbax|tensorstore", str(info.value), re.IGNORECASE)
@@ -433,35 +541,49 @@ def test_damage_is_detected_and_skipped(damage, pristine, other, epoch1, data_di
         capsys.readouterr()
         assert train(data_dir, out, "--resume") == 0
         err = one_clear_line(capsys.readouterr().err)
-        assert re.fullmatch(rf"fnnjax train: checkpoint 2 is damaged: {damage.pattern}; skipped it "
-                            r"\(renamed 2\.damaged\) and resuming from checkpoint 1, the newest intact "
-                            r"one\n", err), err
+        assert re.fullmatch(
+            rf"fnnjax train: checkpoint 2 is damaged: {damage.pattern}; skipped it "
+            r"\(renamed 2\.damaged\) and resuming from checkpoint 1, the newest intact "
+            r"one\n",
+            err,
+        ), err
         assert (ckpt_dir / "2.damaged").is_dir() and steps(out) == [3, 4]
         assert_same_run(out, reference)
 
 
-@fault("every checkpoint damaged", "zeroed bytes in the array data files of checkpoints 1 and 2",
-       "`--resume`: exit 2, one line \"--resume: no intact checkpoint in …: checkpoint 2 is damaged: …; "
-       "checkpoint 1 is damaged: …\"; nothing renamed; `fallback=True` raises the same")
+@fault(
+    "every checkpoint damaged",
+    "zeroed bytes in the array data files of checkpoints 1 and 2",
+    '`--resume`: exit 2, one line "--resume: no intact checkpoint in …: checkpoint 2 is damaged: …; '
+    'checkpoint 1 is damaged: …"; nothing renamed; `fallback=True` raises the same',
+)
 def test_no_intact_checkpoint_is_one_line_and_exit_2(pristine, other, data_dir, tmp_path, capsys):
     out = copy_run(pristine, tmp_path / "run")
     for e in (1, 2):
         zero_bytes(out / "checkpoints" / str(e), other)
-    pattern = (r"no intact checkpoint in \S+: checkpoint 2 is damaged: file state/\S+ does not match its "
-               r"checksum; checkpoint 1 is damaged: file state/\S+ does not match its checksum")
+    pattern = (
+        r"no intact checkpoint in \S+: checkpoint 2 is damaged: file state/\S+ does not match its "
+        r"checksum; checkpoint 1 is damaged: file state/\S+ does not match its checksum"
+    )
     with pytest.raises(fnnjax.DamagedCheckpointError, match="^" + pattern + "$"):
         fnnjax.restore_checkpoint(out / "checkpoints", mlp=MLP, optimizer=_optimizer(), fallback=True)
     capsys.readouterr()
     assert train(data_dir, out, "--resume") == 2
     err = one_clear_line(capsys.readouterr().err)
-    assert re.match(rf"fnnjax train: error: --resume: {pattern}; nothing can be resumed: train afresh "
-                    "with another --out", err), err
+    assert re.match(
+        rf"fnnjax train: error: --resume: {pattern}; nothing can be resumed: train afresh "
+        "with another --out",
+        err,
+    ), err
     assert steps(out) == [1, 2] and not list((out / "checkpoints").glob("*.damaged*"))
 
 
-@fault("another run's checkpoint folder as the newest", "checkpoint folder 2 replaced by another run's "
-       "(seed 1), intact", "intact, so not skipped: `--resume` stops with exit 2 and one line \"the "
-       "checkpoint … was written with --seed 1 but this run has --seed 0\"")
+@fault(
+    "another run's checkpoint folder as the newest",
+    "checkpoint folder 2 replaced by another run's (seed 1), intact",
+    'intact, so not skipped: `--resume` stops with exit 2 and one line "the '
+    'checkpoint … was written with --seed 1 but this run has --seed 0"',
+)
 def test_another_runs_intact_checkpoint_is_refused_not_skipped(pristine, other, data_dir, tmp_path, capsys):
     out = copy_run(pristine, tmp_path / "run")
     shutil.rmtree(out / "checkpoints" / "2")
@@ -473,11 +595,12 @@ def test_another_runs_intact_checkpoint_is_refused_not_skipped(pristine, other, 
     assert steps(out) == [1, 2]
 
 
-@fault("a checkpoint written before checksums", "checkpoint 2 made like one of an older fnnjax: "
-       "manifest removed, format fnnjax-checkpoint/1", "restored unverified (`Restored.verified` "
-       "False); `--resume` says so in one line and continues (same bits)")
-def test_a_checkpoint_from_before_checksums_is_restored_unverified(pristine, data_dir, tmp_path,
-                                                                   reference, capsys):
+@fault(
+    "a checkpoint written before checksums",
+    "checkpoint 2 made like one of an older fnnjax: manifest removed, format fnnjax-checkpoint/1",
+    "restored unverified (`Restored.verified` False); `--resume` says so in one line and continues (same bits)",
+)
+def test_a_checkpoint_from_before_checksums_is_restored_unverified(pristine, data_dir, tmp_path, reference, capsys):
     out = copy_run(pristine, tmp_path / "run")
     step = out / "checkpoints" / "2"
     (step / _checkpoint.MANIFEST).unlink()
@@ -492,9 +615,12 @@ def test_a_checkpoint_from_before_checksums_is_restored_unverified(pristine, dat
     assert_same_run(out, reference)
 
 
-@fault("damage during a run, then a non-finite loss", "checkpoint 2's array data zeroed after it was "
-       "saved, then a non-finite loss in epoch 3", "exit 1; the line names checkpoint 1 as the newest "
-       "intact one (checksums verified) and says checkpoint 2 is damaged")
+@fault(
+    "damage during a run, then a non-finite loss",
+    "checkpoint 2's array data zeroed after it was saved, then a non-finite loss in epoch 3",
+    "exit 1; the line names checkpoint 1 as the newest "
+    "intact one (checksums verified) and says checkpoint 2 is damaged",
+)
 def test_a_non_finite_loss_names_a_verified_checkpoint(data_dir, tmp_path, monkeypatch, capsys):
     from fnnjax._train import History, NonFiniteLossError, Trainer
 
@@ -504,15 +630,22 @@ def test_a_non_finite_loss_names_a_verified_checkpoint(data_dir, tmp_path, monke
     def next_epoch(self):
         if self.state.epoch == 2:
             zero_bytes(out / "checkpoints" / "2", None)
-            raise NonFiniteLossError("non-finite loss at epoch 3, step 1 of 4 (global step 9); training "
-                                     "stopped", epoch=3, step=1, history=History([], 0.0))
+            raise NonFiniteLossError(
+                "non-finite loss at epoch 3, step 1 of 4 (global step 9); training stopped",
+                epoch=3,
+                step=1,
+                history=History([], 0.0),
+            )
         return original(self)
 
     monkeypatch.setattr(Trainer, "__next__", next_epoch)
     assert train(data_dir, out) == 1
     err = one_clear_line(capsys.readouterr().err)
-    assert re.search(r"non-finite loss at epoch 3, step 1 .*; the newest intact checkpoint \(epoch 1, "
-                     r"checksums verified\) is kept in \S+checkpoints \(checkpoint 2 is damaged\)", err), err
+    assert re.search(
+        r"non-finite loss at epoch 3, step 1 .*; the newest intact checkpoint \(epoch 1, "
+        r"checksums verified\) is kept in \S+checkpoints \(checkpoint 2 is damaged\)",
+        err,
+    ), err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -528,9 +661,12 @@ def resume_matches(data_dir, out, reference, capsys, *extra) -> str:
     return err
 
 
-@fault("SIGKILL while orbax writes", "the process killed while orbax moves the arrays of checkpoint 3 "
-       "into place", "checkpoint 3 never appears (only a `3.fnnjax-tmp…` folder, removed by the next "
-       "save of epoch 3); `--resume` continues from checkpoint 2 (same bits)")
+@fault(
+    "SIGKILL while orbax writes",
+    "the process killed while orbax moves the arrays of checkpoint 3 into place",
+    "checkpoint 3 never appears (only a `3.fnnjax-tmp…` folder, removed by the next "
+    "save of epoch 3); `--resume` continues from checkpoint 2 (same bits)",
+)
 def test_sigkill_while_orbax_writes(children, data_dir, reference, capsys):
     child = children["kill-during-orbax-write"].finish()
     out = child.outs[0]
@@ -540,9 +676,11 @@ def test_sigkill_while_orbax_writes(children, data_dir, reference, capsys):
     assert not list((out / "checkpoints").glob("*.fnnjax-tmp*"))
 
 
-@fault("SIGKILL before the commit", "the process killed just before the finished checkpoint 3 (manifest "
-       "written) is renamed into place", "checkpoint 3 never appears; `--resume` continues from "
-       "checkpoint 2 (same bits)")
+@fault(
+    "SIGKILL before the commit",
+    "the process killed just before the finished checkpoint 3 (manifest written) is renamed into place",
+    "checkpoint 3 never appears; `--resume` continues from checkpoint 2 (same bits)",
+)
 def test_sigkill_before_the_commit(children, data_dir, reference, capsys):
     child = children["kill-before-commit"].finish()
     out = child.outs[0]
@@ -551,9 +689,12 @@ def test_sigkill_before_the_commit(children, data_dir, reference, capsys):
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
 
-@fault("SIGKILL after the commit", "the process killed just after checkpoint 3 is renamed into place, "
-       "before older ones are pruned", "checkpoint 3 is complete and verified: `--resume` continues "
-       "from it (same bits); the next save prunes the extra one")
+@fault(
+    "SIGKILL after the commit",
+    "the process killed just after checkpoint 3 is renamed into place, before older ones are pruned",
+    "checkpoint 3 is complete and verified: `--resume` continues "
+    "from it (same bits); the next save prunes the extra one",
+)
 def test_sigkill_after_the_commit(children, data_dir, reference, capsys):
     child = children["kill-after-commit"].finish()
     out = child.outs[0]
@@ -564,12 +705,18 @@ def test_sigkill_after_the_commit(children, data_dir, reference, capsys):
     assert steps(out) == [3, 4]
 
 
-@fault("SIGKILL during an epoch; its stale lock", "the process killed (from outside) while it holds "
-       "the lock at the start of epoch 3", "checkpoints 1 and 2 intact; the lock dies with the "
-       "process, so `--resume` starts at once and continues from checkpoint 2 (same bits)")
-@fault("two writers on one --out", "a second `fnnjax train` (with and without `--resume`) started on "
-       "the folder of a running one", "the second stops at once: exit 2, one line \"--out … is in use "
-       "by another fnnjax train run (pid … on host …, started …); …\"; the folder is untouched")
+@fault(
+    "SIGKILL during an epoch; its stale lock",
+    "the process killed (from outside) while it holds the lock at the start of epoch 3",
+    "checkpoints 1 and 2 intact; the lock dies with the "
+    "process, so `--resume` starts at once and continues from checkpoint 2 (same bits)",
+)
+@fault(
+    "two writers on one --out",
+    "a second `fnnjax train` (with and without `--resume`) started on the folder of a running one",
+    'the second stops at once: exit 2, one line "--out … is in use '
+    'by another fnnjax train run (pid … on host …, started …); …"; the folder is untouched',
+)
 def test_two_writers_then_sigkill_and_the_stale_lock(children, data_dir, reference, capsys):
     child = children["wait-in-epoch"]
     out = child.outs[0]
@@ -585,25 +732,32 @@ def test_two_writers_then_sigkill_and_the_stale_lock(children, data_dir, referen
         capsys.readouterr()
         assert train(data_dir, out, *extra) == 2
         err = one_clear_line(capsys.readouterr().err)
-        assert re.fullmatch(rf"fnnjax train: error: --out {re.escape(str(out))} is in use by another "
-                            rf"fnnjax train run \(pid {pid} on host \S+, started \d{{4}}-\d\d-\d\dT"
-                            r"\d\d:\d\d:\d\d\+00:00\); wait for it to finish, or choose another --out\n",
-                            err), err
+        assert re.fullmatch(
+            rf"fnnjax train: error: --out {re.escape(str(out))} is in use by another "
+            rf"fnnjax train run \(pid {pid} on host \S+, started \d{{4}}-\d\d-\d\dT"
+            r"\d\d:\d\d:\d\d\+00:00\); wait for it to finish, or choose another --out\n",
+            err,
+        ), err
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before == ["1", "2"]
     child.proc.kill()  # SIGKILL, in the middle of the run
     assert child.finish().returncode == -signal.SIGKILL
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
 
-@fault("a second signal during an epoch", "two SIGTERMs as epoch 3 starts",
-       "the first asks to stop after the epoch, the second stops the process at once (killed by "
-       "SIGTERM); checkpoints 1 and 2 intact; `--resume` continues from 2 (same bits)")
+@fault(
+    "a second signal during an epoch",
+    "two SIGTERMs as epoch 3 starts",
+    "the first asks to stop after the epoch, the second stops the process at once (killed by "
+    "SIGTERM); checkpoints 1 and 2 intact; `--resume` continues from 2 (same bits)",
+)
 def test_a_second_signal_stops_at_once(children, data_dir, reference, capsys):
     child = children["second-signal-during-epoch"].finish()
     out = child.outs[0]
     assert child.returncode == -signal.SIGTERM
-    assert child.errs == ["fnnjax train: SIGTERM received: stopping after the epoch in progress, once "
-                          "it is checkpointed (a second signal stops at once)\n"]
+    assert child.errs == [
+        "fnnjax train: SIGTERM received: stopping after the epoch in progress, once "
+        "it is checkpointed (a second signal stops at once)\n"
+    ]
     assert steps(out) == [1, 2]
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
@@ -615,16 +769,21 @@ def signalled(children, index: int):
 
 
 def stop_lines(signal_name: str, epoch: int, out: Path) -> str:
-    return (f"fnnjax train: {signal_name} received: stopping after the epoch in progress, once it is "
-            "checkpointed (a second signal stops at once)\n"
-            f"fnnjax train: stopped by {signal_name} after epoch {epoch} of 4; checkpoint {epoch} is saved "
-            f"in {out / 'checkpoints'}: run the same command with --resume to continue from epoch "
-            f"{epoch + 1}\n")
+    return (
+        f"fnnjax train: {signal_name} received: stopping after the epoch in progress, once it is "
+        "checkpointed (a second signal stops at once)\n"
+        f"fnnjax train: stopped by {signal_name} after epoch {epoch} of 4; checkpoint {epoch} is saved "
+        f"in {out / 'checkpoints'}: run the same command with --resume to continue from epoch "
+        f"{epoch + 1}\n"
+    )
 
 
-@fault("SIGTERM during a save", "two SIGTERMs while checkpoint 2 is being written",
-       "the save finishes (signals wait for it), checkpoint 2 is verified intact; exit 143 with a line "
-       "saying how to resume; `--resume` gives the same bits")
+@fault(
+    "SIGTERM during a save",
+    "two SIGTERMs while checkpoint 2 is being written",
+    "the save finishes (signals wait for it), checkpoint 2 is verified intact; exit 143 with a line "
+    "saying how to resume; `--resume` gives the same bits",
+)
 def test_sigterm_during_a_save(children, data_dir, reference, capsys):
     out, status, err = signalled(children, 0)
     assert status == 143 and err == stop_lines("SIGTERM", 2, out)
@@ -635,9 +794,13 @@ def test_sigterm_during_a_save(children, data_dir, reference, capsys):
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
 
-@fault("SIGTERM during an epoch", "SIGTERM as epoch 3 starts", "epoch 3 finishes and is checkpointed; "
-       "exit 143, \"stopped by SIGTERM after epoch 3 of 4; checkpoint 3 is saved in …: run the same "
-       "command with --resume …\"; `--resume` gives the same bits")
+@fault(
+    "SIGTERM during an epoch",
+    "SIGTERM as epoch 3 starts",
+    "epoch 3 finishes and is checkpointed; "
+    'exit 143, "stopped by SIGTERM after epoch 3 of 4; checkpoint 3 is saved in …: run the same '
+    'command with --resume …"; `--resume` gives the same bits',
+)
 def test_sigterm_during_an_epoch(children, data_dir, reference, capsys):
     out, status, err = signalled(children, 1)
     assert status == 143 and err == stop_lines("SIGTERM", 3, out)
@@ -645,8 +808,11 @@ def test_sigterm_during_an_epoch(children, data_dir, reference, capsys):
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
 
-@fault("SIGINT (Ctrl-C) during an epoch", "SIGINT as epoch 3 starts, with --checkpoint-every 2",
-       "epoch 3 finishes and is checkpointed although not due; exit 130; `--resume` gives the same bits")
+@fault(
+    "SIGINT (Ctrl-C) during an epoch",
+    "SIGINT as epoch 3 starts, with --checkpoint-every 2",
+    "epoch 3 finishes and is checkpointed although not due; exit 130; `--resume` gives the same bits",
+)
 def test_sigint_during_an_epoch_checkpoints_it(children, data_dir, reference, capsys):
     out, status, err = signalled(children, 2)
     assert status == 130 and err == stop_lines("SIGINT", 3, out)
@@ -654,38 +820,48 @@ def test_sigint_during_an_epoch_checkpoints_it(children, data_dir, reference, ca
     assert resume_matches(data_dir, out, reference, capsys, "--checkpoint-every", "2") == ""
 
 
-@fault("the disk fills during a save", "`--resume` from checkpoint 2 under a file size limit of 8 KiB "
-       "(RLIMIT_FSIZE): writing checkpoint 3's array data fails with EFBIG",
-       "exit 2, one line \"could not save checkpoint 3 in …: a file grew past the allowed size (file "
-       "too large); the checkpoints saved before it are untouched; fix that and run the same command "
-       "with --resume\"; nothing of checkpoint 3 is left; a later `--resume` gives the same bits")
+@fault(
+    "the disk fills during a save",
+    "`--resume` from checkpoint 2 under a file size limit of 8 KiB "
+    "(RLIMIT_FSIZE): writing checkpoint 3's array data fails with EFBIG",
+    'exit 2, one line "could not save checkpoint 3 in …: a file grew past the allowed size (file '
+    "too large); the checkpoints saved before it are untouched; fix that and run the same command "
+    'with --resume"; nothing of checkpoint 3 is left; a later `--resume` gives the same bits',
+)
 def test_the_disk_filling_during_a_save(children, data_dir, reference, capsys):
     out, status, err = signalled(children, 3)
     assert status == 2, err
     assert one_clear_line(err) == (
         f"fnnjax train: error: could not save checkpoint 3 in {out / 'checkpoints'}: a file grew past the "
         "allowed size (file too large); the checkpoints saved before it are untouched; fix that and run "
-        "the same command with --resume\n")
+        "the same command with --resume\n"
+    )
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["1", "2"]
     assert resume_matches(data_dir, out, reference, capsys) == ""
 
 
-@fault("an unwritable checkpoint folder", "`--resume` with OUT/checkpoints read-only (mode 555; for "
-       "root, CAP_DAC_OVERRIDE dropped)", "exit 2 at once, before any training: \"cannot write "
-       "checkpoints into … (Permission denied); …\"; checkpoints untouched")
-@fault("an unwritable output folder", "`--out` inside a read-only folder", "exit 2 at once: \"--out … "
-       "cannot be written (Permission denied); choose a folder you can write to\"")
+@fault(
+    "an unwritable checkpoint folder",
+    "`--resume` with OUT/checkpoints read-only (mode 555; for root, CAP_DAC_OVERRIDE dropped)",
+    'exit 2 at once, before any training: "cannot write '
+    'checkpoints into … (Permission denied); …"; checkpoints untouched',
+)
+@fault(
+    "an unwritable output folder",
+    "`--out` inside a read-only folder",
+    'exit 2 at once: "--out … cannot be written (Permission denied); choose a folder you can write to"',
+)
 def test_unwritable_folders(children, capsys):
     child = children["signals-and-full-disk"].finish()
-    (out, status, err), (out2, status2, err2) = (
-        (child.outs[i], child.exits[i], child.errs[i]) for i in (4, 5))
+    (out, status, err), (out2, status2, err2) = ((child.outs[i], child.exits[i], child.errs[i]) for i in (4, 5))
     assert status == 2 and one_clear_line(err) == (
         f"fnnjax train: error: cannot write checkpoints into {out / 'checkpoints'} (Permission denied); "
-        "make it writable, choose another --out, or pass --checkpoint-every 0\n")
+        "make it writable, choose another --out, or pass --checkpoint-every 0\n"
+    )
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["1", "2"]
     assert status2 == 2 and one_clear_line(err2) == (
-        f"fnnjax train: error: --out {out2} cannot be written (Permission denied); choose a folder you "
-        "can write to\n")
+        f"fnnjax train: error: --out {out2} cannot be written (Permission denied); choose a folder you can write to\n"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -700,19 +876,30 @@ def npz_array_offset(path: Path, name: str) -> int:
     with zipfile.ZipFile(path) as z:
         start = z.getinfo(name).header_offset
     raw = path.read_bytes()
-    name_len, extra_len = struct.unpack("<HH", raw[start + 26:start + 30])  # the local file header's
+    name_len, extra_len = struct.unpack("<HH", raw[start + 26 : start + 30])  # the local file header's
     return start + 30 + name_len + extra_len + 128
 
 
-@fault("params.npz: zeroed bytes", "64 bytes of W1's data set to 0", "`load_params` and `fnnjax "
-       "predict`: \"params file … is damaged: entry W1 fails the zip format's CRC-32 check; …\"")
-@fault("params.npz: truncated", "the file cut to half its length", "\"params file … is damaged: it is "
-       "not a complete npz (zip) archive (truncated or overwritten); …\"")
-@fault("params.npz: an array replaced", "W1 changed by 1e-3 in one weight and the file rewritten with "
-       "numpy (valid zip, old checksums)", "\"params file … is damaged: array W1 does not match its "
-       "checksum; …\"")
-@fault("params.npz written before checksums", "a file without the `checksums` entry",
-       "loaded as before (the zip format's CRC-32 still guards each array)")
+@fault(
+    "params.npz: zeroed bytes",
+    "64 bytes of W1's data set to 0",
+    '`load_params` and `fnnjax predict`: "params file … is damaged: entry W1 fails the zip format\'s CRC-32 check; …"',
+)
+@fault(
+    "params.npz: truncated",
+    "the file cut to half its length",
+    '"params file … is damaged: it is not a complete npz (zip) archive (truncated or overwritten); …"',
+)
+@fault(
+    "params.npz: an array replaced",
+    "W1 changed by 1e-3 in one weight and the file rewritten with numpy (valid zip, old checksums)",
+    '"params file … is damaged: array W1 does not match its checksum; …"',
+)
+@fault(
+    "params.npz written before checksums",
+    "a file without the `checksums` entry",
+    "loaded as before (the zip format's CRC-32 still guards each array)",
+)
 def test_damaged_params_files(pristine, data_dir, tmp_path, capsys):
     good = pristine / "params.npz"
     mlp, params = fnnjax.load_params(good)
@@ -722,7 +909,7 @@ def test_damaged_params_files(pristine, data_dir, tmp_path, capsys):
     zeroed = tmp_path / "zeroed.npz"
     offset = npz_array_offset(good, "W1.npy")
     data = bytearray(good.read_bytes())
-    data[offset:offset + 64] = bytes(64)
+    data[offset : offset + 64] = bytes(64)
     zeroed.write_bytes(bytes(data))
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
@@ -730,11 +917,16 @@ def test_damaged_params_files(pristine, data_dir, tmp_path, capsys):
     w1 = entries["W1"].copy()
     w1[0, 0] += 1e-3
     np.savez(replaced, **{**entries, "W1": w1})
-    for path, what in [(zeroed, "entry W1 fails the zip format's CRC-32 check"),
-                       (truncated, r"it is not a complete npz \(zip\) archive \(truncated or overwritten\)"),
-                       (replaced, "array W1 does not match its checksum")]:
-        with pytest.raises(ValueError, match=rf"^params file {re.escape(str(path))} is damaged: {what}; "
-                                             "write it again") as info:
+    for path, what in [
+        (zeroed, "entry W1 fails the zip format's CRC-32 check"),
+        (truncated, r"it is not a complete npz \(zip\) archive \(truncated or overwritten\)"),
+        (replaced, "array W1 does not match its checksum"),
+    ]:
+        with pytest.raises(
+            ValueError,
+            match=rf"^params file {re.escape(str(path))} is damaged: {what}; "
+            "write it again",
+        ) as info:
             fnnjax.load_params(path)
         assert "\n" not in str(info.value)
     capsys.readouterr()
@@ -744,8 +936,7 @@ def test_damaged_params_files(pristine, data_dir, tmp_path, capsys):
     older = tmp_path / "older.npz"
     np.savez(older, **{k: v for k, v in entries.items() if k != "checksums"})
     mlp2, params2 = fnnjax.load_params(older)
-    assert mlp2 == mlp and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params2),
-                                                                     jax.tree.leaves(params)))
+    assert mlp2 == mlp and all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params2), jax.tree.leaves(params)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -768,7 +959,8 @@ def test_the_docs_table_lists_every_fault():
     text = DOC.read_text()
     start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
     assert text[start:end].strip() == fault_table(), (
-        "docs/how-to/checkpoint-faults.md's table is out of date: run python tests/test_checkpoint_faults.py")
+        "docs/how-to/checkpoint-faults.md's table is out of date: run python tests/test_checkpoint_faults.py"
+    )
     assert len({name for name, _, _ in FAULTS}) == len(FAULTS)
 
 

@@ -17,22 +17,43 @@ def failing_with(error):
     return run
 
 
-@pytest.mark.parametrize("error, status, line", [
-    (UsageError("--epochs 0 must be a positive integer"), 2,
-     "fnnjax verify: error: --epochs 0 must be a positive integer"),
-    (DataError("checksum mismatch for train-images-idx3-ubyte.gz"), 2,
-     "fnnjax verify: error: checksum mismatch for train-images-idx3-ubyte.gz"),
-    (InputError("checkpoint 3 is damaged: W1 does not match its checksum"), 2,
-     "fnnjax verify: error: checkpoint 3 is damaged"),
-    (FileNotFoundError("no such file: runs/x/params.npz"), 2, "fnnjax verify: error: no such file"),
-    (OSError(errno.ENOSPC, "No space left on device"), 2,
-     "fnnjax verify: error: [Errno 28] No space left on device"),
-    (ValueError("operands could not be broadcast\nsecond line"), 3,
-     "fnnjax verify: internal error (a bug in fnnjax, please report it): ValueError: operands could "
-     "not be broadcast; rerun with FNNJAX_DEBUG=1 for the traceback"),
-    (TypeError("unhashable type: 'list'"), 3, "internal error (a bug in fnnjax, please report it): "
-     "TypeError: unhashable type"),
-])
+@pytest.mark.parametrize(
+    "error, status, line",
+    [
+        (
+            UsageError("--epochs 0 must be a positive integer"),
+            2,
+            "fnnjax verify: error: --epochs 0 must be a positive integer",
+        ),
+        (
+            DataError("checksum mismatch for train-images-idx3-ubyte.gz"),
+            2,
+            "fnnjax verify: error: checksum mismatch for train-images-idx3-ubyte.gz",
+        ),
+        (
+            InputError("checkpoint 3 is damaged: W1 does not match its checksum"),
+            2,
+            "fnnjax verify: error: checkpoint 3 is damaged",
+        ),
+        (FileNotFoundError("no such file: runs/x/params.npz"), 2, "fnnjax verify: error: no such file"),
+        (
+            OSError(errno.ENOSPC, "No space left on device"),
+            2,
+            "fnnjax verify: error: [Errno 28] No space left on device",
+        ),
+        (
+            ValueError("operands could not be broadcast\nsecond line"),
+            3,
+            "fnnjax verify: internal error (a bug in fnnjax, please report it): ValueError: operands could "
+            "not be broadcast; rerun with FNNJAX_DEBUG=1 for the traceback",
+        ),
+        (
+            TypeError("unhashable type: 'list'"),
+            3,
+            "internal error (a bug in fnnjax, please report it): TypeError: unhashable type",
+        ),
+    ],
+)
 def test_errors_are_sorted_into_input_and_bugs(error, status, line, monkeypatch, capsys):
     monkeypatch.delenv("FNNJAX_DEBUG", raising=False)
     monkeypatch.setattr(verify.cli, "run", failing_with(error))

@@ -20,8 +20,23 @@ def data_dir(tmp_path_factory, fashion_lookalike):
 
 
 def train_args(data_dir, out, *extra):
-    return ["train", "--data-dir", str(data_dir), "--sizes", "784,16,10", "--lr", "0.5",
-            "--batch-size", "32", "--epochs", "3", "--out", str(out), "--quiet", *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--sizes",
+        "784,16,10",
+        "--lr",
+        "0.5",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def params_of(out):
@@ -36,8 +51,16 @@ def test_train_writes_history_params_and_curves(data_dir, tmp_path, capsys):
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]
     for r in history["epochs"]:
-        assert list(r) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                           "test_acc", "seconds"]
+        assert list(r) == [
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "test_loss",
+            "test_acc",
+            "seconds",
+        ]
         assert all(isinstance(r[k], float) for k in list(r)[1:])
     assert history["config"]["sizes"] == [784, 16, 10] and history["config"]["val_split"] == 0.2
     assert history["epochs"][-1]["train_loss"] < history["epochs"][0]["train_loss"]
@@ -69,8 +92,10 @@ def test_resume_continues_to_the_same_bits(data_dir, tmp_path, capsys):
     assert "was written with --lr 0.5 but this run has --lr 0.3" in err and err.count("\n") == 1
     assert main(train_args(data_dir, part, "--dropout", "0.2", "--resume", "--sizes", "784,8,10")) == 2
     err = capsys.readouterr().err
-    assert "was written for sizes 784,16,10 (hidden relu, output softmax) but this run uses sizes " \
-           "784,8,10" in err and err.count("\n") == 1
+    assert (
+        "was written for sizes 784,16,10 (hidden relu, output softmax) but this run uses sizes 784,8,10" in err
+        and err.count("\n") == 1
+    )
 
 
 def test_resume_skips_a_damaged_checkpoint_and_stops_when_none_is_intact(data_dir, tmp_path, capsys):
@@ -80,18 +105,23 @@ def test_resume_skips_a_damaged_checkpoint_and_stops_when_none_is_intact(data_di
     capsys.readouterr()
     assert main(train_args(data_dir, out, "--resume", "--epochs", "2")) == 0
     err = capsys.readouterr().err
-    assert re.fullmatch(r"fnnjax train: checkpoint 2 is damaged: file meta/metadata is truncated: 7 bytes, "
-                        r"\d+ were saved; skipped it \(renamed 2\.damaged\) and resuming from checkpoint 1, "
-                        r"the newest intact one\n", err), err
+    assert re.fullmatch(
+        r"fnnjax train: checkpoint 2 is damaged: file meta/metadata is truncated: 7 bytes, "
+        r"\d+ were saved; skipped it \(renamed 2\.damaged\) and resuming from checkpoint 1, "
+        r"the newest intact one\n",
+        err,
+    ), err
     assert fnnjax.latest_checkpoint(out / "checkpoints") == 2  # epoch 2 trained and saved again
     (out / "checkpoints" / "1" / "fnnjax-manifest.json").unlink()
     (out / "checkpoints" / "2" / "fnnjax-manifest.json").write_text("{}")
     assert main(train_args(data_dir, out, "--resume")) == 2
     err = capsys.readouterr().err
-    assert err == (f"fnnjax train: error: --resume: no intact checkpoint in {out / 'checkpoints'}: "
-                   "checkpoint 2 is damaged: its manifest lacks its checksum; checkpoint 1 is damaged: "
-                   "its manifest fnnjax-manifest.json is missing; nothing can be resumed: train afresh "
-                   "with another --out (the damaged checkpoints are left where they are)\n")
+    assert err == (
+        f"fnnjax train: error: --resume: no intact checkpoint in {out / 'checkpoints'}: "
+        "checkpoint 2 is damaged: its manifest lacks its checksum; checkpoint 1 is damaged: "
+        "its manifest fnnjax-manifest.json is missing; nothing can be resumed: train afresh "
+        "with another --out (the damaged checkpoints are left where they are)\n"
+    )
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(data_dir, tmp_path, capsys):
@@ -109,8 +139,7 @@ def test_predict_draws_a_grid(data_dir, tmp_path, capsys):
     assert main(train_args(data_dir, out, "--epochs", "1", "--checkpoint-every", "0")) == 0
     capsys.readouterr()
     png = tmp_path / "grid.png"
-    assert main(["predict", "--params", str(out), "--data-dir", str(data_dir), "--count", "7",
-                 "--out", str(png)]) == 0
+    assert main(["predict", "--params", str(out), "--data-dir", str(data_dir), "--count", "7", "--out", str(png)]) == 0
     printed = capsys.readouterr().out
     test_acc = json.loads((out / "history.json").read_text())["epochs"][-1]["test_acc"]
     assert f"test accuracy {test_acc:.4f} (40 images)" in printed and "/7 shown images" in printed
@@ -126,8 +155,10 @@ BAD = [
     (["--hidden", "swish"], "--hidden 'swish': unknown hidden activation 'swish'"),
     (["--init", "orthogonal"], "--init 'orthogonal': unknown scheme 'orthogonal'"),
     (["--gradient", "fd"], "unknown --gradient 'fd'"),
-    (["--sizes", "785,16,10"], "--sizes 785,16,10 does not fit fashion-mnist: its images have 784 "
-                               "pixels and it has 10 classes"),
+    (
+        ["--sizes", "785,16,10"],
+        "--sizes 785,16,10 does not fit fashion-mnist: its images have 784 pixels and it has 10 classes",
+    ),
     (["--sizes", "784,16,9"], "so sizes must start with 784 and end with 10"),
     (["--sizes", "784"], "--sizes '784' is not a comma-separated list of at least two"),
     (["--batch-size", "101"], "--batch-size 101 is larger than the training set (100 samples)"),
@@ -166,8 +197,25 @@ def test_pretrain_autoencoder_changes_the_initial_params(data_dir, tmp_path, cap
 
     out = tmp_path / "pre"
     # lr 1e-30: training leaves the params where they start, i.e. at the pretrained ones
-    assert main(train_args(data_dir, out, "--epochs", "1", "--lr", "1e-30", "--checkpoint-every",
-                           "0", "--pretrain", "autoencoder", "--pretrain-epochs", "2")) == 0
+    assert (
+        main(
+            train_args(
+                data_dir,
+                out,
+                "--epochs",
+                "1",
+                "--lr",
+                "1e-30",
+                "--checkpoint-every",
+                "0",
+                "--pretrain",
+                "autoencoder",
+                "--pretrain-epochs",
+                "2",
+            )
+        )
+        == 0
+    )
     mlp = fnnjax.MLP((784, 16, 10), output="softmax")
     init_key, _ = jax.random.split(jax.random.key(0))  # the CLI's init key for --seed 0
     init = fnnjax.init_params(init_key, mlp, "normal", std=0.01)
@@ -179,10 +227,8 @@ def test_pretrain_autoencoder_changes_the_initial_params(data_dir, tmp_path, cap
     capsys.readouterr()
     assert main(train_args(data_dir, tmp_path / "bad", "--pretrain", "foo")) == 2
     err = capsys.readouterr().err
-    assert err == ("fnnjax train: error: unknown --pretrain 'foo'; valid values are none, "
-                   "autoencoder\n")
-    assert main(train_args(data_dir, tmp_path / "bad", "--pretrain", "autoencoder",
-                           "--pretrain-epochs", "0")) == 2
+    assert err == ("fnnjax train: error: unknown --pretrain 'foo'; valid values are none, autoencoder\n")
+    assert main(train_args(data_dir, tmp_path / "bad", "--pretrain", "autoencoder", "--pretrain-epochs", "0")) == 2
     assert "--pretrain-epochs 0 must be a positive integer" in capsys.readouterr().err
 
 
@@ -196,13 +242,20 @@ def test_a_run_holds_the_lock_of_its_out_folder(data_dir, tmp_path, capsys):
 
     out = tmp_path / "run"
     with OutputLock(out):
-        with pytest.raises(OutputLocked, match=rf"^{re.escape(str(out))} is in use by another fnnjax "
-                           rf"train run \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, "
-                           r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); wait for it to finish"):
+        with pytest.raises(
+            OutputLocked,
+            match=rf"^{re.escape(str(out))} is in use by another fnnjax "
+            rf"train run \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, "
+            r"started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\); wait for it to finish",
+        ):
             OutputLock(out).acquire()
         assert main(train_args(data_dir, out)) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"fnnjax train: error: --out {out} is in use by another fnnjax train run "
-                              f"(pid {os.getpid()} ") and err.count("\n") == 1
+        assert (
+            err.startswith(
+                f"fnnjax train: error: --out {out} is in use by another fnnjax train run (pid {os.getpid()} "
+            )
+            and err.count("\n") == 1
+        )
         assert sorted(p.name for p in out.iterdir()) == [".fnnjax-train.lock"]  # nothing else touched
     assert main(train_args(data_dir, out, "--epochs", "1", "--checkpoint-every", "0")) == 0  # released

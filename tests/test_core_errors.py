@@ -56,7 +56,9 @@ def test_binary_targets_out_of_range():
 
 def test_params_count_prints_both_treedefs(net):
     mlp, params = net
-    with pytest.raises(TypeError, match=r"expected a tuple of 2 fnnjax.Layer.*got 1 entries(.|\n)*expected treedef(.|\n)*got treedef"):
+    with pytest.raises(
+        TypeError, match=r"expected a tuple of 2 fnnjax.Layer.*got 1 entries(.|\n)*expected treedef(.|\n)*got treedef"
+    ):
         fnnjax.forward(mlp, params[:1], jnp.ones(4))
     with pytest.raises(TypeError, match="expected treedef"):
         fnnjax.forward(mlp, {"W": params[0].W}, jnp.ones(4))
@@ -65,7 +67,9 @@ def test_params_count_prints_both_treedefs(net):
 def test_params_shape_and_dtype(net):
     mlp, params = net
     bad = (Layer(params[0].W.T, params[0].b), params[1])
-    with pytest.raises(ValueError, match=r"params\[0\].W \(layer 1\) has shape \(4, 5\) but the MLP .* expects \(5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"params\[0\].W \(layer 1\) has shape \(4, 5\) but the MLP .* expects \(5, 4\)"
+    ):
         fnnjax.forward(mlp, bad, jnp.ones(4))
     mixed = (params[0], Layer(params[1].W.astype(jnp.bfloat16), params[1].b))
     with pytest.raises(ValueError, match=r"params\[1\].W \(layer 2\) has dtype bfloat16 but params\[0\].W has float32"):
@@ -78,7 +82,9 @@ def test_params_shape_and_dtype(net):
 def test_mlp_description_errors():
     with pytest.raises(ValueError, match=r"softmax is allowed only on the output layer, but hidden layer 2 uses it"):
         fnnjax.MLP((3, 4, 4, 2), hidden=("relu", "softmax"))
-    with pytest.raises(ValueError, match=r"unknown hidden activation 'swish' \(layer 1\); valid names are identity, sigmoid"):
+    with pytest.raises(
+        ValueError, match=r"unknown hidden activation 'swish' \(layer 1\); valid names are identity, sigmoid"
+    ):
         fnnjax.MLP((3, 4, 2), hidden="swish")
     with pytest.raises(ValueError, match=r"unknown output activation 'gelu'; valid names are .*softmax"):
         fnnjax.MLP((3, 2), output="gelu")
@@ -99,7 +105,9 @@ def test_unknown_names_list_the_valid_ones(net):
         fnnjax.gradient(mlp, params, x, y, method="adjoint")
     with pytest.raises(ValueError, match=r"unknown init scheme 'lecun'; valid schemes are normal, uniform, xavier"):
         fnnjax.init_params(jax.random.key(0), mlp, "lecun")
-    with pytest.raises(ValueError, match=r"init scheme 'normal' takes the options \('std',\) \(and dtype\), not \['gain'\]"):
+    with pytest.raises(
+        ValueError, match=r"init scheme 'normal' takes the options \('std',\) \(and dtype\), not \['gain'\]"
+    ):
         fnnjax.init_params(jax.random.key(0), mlp, "normal", gain=2.0)
     with pytest.raises(ValueError, match=r"unknown activation 'mish'; valid names are"):
         fnnjax.activate("mish", jnp.ones(2))

@@ -13,8 +13,7 @@ def test_f3_linear_net_collapses_to_one_affine_map():
     """2-2-1 linear net, weights 1,2,3,4 then 1,1: y1 = x1 + 3 x2, y2 = 2 x1 + 4 x2, y = 3 x1 + 7 x2."""
     mlp = fnnjax.MLP((2, 2, 1), hidden="identity", output="identity")
     # next-layer index first: w11 = 1, w21 = 2, w12 = 3, w22 = 4
-    params = (Layer(jnp.array([[1.0, 3.0], [2.0, 4.0]]), jnp.zeros(2)),
-              Layer(jnp.array([[1.0, 1.0]]), jnp.zeros(1)))
+    params = (Layer(jnp.array([[1.0, 3.0], [2.0, 4.0]]), jnp.zeros(2)), Layer(jnp.array([[1.0, 1.0]]), jnp.zeros(1)))
     x = jnp.array([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]])
     trace = fnnjax.forward_trace(mlp, params, x)
     np.testing.assert_allclose(trace.a[1], jnp.stack([x[:, 0] + 3 * x[:, 1], 2 * x[:, 0] + 4 * x[:, 1]], 1))
@@ -29,7 +28,9 @@ def test_f2_bias_as_augmented_weight():
     W, b, x = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(5, 3))
     mlp = fnnjax.MLP((3, 4), output="sigmoid")
     plain = fnnjax.forward(mlp, (Layer(jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32)),), x)
-    augmented = fnnjax.activate("sigmoid", jnp.asarray(np.hstack([x, np.ones((5, 1))]) @ np.hstack([W, b[:, None]]).T, jnp.float32))
+    augmented = fnnjax.activate(
+        "sigmoid", jnp.asarray(np.hstack([x, np.ones((5, 1))]) @ np.hstack([W, b[:, None]]).T, jnp.float32)
+    )
     np.testing.assert_allclose(plain, augmented, rtol=1e-6)
 
 
@@ -44,12 +45,21 @@ def test_f14_worked_example(x64):
     assert y == pytest.approx(0.191, abs=1e-12)  # the notes' forward value
     g = fnnjax.backprop(mlp, params, jnp.array([x1, x2]), jnp.array(label), loss="squared_error")
     closed = {  # every weight's closed form, from the chain rule of F14
-        "w1": -2 * (label - y) * w5 * x1, "w2": -2 * (label - y) * w5 * x2,
-        "w3": -2 * (label - y) * w6 * x1, "w4": -2 * (label - y) * w6 * x2,
-        "w5": -2 * (label - y) * h1, "w6": -2 * (label - y) * h2,
+        "w1": -2 * (label - y) * w5 * x1,
+        "w2": -2 * (label - y) * w5 * x2,
+        "w3": -2 * (label - y) * w6 * x1,
+        "w4": -2 * (label - y) * w6 * x2,
+        "w5": -2 * (label - y) * h1,
+        "w6": -2 * (label - y) * h2,
     }
-    got = {"w1": g[0].W[0, 0], "w2": g[0].W[0, 1], "w3": g[0].W[1, 0], "w4": g[0].W[1, 1],
-           "w5": g[1].W[0, 0], "w6": g[1].W[0, 1]}
+    got = {
+        "w1": g[0].W[0, 0],
+        "w2": g[0].W[0, 1],
+        "w3": g[0].W[1, 0],
+        "w4": g[0].W[1, 1],
+        "w5": g[1].W[0, 0],
+        "w6": g[1].W[0, 1],
+    }
     for name in closed:
         assert float(got[name]) == pytest.approx(closed[name], rel=1e-12), name
     # one SGD step with eta = 0.05 as in the notes: w1 <- w1 - eta * dloss/dw1
@@ -66,7 +76,10 @@ def test_f15_per_node_formulas_equal_matrix_form(x64):
     wb = {n: rng.normal() for n in (4, 5, 6, 7)}  # w_b4 ... the bias weights
     x = {1: 0.35, 2: -0.9, 3: 0.6}
     t = {6: 0.0, 7: 1.0}
-    sig = lambda v: 1 / (1 + np.exp(-v))
+
+    def sig(v):
+        return 1 / (1 + np.exp(-v))
+
     y = dict(x)
     for j in (4, 5):
         y[j] = sig(sum(w[f"w{j}{i}"] * x[i] for i in (1, 2, 3)) + wb[j])
@@ -120,12 +133,17 @@ def test_softmax_vjp_is_the_jacobian_product(x64):
     np.testing.assert_allclose(fnnjax.softmax_vjp(jax.nn.softmax(z), g), J.T @ g, rtol=1e-13)
 
 
-@pytest.mark.parametrize("scheme,expected_std", [
-    ("normal", lambda i, o: 0.01), ("xavier", lambda i, o: (2 / (i + o)) ** 0.5),
-    ("he", lambda i, o: (2 / i) ** 0.5), ("uniform", lambda i, o: (1 / i) ** 0.5 / 3 ** 0.5),
-    ("xavier_uniform", lambda i, o: (6 / (i + o)) ** 0.5 / 3 ** 0.5),
-    ("he_uniform", lambda i, o: (6 / i) ** 0.5 / 3 ** 0.5),
-])
+@pytest.mark.parametrize(
+    "scheme,expected_std",
+    [
+        ("normal", lambda i, o: 0.01),
+        ("xavier", lambda i, o: (2 / (i + o)) ** 0.5),
+        ("he", lambda i, o: (2 / i) ** 0.5),
+        ("uniform", lambda i, o: (1 / i) ** 0.5 / 3**0.5),
+        ("xavier_uniform", lambda i, o: (6 / (i + o)) ** 0.5 / 3**0.5),
+        ("he_uniform", lambda i, o: (6 / i) ** 0.5 / 3**0.5),
+    ],
+)
 def test_init_schemes_have_the_documented_scale(scheme, expected_std):
     mlp = fnnjax.MLP((300, 200, 10))
     params = fnnjax.init_params(jax.random.key(0), mlp, scheme)

@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fnnjax
 
@@ -32,8 +31,7 @@ PAIRINGS = (  # (output activation, loss)
 
 
 TARGET_FORMS = {  # every form of y each loss accepts (see fnnjax.loss)
-    "softmax-cross_entropy": ("labels", "labels-uint8", "one-hot", "soft", "multi-hot", "zero-rows",
-                              "sum-3"),
+    "softmax-cross_entropy": ("labels", "labels-uint8", "one-hot", "soft", "multi-hot", "zero-rows", "sum-3"),
     "sigmoid-cross_entropy": ("probabilities", "labels-float", "bool", "flat"),
     "regression": ("real", "integer", "flat"),
 }
@@ -71,8 +69,11 @@ def make_target(rng, output, loss, n, m, form, dtype):
     if form == "integer":
         return jnp.asarray(rng.integers(-2, 3, (n, m)), jnp.int32)
     assert form == "flat"  # (N,) when there is one output
-    return make_target(rng, output, loss, n, m, "probabilities" if loss == "cross_entropy" else "real",
-                       dtype)[:, 0] if m == 1 else make_target(rng, output, loss, n, m, 0, dtype)
+    return (
+        make_target(rng, output, loss, n, m, "probabilities" if loss == "cross_entropy" else "real", dtype)[:, 0]
+        if m == 1
+        else make_target(rng, output, loss, n, m, 0, dtype)
+    )
 
 
 def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64, form=0):
@@ -85,8 +86,10 @@ def make_problem(seed, sizes, hidden, output, loss, n, dtype=jnp.float64, form=0
     mlp = fnnjax.MLP(sizes, hidden=hidden, output=output, leaky_slope=0.1)
     rng = np.random.default_rng(seed)  # numpy: no per-shape compilation of random kernels
     params = tuple(
-        fnnjax.Layer(jnp.asarray(rng.normal(0, (2 / (n_in + m_out)) ** 0.5, (m_out, n_in)), dtype),
-                     jnp.asarray(0.3 * rng.normal(size=m_out), dtype))
+        fnnjax.Layer(
+            jnp.asarray(rng.normal(0, (2 / (n_in + m_out)) ** 0.5, (m_out, n_in)), dtype),
+            jnp.asarray(0.3 * rng.normal(size=m_out), dtype),
+        )
         for n_in, m_out in zip(sizes[:-1], sizes[1:])
     )
     x = jnp.asarray(rng.normal(size=(n, sizes[0])), dtype)
@@ -137,8 +140,16 @@ small_architectures = st.tuples(
 # to rounding; central differences to O(h^2) with h = eps^(1/3), i.e. ~eps^(2/3) ~ 4e-11, held to
 # 1e-7; forward differences to O(h) with h = eps^(1/2), i.e. ~1.5e-8, held to 1e-5 (both leave
 # headroom for the derivative constants)
-TOLERANCES = {"backprop": 1e-10, "grad": 1e-12, "vjp": 1e-12, "jacrev": 1e-12, "jacfwd": 1e-10,
-              "jvp": 1e-10, "fd_central": 1e-7, "fd_forward": 1e-5}
+TOLERANCES = {
+    "backprop": 1e-10,
+    "grad": 1e-12,
+    "vjp": 1e-12,
+    "jacrev": 1e-12,
+    "jacfwd": 1e-10,
+    "jvp": 1e-10,
+    "fd_central": 1e-7,
+    "fd_forward": 1e-5,
+}
 
 
 def assert_gradient_matches(g, ref, params, method, scale):
@@ -195,6 +206,7 @@ def test_deltas_are_dloss_dz(x64):
     ds = fnnjax.deltas(mlp, params, x, y)
     trace = fnnjax.forward_trace(mlp, params, x)
     for l in range(1, mlp.num_layers + 1):
+
         def loss_from_z(z, i, l=l):
             a = fnnjax.activate(mlp.activations[l - 1], z)
             for layer, name in zip(params[l:], mlp.activations[l:]):
@@ -257,8 +269,7 @@ def test_cross_entropy_stable_for_huge_logits():
     """Logits of magnitude 1e4 in float32: loss and gradients stay finite and correct."""
     # z^(L) = -1e4 (sigmoid) or (-1e4, 1e4) (softmax): sample 0 costs 2e4 (softmax) or 0 (sigmoid,
     # label 0), sample 1 costs 0 (softmax) or 1e4 (sigmoid, label 1)
-    for output, y, expected in (("softmax", jnp.array([0, 1]), 1e4),
-                                ("sigmoid", jnp.array([0.0, 1.0]), 5e3)):
+    for output, y, expected in (("softmax", jnp.array([0, 1]), 1e4), ("sigmoid", jnp.array([0.0, 1.0]), 5e3)):
         m = 2 if output == "softmax" else 1
         mlp = fnnjax.MLP((2, m), output=output)
         W = jnp.array([[1e4, -1e4], [-1e4, 1e4]], jnp.float32)[:m]

@@ -20,8 +20,12 @@ from fnnjax._datasets import DATASETS
 
 _USER_DATA = os.environ.get("FNNJAX_DATA")  # read before the fixture below hides it
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +53,7 @@ def make_dataset(folder, n_train=5, n_test=3, *, seed=0, sums=True):
     for name, array in arrays.items():
         data.write_idx(folder / name, array)
     if sums:
-        (folder / "SHA256SUMS").write_text(
-            "".join(f"{_sha(folder / name)}  {name}\n" for name in FILES))
+        (folder / "SHA256SUMS").write_text("".join(f"{_sha(folder / name)}  {name}\n" for name in FILES))
     return arrays
 
 
@@ -84,15 +87,18 @@ def test_idx_gzip_detected_from_content_not_name(tmp_path):
     np.testing.assert_array_equal(data.read_idx(tmp_path / "named-plain"), array)
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda b: b"\x01" + b[1:], r"magic number 0x01000801.*not an IDX file"),
-    (lambda b: b[:2] + b"\x0a" + b[3:], r"magic number 0x00000a01"),
-    (lambda b: b[:-1], r"declares shape \(4,\) of uint8 \(4 data bytes\) but holds 3.*truncated"),
-    (lambda b: b + b"\x00", r"declares shape \(4,\).*but holds 5"),
-    (lambda b: b[:6], r"declares 1 dimensions but has only 6 bytes.*truncated"),
-    (lambda b: b[:3], r"3 bytes, fewer than the 4-byte IDX magic number"),
-    (lambda b: b[:3] + b"\x00", r"declares 0 dimensions"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda b: b"\x01" + b[1:], r"magic number 0x01000801.*not an IDX file"),
+        (lambda b: b[:2] + b"\x0a" + b[3:], r"magic number 0x00000a01"),
+        (lambda b: b[:-1], r"declares shape \(4,\) of uint8 \(4 data bytes\) but holds 3.*truncated"),
+        (lambda b: b + b"\x00", r"declares shape \(4,\).*but holds 5"),
+        (lambda b: b[:6], r"declares 1 dimensions but has only 6 bytes.*truncated"),
+        (lambda b: b[:3], r"3 bytes, fewer than the 4-byte IDX magic number"),
+        (lambda b: b[:3] + b"\x00", r"declares 0 dimensions"),
+    ],
+)
 def test_idx_corrupt_files_raise_clear_errors(tmp_path, mutate, match):
     good = data.write_idx(tmp_path / "good", np.arange(4, dtype=np.uint8)).read_bytes()
     (tmp_path / "bad").write_bytes(mutate(good))
@@ -112,11 +118,14 @@ def test_idx_missing_file(tmp_path):
         data.read_idx(tmp_path / "nope")
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.array(3, np.uint8), r"1 to 255 dimensions.*shape \(\)"),
-    (np.zeros(2, np.int64), r"cannot store dtype int64"),
-    (np.zeros(2, bool), r"cannot store dtype bool"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.array(3, np.uint8), r"1 to 255 dimensions.*shape \(\)"),
+        (np.zeros(2, np.int64), r"cannot store dtype int64"),
+        (np.zeros(2, bool), r"cannot store dtype bool"),
+    ],
+)
 def test_write_idx_rejects_what_idx_cannot_hold(tmp_path, array, match):
     with pytest.raises(ValueError, match=match):
         data.write_idx(tmp_path / "x", array)
@@ -145,8 +154,9 @@ def test_load_accepts_the_parent_folder_and_plain_files(tmp_path):
     for name in FILES:  # decompress: plain files are accepted under the name without .gz
         (folder / name.removesuffix(".gz")).write_bytes(gzip.decompress((folder / name).read_bytes()))
         (folder / name).unlink()
-    (folder / "SHA256SUMS").write_text("".join(
-        f"{_sha(folder / n.removesuffix('.gz'))} *{n.removesuffix('.gz')}\n" for n in FILES))
+    (folder / "SHA256SUMS").write_text(
+        "".join(f"{_sha(folder / n.removesuffix('.gz'))} *{n.removesuffix('.gz')}\n" for n in FILES)
+    )
     ds = data.load_mnist(tmp_path / "root")
     np.testing.assert_array_equal(ds.y_train, arrays[FILES[1]])
     assert ds.classes == data.MNIST_CLASSES
@@ -155,8 +165,11 @@ def test_load_accepts_the_parent_folder_and_plain_files(tmp_path):
 def test_checksum_mismatch_against_sha256sums(tmp_path):
     make_dataset(tmp_path)
     data.write_idx(tmp_path / FILES[3], np.array([1, 2, 3], np.uint8))  # not the listed file
-    with pytest.raises(ValueError, match=r"checksum mismatch for .*t10k-labels-idx1-ubyte.gz: "
-                                         r"SHA-256 [0-9a-f]{64} but .*SHA256SUMS say"):
+    with pytest.raises(
+        ValueError,
+        match=r"checksum mismatch for .*t10k-labels-idx1-ubyte.gz: "
+        r"SHA-256 [0-9a-f]{64} but .*SHA256SUMS say",
+    ):
         data.load_fashion_mnist(tmp_path)
     assert data.load_fashion_mnist(tmp_path, verify=False).y_test.tolist() == [1, 2, 3]
 
@@ -192,10 +205,14 @@ def test_files_that_do_not_belong_together(tmp_path):
 
 
 def test_missing_local_folder_names_the_folder_and_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match=(
+    with pytest.raises(
+        FileNotFoundError,
+        match=(
             rf"Fashion-MNIST files not found in {tmp_path / 'empty'} .*missing "
             r"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-            r"t10k-labels-idx1-ubyte.gz")):
+            r"t10k-labels-idx1-ubyte.gz"
+        ),
+    ):
         data.load_fashion_mnist(tmp_path / "empty", fetch=pytest.fail)
 
 
@@ -215,8 +232,11 @@ def test_fnnjax_data_environment_variable(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ds.y_train, arrays[FILES[1]])
     other = make_dataset(tmp_path / "arg", seed=1)  # an explicit folder wins over the variable
     np.testing.assert_array_equal(data.load_fashion_mnist(tmp_path / "arg").y_train, other[FILES[1]])
-    with pytest.raises(FileNotFoundError, match=rf"FNNJAX_DATA={tmp_path / 'env'} but "
-                                                rf"{tmp_path / 'env' / 'mnist'} lacks train-images"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"FNNJAX_DATA={tmp_path / 'env'} but "
+        rf"{tmp_path / 'env' / 'mnist'} lacks train-images",
+    ):
         data.load_mnist(fetch=pytest.fail)
 
 
@@ -247,9 +267,15 @@ def served(tmp_path, monkeypatch):
     source = tmp_path / "server"
     arrays = make_dataset(source, sums=False)
     spec = DATASETS["fashion-mnist"]
-    monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(
-        spec, urls=("https://bad.example/", "https://good.example/"),
-        sha256={name: _sha(source / name) for name in FILES}))
+    monkeypatch.setitem(
+        DATASETS,
+        "fashion-mnist",
+        dataclasses.replace(
+            spec,
+            urls=("https://bad.example/", "https://good.example/"),
+            sha256={name: _sha(source / name) for name in FILES},
+        ),
+    )
     return source, arrays
 
 
@@ -268,8 +294,7 @@ def test_download_verifies_and_falls_back_to_the_next_url(tmp_path, served):
     cache = tmp_path / "cache"
     ds = data.load_fashion_mnist(cache_dir=cache, fetch=fetch)
     np.testing.assert_array_equal(ds.y_train, arrays[FILES[1]])
-    assert calls == [base + name for name in FILES
-                     for base in ("https://bad.example/", "https://good.example/")]
+    assert calls == [base + name for name in FILES for base in ("https://bad.example/", "https://good.example/")]
     assert sorted(os.listdir(cache / "fashion-mnist")) == sorted(FILES)  # no .part files
     data.load_fashion_mnist(cache_dir=cache, fetch=pytest.fail)  # cached: no second download
 
@@ -278,8 +303,11 @@ def test_download_with_wrong_checksums_everywhere_fails(tmp_path, served):
     def fetch(url, destination):
         Path(destination).write_bytes(b"not the file")
 
-    with pytest.raises(FileNotFoundError, match=r"downloading train-images-idx3-ubyte.gz failed "
-                                                r"\(https://bad.example/train-images-idx3-ubyte.gz: SHA-256"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"downloading train-images-idx3-ubyte.gz failed "
+        r"\(https://bad.example/train-images-idx3-ubyte.gz: SHA-256",
+    ):
         data.load_fashion_mnist(cache_dir=tmp_path / "cache", fetch=fetch)
     assert not list((tmp_path / "cache" / "fashion-mnist").iterdir())
 
@@ -295,8 +323,10 @@ def test_corrupted_cache_file_is_reported(tmp_path, served):
         data.load_fashion_mnist(cache_dir=tmp_path / "cache", fetch=pytest.fail)
 
 
-@pytest.mark.skipif(not (_USER_DATA and (Path(_USER_DATA) / "fashion-mnist").is_dir()),
-                    reason="optional: set FNNJAX_DATA to a folder holding fashion-mnist/ to run")
+@pytest.mark.skipif(
+    not (_USER_DATA and (Path(_USER_DATA) / "fashion-mnist").is_dir()),
+    reason="optional: set FNNJAX_DATA to a folder holding fashion-mnist/ to run",
+)
 def test_real_fashion_mnist(monkeypatch):
     """The full data set (optional): 60000/10000 images, pixel mean 0.2860 (the README's number)."""
     monkeypatch.setenv("FNNJAX_DATA", _USER_DATA)
@@ -323,15 +353,18 @@ def test_split_is_a_deterministic_partition():
     assert not np.array_equal(a.y_val, c.y_val)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(seed=0), r"exactly one of fraction= .* or count="),
-    (dict(seed=0, fraction=0.1, count=1), r"exactly one of fraction="),
-    (dict(fraction=0.1), r"exactly one of key= .* or seed="),
-    (dict(seed=0, key=jax.random.key(0), count=1), r"exactly one of key="),
-    (dict(seed=0, count=10), r"count=10 but the validation part must hold 1..9 of the 10"),
-    (dict(seed=0, fraction=1.0), r"fraction=1.0 but it must lie strictly between 0 and 1"),
-    (dict(seed=0, fraction=0.01), r"fraction=0.01 of 10 samples gives 0 validation samples"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(seed=0), r"exactly one of fraction= .* or count="),
+        (dict(seed=0, fraction=0.1, count=1), r"exactly one of fraction="),
+        (dict(fraction=0.1), r"exactly one of key= .* or seed="),
+        (dict(seed=0, key=jax.random.key(0), count=1), r"exactly one of key="),
+        (dict(seed=0, count=10), r"count=10 but the validation part must hold 1..9 of the 10"),
+        (dict(seed=0, fraction=1.0), r"fraction=1.0 but it must lie strictly between 0 and 1"),
+        (dict(seed=0, fraction=0.01), r"fraction=0.01 of 10 samples gives 0 validation samples"),
+    ],
+)
 def test_split_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.train_val_split(np.zeros((10, 3)), np.zeros(10), **kwargs)
@@ -390,8 +423,9 @@ def test_quadratic_is_five_x_squared():
         data.quadratic(3, key=jax.random.key(0), low=1, high=1)
 
 
-@pytest.mark.parametrize("name", ["fnnjax.data", "fnnjax._idx", "fnnjax._datasets", "fnnjax._split",
-                                  "fnnjax._toy_data"])
+@pytest.mark.parametrize(
+    "name", ["fnnjax.data", "fnnjax._idx", "fnnjax._datasets", "fnnjax._split", "fnnjax._toy_data"]
+)
 def test_docstring_examples(name):
     import doctest
     import importlib

@@ -28,8 +28,10 @@ def tanh_problem(dtype=jnp.float32, m=2):
     """Params {"b": (m,), "w": (3, m)} and x: (5, 3), drawn with numpy (no eager JAX op to compile)."""
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(5, 3)).astype(dtype))
-    params = {"b": jnp.asarray(np.array([0.1, -0.2, 0.3][:m], dtype)),
-              "w": jnp.asarray((0.5 * rng.normal(size=(3, m))).astype(dtype))}
+    params = {
+        "b": jnp.asarray(np.array([0.1, -0.2, 0.3][:m], dtype)),
+        "w": jnp.asarray((0.5 * rng.normal(size=(3, m))).astype(dtype)),
+    }
     return params, x
 
 
@@ -45,9 +47,13 @@ def mlp_problem(hidden, dtype=jnp.float32, sizes=(4, 6, 3), n=8, seed=0):
     """A softmax MLP with He-scaled weights, nonzero biases, inputs and one-hot targets (numpy draws)."""
     mlp = fnnjax.MLP(sizes, hidden=hidden, output="softmax")
     rng = np.random.default_rng(seed)
-    params = tuple(fnnjax.Layer(jnp.asarray((rng.normal(size=(m, k)) * np.sqrt(2 / k)).astype(dtype)),
-                                jnp.asarray((0.3 * rng.normal(size=m)).astype(dtype)))
-                   for k, m in zip(sizes[:-1], sizes[1:]))
+    params = tuple(
+        fnnjax.Layer(
+            jnp.asarray((rng.normal(size=(m, k)) * np.sqrt(2 / k)).astype(dtype)),
+            jnp.asarray((0.3 * rng.normal(size=m)).astype(dtype)),
+        )
+        for k, m in zip(sizes[:-1], sizes[1:])
+    )
     x = jnp.asarray(rng.normal(size=(n, sizes[0])).astype(dtype))
     y = jnp.asarray(np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)])
     return mlp, params, x, y
@@ -55,9 +61,11 @@ def mlp_problem(hidden, dtype=jnp.float32, sizes=(4, 6, 3), n=8, seed=0):
 
 def scaled(grad_fn, path_factor):
     """grad_fn with some leaves multiplied: {leaf key: factor}."""
+
     def wrong(p, *args):
         g = grad_fn(p, *args)
         return {k: v * path_factor.get(k, 1.0) for k, v in g.items()}
+
     return wrong
 
 
@@ -70,7 +78,11 @@ def test_right_gradient_passes_every_oracle_in_float64(x64):
     report = fnnjax.check_gradients(f_tanh, grad_tanh, params, x)
     assert report.passed and report.diagnosis is None
     assert {(r.path, r.oracle) for r in report.leaves} == {
-        ("['b']", "autodiff"), ("['b']", "fd"), ("['w']", "autodiff"), ("['w']", "fd")}
+        ("['b']", "autodiff"),
+        ("['b']", "fd"),
+        ("['w']", "autodiff"),
+        ("['w']", "fd"),
+    }
     by = {(r.path, r.oracle): r for r in report.leaves}
     assert by["['w']", "autodiff"].max_abs_err < 1e-14  # jax.grad agrees to rounding
     assert by["['w']", "fd"].max_abs_err < 1e-8  # Richardson-extrapolated central differences
@@ -151,12 +163,15 @@ def test_wrong_gradient_still_fails_at_a_kink(x64):
 # Wrong gradients fail, with a diagnosis
 
 
-@pytest.mark.parametrize("factor, words", [(2.0, "constant factor 2 "), (0.5, "constant factor 1/2"),
-                                           (-1.0, "sign flipped"), (5.0, "5 = N, the batch size")])
+@pytest.mark.parametrize(
+    "factor, words",
+    [(2.0, "constant factor 2 "), (0.5, "constant factor 1/2"), (-1.0, "sign flipped"), (5.0, "5 = N, the batch size")],
+)
 def test_constant_factor_is_diagnosed(x64, factor, words):
     params, x = tanh_problem(jnp.float64)
-    report = fnnjax.check_gradients(f_tanh, scaled(grad_tanh, {"b": factor, "w": factor}), params, x,
-                                    factors=[(5, "N, the batch size")])
+    report = fnnjax.check_gradients(
+        f_tanh, scaled(grad_tanh, {"b": factor, "w": factor}), params, x, factors=[(5, "N, the batch size")]
+    )
     assert not report.passed
     assert all(not r.passed for r in report.leaves)
     assert words in report.diagnosis
@@ -208,8 +223,7 @@ def test_zero_gradient_and_suspects(x64):
     assert "['w']: zero where the expected gradient is not" in zero.diagnosis
     t = jnp.tanh(x @ params["w"] + params["b"][None, :])
     no_fprime = {"b": jnp.sum(2 * t, 0), "w": x.T @ (2 * t)}  # forgot tanh' = 1 - tanh^2
-    report = fnnjax.check_gradients(f_tanh, lambda p, x: no_fprime, params, x,
-                                    suspects={"forgot tanh'": no_fprime})
+    report = fnnjax.check_gradients(f_tanh, lambda p, x: no_fprime, params, x, suspects={"forgot tanh'": no_fprime})
     assert report.diagnosis.startswith("every leaf is wrong the same way: forgot tanh'")
 
 
@@ -256,19 +270,20 @@ def test_user_tolerances_replace_the_derived_ones(x64):
 
 def test_fast_mode_passes_a_right_gradient_and_catches_a_small_error():
     mlp, params, x, y = mlp_problem("tanh", sizes=(30, 20, 5), n=16)  # P = 725, float32
-    right = fnnjax.check_gradients(risk, backprop, params, mlp, x, y, "cross_entropy", 1e-3, fast=True,
-                                   key=jax.random.key(7))
+    right = fnnjax.check_gradients(
+        risk, backprop, params, mlp, x, y, "cross_entropy", 1e-3, fast=True, key=jax.random.key(7)
+    )
     assert right.passed, right.render()
     assert right.mode == "fast" and len(right.probes) == 4 * 4  # 4 fd probes on each of the 4 leaves
-    assert [(r.path, r.oracle) for r in right.leaves] == [(p, "autodiff") for p in ("[0].W", "[0].b", "[1].W",
-                                                                                    "[1].b")]
+    assert [(r.path, r.oracle) for r in right.leaves] == [(p, "autodiff") for p in ("[0].W", "[0].b", "[1].W", "[1].b")]
 
     def wrong(p, *args):  # 0.1 % too large in one leaf: invisible in a single sum of probes
         g = backprop(p, *args)
         return (g[0], fnnjax.Layer(g[1].W * 1.001, g[1].b))
 
-    report = fnnjax.check_gradients(risk, wrong, params, mlp, x, y, "cross_entropy", 1e-3, fast=True,
-                                    key=jax.random.key(7))
+    report = fnnjax.check_gradients(
+        risk, wrong, params, mlp, x, y, "cross_entropy", 1e-3, fast=True, key=jax.random.key(7)
+    )
     assert not report.passed
     (located,) = report.failures()  # every element is compared with one reverse pass of jax.grad
     assert located.path == "[1].W" and located.oracle == "autodiff"
@@ -329,8 +344,11 @@ def test_diagnosis_helpers():
 
 def test_structure_mismatch_shows_both_treedefs():
     params, x = tanh_problem()
-    with pytest.raises(TypeError, match=r"expected treedef: PyTreeDef\(\{'b': \*, 'w': \*\}\); got treedef: "
-                                        r"PyTreeDef\(\(\*, \*\)\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"expected treedef: PyTreeDef\(\{'b': \*, 'w': \*\}\); got treedef: "
+        r"PyTreeDef\(\(\*, \*\)\)",
+    ):
         fnnjax.check_gradients(f_tanh, lambda p, x: (p["b"], p["w"]), params, x)
 
 

@@ -20,10 +20,21 @@ from fnnjax import gradcheck as gc
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MODULES = ["fnnjax.gradcheck", "fnnjax.gradcheck._tolerance", "fnnjax.gradcheck._layout", "fnnjax.gradcheck._oracles",
-           "fnnjax.gradcheck._stencil", "fnnjax.gradcheck._diagnose", "fnnjax.gradcheck._judge",
-           "fnnjax.gradcheck._check", "verify._wire", "verify._submission", "verify._gradescope", "verify._detect",
-           "verify._isolation"]
+MODULES = [
+    "fnnjax.gradcheck",
+    "fnnjax.gradcheck._tolerance",
+    "fnnjax.gradcheck._layout",
+    "fnnjax.gradcheck._oracles",
+    "fnnjax.gradcheck._stencil",
+    "fnnjax.gradcheck._diagnose",
+    "fnnjax.gradcheck._judge",
+    "fnnjax.gradcheck._check",
+    "verify._wire",
+    "verify._submission",
+    "verify._gradescope",
+    "verify._detect",
+    "verify._isolation",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -71,21 +82,45 @@ def test_a_float32_gradient_is_judged_with_float32_tolerances(x64):
 
 
 def test_verify_uses_no_private_name_of_fnnjax_and_imports_without_a_cycle():
-    own = ["_user_backprop", "_backprop_report", "_calls", "_convention", "_convention_cs231n",
-           "_convention_deeplearning_ai", "_convention_fnnjax", "_convention_nielsen", "_conventions", "_detect",
-           "_diagnosis", "_gradescope", "_grading", "_isolation", "_submission", "_wire", "_worker", "cli"]
+    own = [
+        "_user_backprop",
+        "_backprop_report",
+        "_calls",
+        "_convention",
+        "_convention_cs231n",
+        "_convention_deeplearning_ai",
+        "_convention_fnnjax",
+        "_convention_nielsen",
+        "_conventions",
+        "_detect",
+        "_diagnosis",
+        "_gradescope",
+        "_grading",
+        "_isolation",
+        "_submission",
+        "_wire",
+        "_worker",
+        "cli",
+    ]
     for name in own:
         text = (ROOT / "verify" / f"{name}.py").read_text()
         assert not re.search(r"fnnjax\._|from fnnjax import _", text), name
     for first in ("fnnjax.gradcheck._check", "verify._user_backprop"):  # either side first: no cycle
-        proc = subprocess.run([sys.executable, "-c", f"import {first}; import fnnjax.cli, verify.cli, verify"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {first}; import fnnjax.cli, verify.cli, verify"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
 
 
 def test_the_worker_modules_import_no_jax():
-    code = ("import sys, types; p = types.ModuleType('verify'); p.__path__ = ['verify']; sys.modules['verify'] = p\n"
-            "import verify._worker, verify._calls, verify._wire, verify._submission\n"
-            "assert 'jax' not in sys.modules and 'fnnjax' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, types; p = types.ModuleType('verify'); p.__path__ = ['verify']; sys.modules['verify'] = p\n"
+        "import verify._worker, verify._calls, verify._wire, verify._submission\n"
+        "assert 'jax' not in sys.modules and 'fnnjax' not in sys.modules, sorted(sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

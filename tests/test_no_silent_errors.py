@@ -30,9 +30,10 @@ TARGET_ROWS = {
 
 def softmax_problem(dtype=jnp.float64):
     rng = np.random.default_rng(0)
-    params = tuple(fnnjax.Layer(jnp.asarray(rng.normal(0, 0.7, (m, n)), dtype),
-                                jnp.asarray(rng.normal(0, 0.3, m), dtype))
-                   for n, m in zip(SOFTMAX.sizes[:-1], SOFTMAX.sizes[1:]))
+    params = tuple(
+        fnnjax.Layer(jnp.asarray(rng.normal(0, 0.7, (m, n)), dtype), jnp.asarray(rng.normal(0, 0.3, m), dtype))
+        for n, m in zip(SOFTMAX.sizes[:-1], SOFTMAX.sizes[1:])
+    )
     return params, jnp.asarray(rng.normal(size=(5, 4)), dtype)
 
 
@@ -42,8 +43,7 @@ def test_backprop_equals_autodiff_for_every_target_form(kind, x64):
     params, x = softmax_problem()
     y = jnp.asarray(TARGET_ROWS[kind], jnp.float64)
     ref = jax.grad(fnnjax.loss, argnums=1)(SOFTMAX, params, x, y, "cross_entropy", 0.3)
-    chex.assert_trees_all_close(fnnjax.backprop(SOFTMAX, params, x, y, l2=0.3), ref,
-                                rtol=1e-10, atol=1e-13)
+    chex.assert_trees_all_close(fnnjax.backprop(SOFTMAX, params, x, y, l2=0.3), ref, rtol=1e-10, atol=1e-13)
     ds = fnnjax.deltas(SOFTMAX, params, x, y)
     z = fnnjax.forward_trace(SOFTMAX, params, x).z[-1]
     per_sample = jax.vmap(jax.grad(lambda zi, yi: -jnp.sum(yi * jax.nn.log_softmax(zi))))(z, y)
@@ -62,9 +62,12 @@ def test_the_simple_output_error_is_wrong_off_the_simplex(x64):
 def test_integer_labels_and_one_hot_rows_give_the_same_gradient(x64):
     params, x = softmax_problem()
     labels = jnp.array([0, 1, 2, 0, 1])
-    chex.assert_trees_all_close(fnnjax.backprop(SOFTMAX, params, x, labels),
-                                fnnjax.backprop(SOFTMAX, params, x, jax.nn.one_hot(labels, 3, dtype=jnp.float64)),
-                                rtol=0, atol=0)
+    chex.assert_trees_all_close(
+        fnnjax.backprop(SOFTMAX, params, x, labels),
+        fnnjax.backprop(SOFTMAX, params, x, jax.nn.one_hot(labels, 3, dtype=jnp.float64)),
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_fit_trains_on_multi_hot_targets_with_the_right_gradient():
@@ -73,8 +76,19 @@ def test_fit_trains_on_multi_hot_targets_with_the_right_gradient():
     x = rng.normal(size=(40, 4)).astype(np.float32)
     y = (rng.random((40, 3)) < 0.4).astype(np.float32)
     params = fnnjax.init_params(jax.random.key(0), SOFTMAX, "xavier")
-    run = {g: fnnjax.fit(SOFTMAX, params, (x, y), optimizer=optax.sgd(0.5), epochs=3, batch_size=16,
-                         key=jax.random.key(1), gradient=g) for g in fnnjax.GRADIENTS}
+    run = {
+        g: fnnjax.fit(
+            SOFTMAX,
+            params,
+            (x, y),
+            optimizer=optax.sgd(0.5),
+            epochs=3,
+            batch_size=16,
+            key=jax.random.key(1),
+            gradient=g,
+        )
+        for g in fnnjax.GRADIENTS
+    }
     chex.assert_trees_all_close(run["backprop"][0], run["grad"][0], rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(run["backprop"][1]["train_loss"], run["grad"][1]["train_loss"], rtol=1e-5)
 
@@ -93,8 +107,9 @@ def test_out_of_range_labels_under_jit_make_loss_and_gradient_nan(label):
     assert all(bool(jnp.all(jnp.isnan(g))) for g in jax.tree.leaves(grads))
     # in range under jit: the eager values exactly
     ok = jnp.array([0, 1, 2, 2, 1])
-    np.testing.assert_allclose(jax.jit(fnnjax.loss, static_argnums=0)(SOFTMAX, params, x, ok),
-                               fnnjax.loss(SOFTMAX, params, x, ok), rtol=1e-6)
+    np.testing.assert_allclose(
+        jax.jit(fnnjax.loss, static_argnums=0)(SOFTMAX, params, x, ok), fnnjax.loss(SOFTMAX, params, x, ok), rtol=1e-6
+    )
 
 
 def test_out_of_range_labels_under_vmap_agree_in_loss_and_gradient():
@@ -117,8 +132,7 @@ def test_fit_and_evaluate_check_labels_on_the_host_before_compiling(monkeypatch)
     x, y = np.zeros((8, 4), np.float32), np.array([0, 1, 2, 3, 0, 1, 2, 0])
     params = fnnjax.init_params(jax.random.key(0), SOFTMAX)
     with pytest.raises(ValueError, match=r"label 3 is out of range: the MLP has 3 classes"):
-        fnnjax.fit(SOFTMAX, params, (x, y), optimizer=optax.sgd(0.1), epochs=1, batch_size=4,
-                   key=jax.random.key(0))
+        fnnjax.fit(SOFTMAX, params, (x, y), optimizer=optax.sgd(0.1), epochs=1, batch_size=4, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"label 3 is out of range"):
         fnnjax.evaluate(SOFTMAX, params, (x, y), batch_size=4)
 
@@ -130,29 +144,44 @@ def test_fit_and_evaluate_check_labels_on_the_host_before_compiling(monkeypatch)
 def test_float64_data_into_float32_params_is_refused(x64):
     params = fnnjax.init_params(jax.random.key(0), SOFTMAX)  # float32
     x = jnp.full((2, 4), 1 + 1e-9, jnp.float64)
-    for call in (lambda: fnnjax.forward(SOFTMAX, params, x),
-                 lambda: fnnjax.loss(SOFTMAX, params, x, jnp.array([0, 1])),
-                 lambda: fnnjax.backprop(SOFTMAX, params, x, jnp.array([0, 1]))):
-        with pytest.raises(ValueError, match=r"x has dtype float64 but the params are float32; casting x "
-                                             r"to float32 would lose precision: pass x.astype\('float32'\)"):
+    for call in (
+        lambda: fnnjax.forward(SOFTMAX, params, x),
+        lambda: fnnjax.loss(SOFTMAX, params, x, jnp.array([0, 1])),
+        lambda: fnnjax.backprop(SOFTMAX, params, x, jnp.array([0, 1])),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"x has dtype float64 but the params are float32; casting x "
+            r"to float32 would lose precision: pass x.astype\('float32'\)",
+        ):
             call()
     with pytest.raises(ValueError, match=r"y has dtype float64 but the params are float32"):
         fnnjax.loss(SOFTMAX, params, x.astype(jnp.float32), jnp.eye(3, dtype=jnp.float64)[:2])
     with pytest.raises(ValueError, match=r"train x has dtype float64|x has dtype float64"):
-        fnnjax.fit(SOFTMAX, params, (np.ones((8, 4)), np.zeros(8, np.int32)), optimizer=optax.sgd(0.1),
-                   epochs=1, batch_size=4, key=jax.random.key(0))
+        fnnjax.fit(
+            SOFTMAX,
+            params,
+            (np.ones((8, 4)), np.zeros(8, np.int32)),
+            optimizer=optax.sgd(0.1),
+            epochs=1,
+            batch_size=4,
+            key=jax.random.key(0),
+        )
 
 
-@pytest.mark.parametrize("x_dtype, params_dtype, accepted", [
-    (jnp.float32, jnp.float64, True),  # widening: exact
-    (jnp.int32, jnp.float32, True),  # integers go to any float (JAX's rule)
-    (jnp.uint8, jnp.float16, True),
-    (jnp.bool_, jnp.float32, True),
-    (jnp.float16, jnp.float32, True),
-    (jnp.bfloat16, jnp.float16, False),  # JAX promotes the pair to float32: either cast loses
-    (jnp.float32, jnp.bfloat16, False),
-    (jnp.float64, jnp.float32, False),
-])
+@pytest.mark.parametrize(
+    "x_dtype, params_dtype, accepted",
+    [
+        (jnp.float32, jnp.float64, True),  # widening: exact
+        (jnp.int32, jnp.float32, True),  # integers go to any float (JAX's rule)
+        (jnp.uint8, jnp.float16, True),
+        (jnp.bool_, jnp.float32, True),
+        (jnp.float16, jnp.float32, True),
+        (jnp.bfloat16, jnp.float16, False),  # JAX promotes the pair to float32: either cast loses
+        (jnp.float32, jnp.bfloat16, False),
+        (jnp.float64, jnp.float32, False),
+    ],
+)
 def test_the_dtype_rule_is_jax_promotion(x_dtype, params_dtype, accepted, x64):
     mlp = fnnjax.MLP((2, 3, 2), output="softmax")
     params = fnnjax.init_params(jax.random.key(0), mlp, dtype=params_dtype)
@@ -160,11 +189,16 @@ def test_the_dtype_rule_is_jax_promotion(x_dtype, params_dtype, accepted, x64):
     if accepted:
         out = fnnjax.forward(mlp, params, x)
         assert out.dtype == params_dtype
-        np.testing.assert_allclose(np.asarray(out, np.float64),
-                                   np.asarray(fnnjax.forward(mlp, params, jnp.ones((2, 2), params_dtype)), np.float64))
+        np.testing.assert_allclose(
+            np.asarray(out, np.float64),
+            np.asarray(fnnjax.forward(mlp, params, jnp.ones((2, 2), params_dtype)), np.float64),
+        )
     else:
-        with pytest.raises(ValueError, match=rf"x has dtype {jnp.dtype(x_dtype).name} but the params are "
-                                             rf"{jnp.dtype(params_dtype).name}"):
+        with pytest.raises(
+            ValueError,
+            match=rf"x has dtype {jnp.dtype(x_dtype).name} but the params are "
+            rf"{jnp.dtype(params_dtype).name}",
+        ):
             fnnjax.forward(mlp, params, x)
 
 
@@ -179,8 +213,9 @@ def test_float16_training_reports_finite_metrics():
     x = rng.normal(size=(40_000, 4)).astype(np.float16)
     y = rng.integers(0, 10, 40_000).astype(np.int32)
     params = fnnjax.init_params(jax.random.key(0), mlp, std=0.001, dtype=jnp.float16)
-    _, hist = fnnjax.fit(mlp, params, (x, y), optimizer=optax.sgd(0.01), epochs=1, batch_size=4000,
-                         key=jax.random.key(1), eval=(x, y))
+    _, hist = fnnjax.fit(
+        mlp, params, (x, y), optimizer=optax.sgd(0.01), epochs=1, batch_size=4000, key=jax.random.key(1), eval=(x, y)
+    )
     record = hist.epochs[0]
     assert record["train_loss"] == pytest.approx(np.log(10), rel=1e-2)
     assert record["val_loss"] == pytest.approx(np.log(10), rel=1e-2)
@@ -193,8 +228,11 @@ def test_evaluate_refuses_non_finite_inputs_and_never_invents_an_accuracy():
     params = fnnjax.init_params(jax.random.key(0), mlp)
     x = np.ones((40, 4), np.float32)
     x[17, 2] = np.nan
-    with pytest.raises(ValueError, match=r"data x holds 1 non-finite values \(NaN or inf; the first at "
-                                         r"row 17, column 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"data x holds 1 non-finite values \(NaN or inf; the first at "
+        r"row 17, column 2\)",
+    ):
         fnnjax.evaluate(mlp, params, (x, np.zeros(40, np.int32)))
     # finite inputs, outputs that overflow: no prediction, so the accuracy is NaN, not a number
     huge = (fnnjax.Layer(jnp.full((3, 4), 3e38, jnp.float32), jnp.zeros(3, jnp.float32)),)
@@ -210,22 +248,35 @@ def test_one_rule_for_l2_everywhere():
     params, x = softmax_problem(jnp.float32)
     y = jnp.array([0, 1, 2, 0, 1])
     message = r"l2 = -0.1 but the weight-decay coefficient lambda must be a finite number >= 0"
-    for call in (lambda: fnnjax.loss(SOFTMAX, params, x, y, l2=-0.1),
-                 lambda: fnnjax.backprop(SOFTMAX, params, x, y, l2=-0.1),
-                 lambda: fnnjax.gradient(SOFTMAX, params, x, y, l2=-0.1, method="grad"),
-                 lambda: fnnjax.fit(SOFTMAX, params, (x, y), optimizer=optax.sgd(0.1), epochs=1,
-                                    batch_size=5, key=jax.random.key(0), l2=-0.1)):
+    for call in (
+        lambda: fnnjax.loss(SOFTMAX, params, x, y, l2=-0.1),
+        lambda: fnnjax.backprop(SOFTMAX, params, x, y, l2=-0.1),
+        lambda: fnnjax.gradient(SOFTMAX, params, x, y, l2=-0.1, method="grad"),
+        lambda: fnnjax.fit(
+            SOFTMAX, params, (x, y), optimizer=optax.sgd(0.1), epochs=1, batch_size=5, key=jax.random.key(0), l2=-0.1
+        ),
+    ):
         with pytest.raises(ValueError, match=message):
             call()
     with pytest.raises(ValueError, match=r"l2 has shape \(2,\) but the weight-decay coefficient"):
         fnnjax.loss(SOFTMAX, params, x, y, l2=np.ones(2))
 
 
-@pytest.mark.parametrize("value, zero", [
-    (0, True), (0.0, True), (np.float32(0), True), (np.float64(0), True), (np.int64(0), True),
-    (np.zeros(()), True), (jnp.zeros((), jnp.float32), True), (1e-3, False), (np.float32(1e-3), False),
-    (False, False),
-])
+@pytest.mark.parametrize(
+    "value, zero",
+    [
+        (0, True),
+        (0.0, True),
+        (np.float32(0), True),
+        (np.float64(0), True),
+        (np.int64(0), True),
+        (np.zeros(()), True),
+        (jnp.zeros((), jnp.float32), True),
+        (1e-3, False),
+        (np.float32(1e-3), False),
+        (False, False),
+    ],
+)
 def test_static_zero_is_any_concrete_zero(value, zero):
     assert is_static_zero(value) is zero
 
@@ -233,8 +284,10 @@ def test_static_zero_is_any_concrete_zero(value, zero):
 def test_a_concrete_zero_leaves_the_l2_pass_out_of_the_program():
     params, x = softmax_problem(jnp.float32)
     y = jnp.array([0, 1, 2, 0, 1])
-    muls = {str(v): str(jax.make_jaxpr(lambda p: fnnjax.backprop(SOFTMAX, p, x, y, l2=v))(params)).count("mul")
-            for v in (0.0, np.float32(0), 0.5)}
+    muls = {
+        str(v): str(jax.make_jaxpr(lambda p: fnnjax.backprop(SOFTMAX, p, x, y, l2=v))(params)).count("mul")
+        for v in (0.0, np.float32(0), 0.5)
+    }
     assert muls["0.0"] == muls["0.0"] < muls["0.5"]
     assert muls[str(np.float32(0))] == muls["0.0"]
 
@@ -253,9 +306,13 @@ def test_the_activation_table_is_read_only():
 def test_a_hyperparameter_sweep_compiles_the_epoch_once(monkeypatch):
     """New l2 and dropout values and new optax objects with equal settings reuse one program."""
     counted = chex.assert_max_traces(_train._epoch_program, n=1)
-    monkeypatch.setattr(_train, "_train_epoch", jax.jit(
-        counted, static_argnames=("spec", "batch_size", "mesh", "unroll"),
-        donate_argnames=("params", "opt_state")))
+    monkeypatch.setattr(
+        _train,
+        "_train_epoch",
+        jax.jit(
+            counted, static_argnames=("spec", "batch_size", "mesh", "unroll"), donate_argnames=("params", "opt_state")
+        ),
+    )
     mlp = fnnjax.MLP((4, 5, 3), hidden="relu", output="softmax")
     rng = np.random.default_rng(2)
     data = (rng.normal(size=(24, 4)).astype(np.float32), rng.integers(0, 3, 24).astype(np.int32))
@@ -263,28 +320,40 @@ def test_a_hyperparameter_sweep_compiles_the_epoch_once(monkeypatch):
     results = {}
     for l2 in (1e-3, 0.05, 0.3):
         for dropout in (0.1, 0.4):
-            out, _ = fnnjax.fit(mlp, params, data, optimizer=optax.chain(optax.clip(1.0), optax.sgd(0.3)),
-                                epochs=2, batch_size=8, key=jax.random.key(1), l2=l2, dropout=dropout)
+            out, _ = fnnjax.fit(
+                mlp,
+                params,
+                data,
+                optimizer=optax.chain(optax.clip(1.0), optax.sgd(0.3)),
+                epochs=2,
+                batch_size=8,
+                key=jax.random.key(1),
+                l2=l2,
+                dropout=dropout,
+            )
             results[l2, dropout] = np.asarray(out[0].W)
     # the values are used, not baked in: every setting gives other weights (that a traced l2 takes
     # the documented steps is checked against optax's weight decay in test_train.py)
     values = list(results.values())
-    assert all(not np.allclose(a, b) for i, a in enumerate(values) for b in values[i + 1:])
+    assert all(not np.allclose(a, b) for i, a in enumerate(values) for b in values[i + 1 :])
 
 
 def test_the_trace_counter_does_see_a_new_program(monkeypatch):
     """The check above can fail: another learning rate is another program (a second trace)."""
     counted = chex.assert_max_traces(_train._epoch_program, n=1)
-    monkeypatch.setattr(_train, "_train_epoch", jax.jit(
-        counted, static_argnames=("spec", "batch_size", "mesh", "unroll"),
-        donate_argnames=("params", "opt_state")))
+    monkeypatch.setattr(
+        _train,
+        "_train_epoch",
+        jax.jit(
+            counted, static_argnames=("spec", "batch_size", "mesh", "unroll"), donate_argnames=("params", "opt_state")
+        ),
+    )
     mlp = fnnjax.MLP((4, 5, 3), output="softmax")
     data = (np.ones((8, 4), np.float32), np.zeros(8, np.int32))
     params = fnnjax.init_params(jax.random.key(0), mlp)
     fnnjax.fit(mlp, params, data, optimizer=optax.sgd(0.1), epochs=1, batch_size=4, key=jax.random.key(1))
     with pytest.raises(AssertionError, match="traced"):
-        fnnjax.fit(mlp, params, data, optimizer=optax.sgd(0.2), epochs=1, batch_size=4,
-                   key=jax.random.key(1))
+        fnnjax.fit(mlp, params, data, optimizer=optax.sgd(0.2), epochs=1, batch_size=4, key=jax.random.key(1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,8 +372,12 @@ def test_backprop_equals_autodiff_in_every_dtype(dtype, x64):
     ad = jax.grad(fnnjax.loss, argnums=1)(SOFTMAX, params, x, y, "cross_entropy", 0.1)
     chex.assert_trees_all_equal_shapes_and_dtypes(bp, params)
     eps = float(jnp.finfo(dtype).eps)
-    exact = fnnjax.backprop(SOFTMAX, jax.tree.map(lambda a: a.astype(jnp.float64), params),
-                            x.astype(jnp.float64), y.astype(jnp.float64), l2=0.1)
+    exact = fnnjax.backprop(
+        SOFTMAX,
+        jax.tree.map(lambda a: a.astype(jnp.float64), params),
+        x.astype(jnp.float64),
+        y.astype(jnp.float64),
+        l2=0.1,
+    )
     for got in (bp, ad):
-        chex.assert_trees_all_close(jax.tree.map(lambda a: a.astype(jnp.float64), got), exact,
-                                    rtol=0, atol=64 * eps)
+        chex.assert_trees_all_close(jax.tree.map(lambda a: a.astype(jnp.float64), got), exact, rtol=0, atol=64 * eps)

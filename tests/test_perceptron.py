@@ -35,8 +35,9 @@ def linearly_separable(x, t) -> bool:
     """Whether some (w, b) has w.x + b >= 1 on the 1s and <= -1 on the 0s (an LP feasibility test)."""
     signs = np.where(t == 1, 1.0, -1.0)
     a_ub = -signs[:, None] * np.hstack([x, np.ones((len(x), 1))])
-    result = linprog(np.zeros(x.shape[1] + 1), A_ub=a_ub, b_ub=-np.ones(len(x)),
-                     bounds=[(None, None)] * (x.shape[1] + 1))
+    result = linprog(
+        np.zeros(x.shape[1] + 1), A_ub=a_ub, b_ub=-np.ones(len(x)), bounds=[(None, None)] * (x.shape[1] + 1)
+    )
     return result.status == 0
 
 
@@ -64,7 +65,7 @@ def test_and_or_not_converge_to_a_correct_unit(gate):
     result = fnnjax.train_perceptron(x, t, epochs=50)
     assert result.converged and result.epochs_to_converge < 10
     np.testing.assert_array_equal(fnnjax.threshold_unit(x, result.w, result.b), t)
-    assert result.errors[result.epochs_to_converge:].tolist() == [0] * (50 - result.epochs_to_converge)
+    assert result.errors[result.epochs_to_converge :].tolist() == [0] * (50 - result.epochs_to_converge)
 
 
 def test_xor_never_reaches_zero_errors():
@@ -93,11 +94,14 @@ def test_initial_weights_are_used():
     np.testing.assert_array_equal(result.w, [1.0, 1.0])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(epochs=0), r"epochs = 0; the number of passes must be a positive integer"),
-    (dict(lr=0.0), r"lr = 0.0; the learning rate must be > 0"),
-    (dict(w=jnp.ones(3)), r"w has shape \(3,\) but x has 2 inputs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=0), r"epochs = 0; the number of passes must be a positive integer"),
+        (dict(lr=0.0), r"lr = 0.0; the learning rate must be > 0"),
+        (dict(w=jnp.ones(3)), r"w has shape \(3,\) but x has 2 inputs"),
+    ],
+)
 def test_rule_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fnnjax.train_perceptron(*data.logic_gate("and"), **kwargs)

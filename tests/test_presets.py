@@ -62,31 +62,71 @@ def test_cosine_schedule_values():
 def test_preset_fast_with_overrides_trains_the_cosine_schedule_fit_trains(data_dir, tmp_path):
     out = tmp_path / "run"
     with jax.numpy_dtype_promotion("standard"):  # optax's adam and schedules mix Python floats and int32
-        assert main(["train", "--preset", "fast", "--data-dir", str(data_dir), "--sizes", "784,16,10",
-                     "--batch-size", "32", "--epochs", "2", "--checkpoint-every", "0", "--quiet",
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--preset",
+                    "fast",
+                    "--data-dir",
+                    str(data_dir),
+                    "--sizes",
+                    "784,16,10",
+                    "--batch-size",
+                    "32",
+                    "--epochs",
+                    "2",
+                    "--checkpoint-every",
+                    "0",
+                    "--quiet",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     config = json.loads((out / "history.json").read_text())["config"]
-    assert {k: config[k] for k in ("preset", "optimizer", "lr", "schedule", "init", "sizes",
-                                   "batch_size", "epochs")} == {
-        "preset": "fast", "optimizer": "adam", "lr": PRESETS["fast"]["lr"], "schedule": "cosine",
-        "init": PRESETS["fast"]["init"], "sizes": [784, 16, 10], "batch_size": 32, "epochs": 2}
+    assert {
+        k: config[k] for k in ("preset", "optimizer", "lr", "schedule", "init", "sizes", "batch_size", "epochs")
+    } == {
+        "preset": "fast",
+        "optimizer": "adam",
+        "lr": PRESETS["fast"]["lr"],
+        "schedule": "cosine",
+        "init": PRESETS["fast"]["init"],
+        "sizes": [784, 16, 10],
+        "batch_size": 32,
+        "epochs": 2,
+    }
     # independent evidence: fit with optax's cosine over 2 epochs x ceil(100 / 32) = 8 steps
     ds = data.load_fashion_mnist(data_dir)
     mlp = fnnjax.MLP((784, 16, 10), hidden="relu", output="softmax")
     init_key, train_key = jax.random.split(jax.random.key(0))
     params = fnnjax.init_params(init_key, mlp, "he")
     with jax.numpy_dtype_promotion("standard"):  # optax's adam mixes a Python float and int32
-        expected, _ = fnnjax.fit(mlp, params, (ds.x_train, ds.y_train),
-                                 optimizer=optax.adam(optax.cosine_decay_schedule(PRESETS["fast"]["lr"], 8)),
-                                 epochs=2, batch_size=32, key=train_key)
+        expected, _ = fnnjax.fit(
+            mlp,
+            params,
+            (ds.x_train, ds.y_train),
+            optimizer=optax.adam(optax.cosine_decay_schedule(PRESETS["fast"]["lr"], 8)),
+            epochs=2,
+            batch_size=32,
+            key=train_key,
+        )
     _, got = fnnjax.load_params(out / "params.npz")
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a.W, b.W, rtol=1e-5, atol=1e-7)
     # a constant learning rate would have trained other weights
     with jax.numpy_dtype_promotion("standard"):
-        constant, _ = fnnjax.fit(mlp, params, (ds.x_train, ds.y_train),
-                                 optimizer=optax.adam(PRESETS["fast"]["lr"]), epochs=2, batch_size=32,
-                                 key=train_key)
+        constant, _ = fnnjax.fit(
+            mlp,
+            params,
+            (ds.x_train, ds.y_train),
+            optimizer=optax.adam(PRESETS["fast"]["lr"]),
+            epochs=2,
+            batch_size=32,
+            key=train_key,
+        )
     assert not np.allclose(got[0].W, constant[0].W, rtol=1e-5, atol=1e-7)
 
 
@@ -104,8 +144,18 @@ def test_resume_refuses_another_schedule(data_dir, tmp_path, capsys):
     """The optimizer state of a schedule has a step count a constant rate's lacks: the checkpoint
     does not restore into the other optimizer (one line, exit 2)."""
     out = tmp_path / "run"
-    base = ["train", "--data-dir", str(data_dir), "--sizes", "784,8,10", "--batch-size", "50",
-            "--quiet", "--out", str(out)]
+    base = [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--sizes",
+        "784,8,10",
+        "--batch-size",
+        "50",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     with jax.numpy_dtype_promotion("standard"):  # optax's schedules mix Python floats and int32
         assert main([*base, "--epochs", "1", "--schedule", "cosine"]) == 0
     capsys.readouterr()

@@ -26,8 +26,9 @@ def low_rank_data(n=128, dim=6, rank=2, seed=0):
 def test_tied_gradient_adds_both_paths():
     mlp = fnnjax.MLP((5, 3, 5), hidden="sigmoid", output="sigmoid")
     k = jax.random.split(jax.random.key(0), 4)
-    ae = fnnjax.TiedAutoencoder(jax.random.normal(k[0], (3, 5)), jax.random.normal(k[1], (3,)),
-                                jax.random.normal(k[2], (5,)))
+    ae = fnnjax.TiedAutoencoder(
+        jax.random.normal(k[0], (3, 5)), jax.random.normal(k[1], (3,)), jax.random.normal(k[2], (5,))
+    )
     a = jax.random.uniform(k[3], (7, 5))
 
     def tied_risk(p):
@@ -57,8 +58,9 @@ def test_a_linear_autoencoder_layer_learns_the_principal_subspace():
     x = low_rank_data(n=256)
     mlp = fnnjax.MLP((6, 2, 2), hidden="identity", output="softmax")
     params = fnnjax.init_params(jax.random.key(0), mlp, "xavier")
-    out = fnnjax.pretrain(mlp, params, x, key=jax.random.key(1), epochs=60, batch_size=16,
-                          optimizer=OPT, decoder="identity")
+    out = fnnjax.pretrain(
+        mlp, params, x, key=jax.random.key(1), epochs=60, batch_size=16, optimizer=OPT, decoder="identity"
+    )
     assert min_cosine_to_pca(params[0].W, x, 2) < 0.9
     assert min_cosine_to_pca(out.params[0].W, x, 2) > 0.995
     assert out.losses[0][-1] < 0.2 * out.losses[0][0]  # the reconstruction loss fell
@@ -70,14 +72,14 @@ def test_pretrained_net_fine_tunes_with_fit():
     y = (x[:, 0] > x[:, 0].mean()).astype(np.int32)
     mlp = fnnjax.MLP((6, 4, 2), hidden="sigmoid", output="softmax")
     params = fnnjax.init_params(jax.random.key(0), mlp, "normal", std=0.01)
-    out = fnnjax.pretrain(mlp, params, x, key=jax.random.key(1), epochs=3, batch_size=32,
-                          optimizer=OPT, decoder="identity")
+    out = fnnjax.pretrain(
+        mlp, params, x, key=jax.random.key(1), epochs=3, batch_size=32, optimizer=OPT, decoder="identity"
+    )
     assert jax.tree.structure(out.params) == jax.tree.structure(params)
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(out.params))
     assert not np.allclose(out.params[0].W, params[0].W)
     assert out.losses[0][-1] < out.losses[0][0]
-    tuned, history = fnnjax.fit(mlp, out.params, (x, y), optimizer=OPT, epochs=2,
-                                batch_size=32, key=jax.random.key(2))
+    tuned, history = fnnjax.fit(mlp, out.params, (x, y), optimizer=OPT, epochs=2, batch_size=32, key=jax.random.key(2))
     assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
     assert float(fnnjax.loss(mlp, tuned, x, y)) < float(fnnjax.loss(mlp, out.params, x, y))
 
@@ -89,11 +91,14 @@ def test_autoencoder_mlp_shapes():
     assert second.sizes == (6, 4, 6) and second.activations == ("relu", "sigmoid")
 
 
-@pytest.mark.parametrize("sizes, kwargs, match", [
-    ((4, 2), {}, r"sizes \(4, 2\) has no hidden layer to pretrain"),
-    ((4, 3, 2), dict(epochs=0), r"epochs = 0; it must be a positive integer"),
-    ((4, 3, 2), dict(batch_size=9), r"batch_size = 9 is larger than the data set \(N = 8\)"),
-])
+@pytest.mark.parametrize(
+    "sizes, kwargs, match",
+    [
+        ((4, 2), {}, r"sizes \(4, 2\) has no hidden layer to pretrain"),
+        ((4, 3, 2), dict(epochs=0), r"epochs = 0; it must be a positive integer"),
+        ((4, 3, 2), dict(batch_size=9), r"batch_size = 9 is larger than the data set \(N = 8\)"),
+    ],
+)
 def test_pretrain_errors(sizes, kwargs, match):
     mlp = fnnjax.MLP(sizes)
     options = dict(key=jax.random.key(0), epochs=1, batch_size=4, optimizer=OPT) | kwargs
@@ -105,9 +110,6 @@ def test_pretrain_checks_params_and_x():
     mlp = fnnjax.MLP((4, 3, 2))
     params = fnnjax.init_params(jax.random.key(0), mlp)
     with pytest.raises(ValueError, match=r"x has width 5 but the MLP expects 4 inputs"):
-        fnnjax.pretrain(mlp, params, np.zeros((8, 5)), key=jax.random.key(0), epochs=1,
-                        batch_size=4, optimizer=OPT)
+        fnnjax.pretrain(mlp, params, np.zeros((8, 5)), key=jax.random.key(0), epochs=1, batch_size=4, optimizer=OPT)
     with pytest.raises(TypeError, match=r"params do not match the MLP"):
-        fnnjax.pretrain(mlp, params[:1], np.zeros((8, 4)), key=jax.random.key(0), epochs=1,
-                        batch_size=4, optimizer=OPT)
-
+        fnnjax.pretrain(mlp, params[:1], np.zeros((8, 4)), key=jax.random.key(0), epochs=1, batch_size=4, optimizer=OPT)

@@ -1,6 +1,5 @@
 """The verify suite's F28 check passes on fnnjax.pretrain and fails on wrong variants."""
 
-import jax
 import numpy as np
 
 import fnnjax

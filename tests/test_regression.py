@@ -25,8 +25,7 @@ MODELS = {
 
 
 def datasets():
-    return {"u-shaped": data.u_shaped(300, key=jax.random.key(0)),
-            "5x^2": data.quadratic(300, key=jax.random.key(1))}
+    return {"u-shaped": data.u_shaped(300, key=jax.random.key(0)), "5x^2": data.quadratic(300, key=jax.random.key(1))}
 
 
 def least_squares(x, y) -> tuple[np.ndarray, float]:
@@ -51,8 +50,9 @@ def trained(dataset: str, model: str):
     x, y = datasets()[dataset]
     mlp = MODELS[model]
     params = fnnjax.init_params(jax.random.key(2), mlp, "xavier")
-    params, _ = fnnjax.fit(mlp, params, (x, y), loss="mse", optimizer=OPT, epochs=150,
-                           batch_size=20, key=jax.random.key(3))
+    params, _ = fnnjax.fit(
+        mlp, params, (x, y), loss="mse", optimizer=OPT, epochs=150, batch_size=20, key=jax.random.key(3)
+    )
     return params, float(fnnjax.loss(mlp, params, x, y, "mse"))
 
 

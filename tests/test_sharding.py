@@ -23,31 +23,59 @@ HERE = Path(__file__).resolve().parent
 
 def test_on_eight_host_devices_in_a_subprocess():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                          "ignore::pytest.PytestUnraisableExceptionWarning",
-                          str(HERE / "sharding_cases.py")],
-                         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::pytest.PytestUnraisableExceptionWarning",
+            str(HERE / "sharding_cases.py"),
+        ],
+        cwd=HERE.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "8 passed" in run.stdout, run.stdout[-2000:]  # none skipped: 8 devices were there
 
 
 def test_more_devices_than_there_are_is_one_clear_error():
     have = jax.device_count()
-    with pytest.raises(ValueError, match=rf"devices = {have + 1} but only {have} cpu device\(s\) are "
-                                         rf"available; use devices <= {have}, or on CPU, set XLA_FLAGS="
-                                         rf"--xla_force_host_platform_device_count={have + 1} in the "
-                                         "environment before Python imports jax"):
-        fnnjax.fit(fnnjax.MLP((2, 2)), fnnjax.init_params(jax.random.key(0), fnnjax.MLP((2, 2))),
-                   (jax.numpy.ones((4, 2)), jax.numpy.ones((4, 2))), optimizer=optax.sgd(0.1),
-                   loss="mse", epochs=1, batch_size=2, key=jax.random.key(1), devices=have + 1)
+    with pytest.raises(
+        ValueError,
+        match=rf"devices = {have + 1} but only {have} cpu device\(s\) are "
+        rf"available; use devices <= {have}, or on CPU, set XLA_FLAGS="
+        rf"--xla_force_host_platform_device_count={have + 1} in the "
+        "environment before Python imports jax",
+    ):
+        fnnjax.fit(
+            fnnjax.MLP((2, 2)),
+            fnnjax.init_params(jax.random.key(0), fnnjax.MLP((2, 2))),
+            (jax.numpy.ones((4, 2)), jax.numpy.ones((4, 2))),
+            optimizer=optax.sgd(0.1),
+            loss="mse",
+            epochs=1,
+            batch_size=2,
+            key=jax.random.key(1),
+            devices=have + 1,
+        )
 
 
 def test_mesh_and_devices_are_checked():
     mlp = fnnjax.MLP((2, 2))
     args = (mlp, fnnjax.init_params(jax.random.key(0), mlp), (jax.numpy.ones((4, 2)),) * 2)
     kw = dict(optimizer=optax.sgd(0.1), loss="mse", epochs=1, batch_size=2, key=jax.random.key(1))
-    with pytest.raises(ValueError, match=r"pass mesh or devices, not both \(got mesh \{'batch': 1\} "
-                                         r"and devices = 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"pass mesh or devices, not both \(got mesh \{'batch': 1\} "
+        r"and devices = 1\)",
+    ):
         fnnjax.fit(*args, **kw, mesh=fnnjax.data_mesh(1), devices=1)
     with pytest.raises(TypeError, match="mesh must be a jax.sharding.Mesh .* got int"):
         fnnjax.fit(*args, **kw, mesh=4)
@@ -67,8 +95,7 @@ def tiny_problem():
     """A small softmax net, data and fit options (shared with tests/sharding_process.py)."""
     mlp = fnnjax.MLP((6, 16, 3), hidden="tanh", output="softmax")
     x = np.asarray(jax.random.normal(jax.random.key(1), (100, 6)))
-    kw = dict(optimizer=optax.sgd(0.3, momentum=0.9), epochs=3, batch_size=16, key=jax.random.key(2),
-              dropout=0.1)
+    kw = dict(optimizer=optax.sgd(0.3, momentum=0.9), epochs=3, batch_size=16, key=jax.random.key(2), dropout=0.1)
     return mlp, fnnjax.init_params(jax.random.key(0), mlp, "xavier"), (x, np.arange(100) % 3), kw
 
 
@@ -80,12 +107,24 @@ def _free_port() -> int:
 
 def test_two_processes_after_jax_distributed_initialize(tmp_path):
     """Two hosts simulated by two processes of 2 CPU devices each: one 4-device global mesh."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, str(HERE / "sharding_process.py"), str(i), port,
-                               str(tmp_path)], env=env, cwd=HERE.parent, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "sharding_process.py"), str(i), port, str(tmp_path)],
+            env=env,
+            cwd=HERE.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
     mlp, p0, data, kw = tiny_problem()

@@ -35,8 +35,12 @@ def make_data(seed, n=N):
 
 
 def xavier(rng, sizes):
-    return tuple(fnnjax.Layer(jnp.asarray(rng.normal(0, np.sqrt(2 / (m + n)), (m, n)), jnp.float32),
-                              jnp.zeros((m,), jnp.float32)) for n, m in zip(sizes[:-1], sizes[1:]))
+    return tuple(
+        fnnjax.Layer(
+            jnp.asarray(rng.normal(0, np.sqrt(2 / (m + n)), (m, n)), jnp.float32), jnp.zeros((m,), jnp.float32)
+        )
+        for n, m in zip(sizes[:-1], sizes[1:])
+    )
 
 
 TRAIN, VAL = make_data(0), make_data(1, 24)
@@ -75,13 +79,12 @@ def reference_fit(params, optimizer, key, epochs, x, y, batch_size, last="own_me
         order = np.asarray(jax.random.permutation(perm_key, n))
         total = 0.0
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             short = len(idx) < batch_size
             if short and last == "drop":
                 continue
             scale = len(idx) / batch_size if short and last == "mean_over_B" else 1.0
-            params, opt_state, value = reference_step(optimizer, params, opt_state, x[idx], y[idx],
-                                                      np.float32(scale))
+            params, opt_state, value = reference_step(optimizer, params, opt_state, x[idx], y[idx], np.float32(scale))
             total += float(value) * len(idx)
         losses.append(total / n)
     return params, losses
@@ -114,16 +117,17 @@ def test_the_partial_batch_is_averaged_over_its_own_samples():
     params, _ = run(epochs=2)
     for rule, same in (("own_mean", True), ("drop", False), ("mean_over_B", False)):
         ref, _ = reference_fit(P0, SGD, jax.random.key(3), 2, *TRAIN, B, last=rule)
-        close = all(np.allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6)
-                    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)))
+        close = all(
+            np.allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6)
+            for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref))
+        )
         assert close == same, rule
 
 
 def test_metrics_and_evaluation():
     params, hist = run(eval={"val": VAL, "test": TRAIN})
     last = hist.epochs[-1]
-    assert set(last) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                         "test_acc", "seconds"}
+    assert set(last) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"}
     for name, (x, y) in (("val", VAL), ("test", TRAIN)):
         assert last[f"{name}_loss"] == pytest.approx(float(fnnjax.loss(MLP, params, x, y)), rel=1e-5)
         pred = np.argmax(np.asarray(fnnjax.forward(MLP, params, x)), axis=1)
@@ -178,9 +182,17 @@ def test_no_compilation_after_the_first_epoch():
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         # an optimizer no other test builds: fit must compile, so the listener is shown to work
-        fnnjax.fit(MLP, P0, TRAIN, optimizer=optax.sgd(0.2125), epochs=4, batch_size=B,
-                   key=jax.random.key(0), eval=VAL,
-                   callbacks=[lambda r, s: at_epoch.append(len(events))])
+        fnnjax.fit(
+            MLP,
+            P0,
+            TRAIN,
+            optimizer=optax.sgd(0.2125),
+            epochs=4,
+            batch_size=B,
+            key=jax.random.key(0),
+            eval=VAL,
+            callbacks=[lambda r, s: at_epoch.append(len(events))],
+        )
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert at_epoch[0] >= 1  # at least the epoch program (new optimizer object)
@@ -269,29 +281,42 @@ def test_non_finite_loss_names_epoch_and_step():
     params = (fnnjax.Layer(jnp.ones((1, 1)), jnp.zeros((1,))),)
     data = (np.ones((2, 1), np.float32), np.zeros((2, 1), np.float32))
     seen = []
-    with pytest.raises(fnnjax.NonFiniteLossError,
-                       match=r"non-finite loss at epoch 2, step 1 of 2 \(global step 3\)") as info:
-        fnnjax.fit(mlp, params, data, optimizer=optax.sgd(5e9), loss="mse", epochs=5, batch_size=1,
-                   key=jax.random.key(0), callbacks=[lambda r, s: seen.append(r["epoch"])])
+    with pytest.raises(
+        fnnjax.NonFiniteLossError, match=r"non-finite loss at epoch 2, step 1 of 2 \(global step 3\)"
+    ) as info:
+        fnnjax.fit(
+            mlp,
+            params,
+            data,
+            optimizer=optax.sgd(5e9),
+            loss="mse",
+            epochs=5,
+            batch_size=1,
+            key=jax.random.key(0),
+            callbacks=[lambda r, s: seen.append(r["epoch"])],
+        )
     assert (info.value.epoch, info.value.step) == (2, 1)
     assert seen == [1] and len(info.value.history) == 1
     assert info.value.history.epochs[0]["train_loss"] == pytest.approx((0.5 + 5e19) / 2, rel=1e-3)
 
 
-@pytest.mark.parametrize("kw, err, match", [
-    (dict(optimizer="sgd"), TypeError, "optimizer must be an optax GradientTransformation"),
-    (dict(gradient="fd"), ValueError, "unknown gradient 'fd'; valid values are backprop, grad"),
-    (dict(dropout=1.0), ValueError, r"dropout = 1.0 .* probability of DROPPING"),
-    (dict(l2=-1.0), ValueError, r"l2 = -1.0 .* >= 0"),
-    (dict(batch_size=41), ValueError, r"batch_size = 41 is larger than the training set \(N = 40\)"),
-    (dict(batch_size=0), ValueError, "batch_size = 0 but it must be a positive integer"),
-    (dict(epochs=0), ValueError, "epochs = 0 but it must be a positive integer"),
-    (dict(unroll=0), ValueError, "unroll = 0 but it must be a positive integer"),
-    (dict(epochs=2, initial_epoch=3), ValueError, "initial_epoch = 3 is past epochs = 2"),
-    (dict(loss="hinge"), ValueError, "unknown loss 'hinge'"),
-    (dict(eval=(np.ones((3, 5)), np.zeros(3, np.int32))), ValueError, "x has width 5 but the MLP expects 6"),
-    (dict(opt_state=optax.adam(0.1).init(P0)), TypeError, "opt_state does not match optimizer.init"),
-])
+@pytest.mark.parametrize(
+    "kw, err, match",
+    [
+        (dict(optimizer="sgd"), TypeError, "optimizer must be an optax GradientTransformation"),
+        (dict(gradient="fd"), ValueError, "unknown gradient 'fd'; valid values are backprop, grad"),
+        (dict(dropout=1.0), ValueError, r"dropout = 1.0 .* probability of DROPPING"),
+        (dict(l2=-1.0), ValueError, r"l2 = -1.0 .* >= 0"),
+        (dict(batch_size=41), ValueError, r"batch_size = 41 is larger than the training set \(N = 40\)"),
+        (dict(batch_size=0), ValueError, "batch_size = 0 but it must be a positive integer"),
+        (dict(epochs=0), ValueError, "epochs = 0 but it must be a positive integer"),
+        (dict(unroll=0), ValueError, "unroll = 0 but it must be a positive integer"),
+        (dict(epochs=2, initial_epoch=3), ValueError, "initial_epoch = 3 is past epochs = 2"),
+        (dict(loss="hinge"), ValueError, "unknown loss 'hinge'"),
+        (dict(eval=(np.ones((3, 5)), np.zeros(3, np.int32))), ValueError, "x has width 5 but the MLP expects 6"),
+        (dict(opt_state=optax.adam(0.1).init(P0)), TypeError, "opt_state does not match optimizer.init"),
+    ],
+)
 def test_fit_rejects_bad_input(kw, err, match):
     with pytest.raises(err, match=match):
         run(**kw)
@@ -300,5 +325,4 @@ def test_fit_rejects_bad_input(kw, err, match):
 def test_fit_rejects_images_that_are_not_flattened():
     x = np.zeros((4, 2, 3), np.float32)
     with pytest.raises(ValueError, match=r"train x has shape \(4, 2, 3\) .* reshape it"):
-        fnnjax.fit(MLP, P0, (x, np.zeros(4, np.int32)), optimizer=SGD, epochs=1, batch_size=2,
-                   key=jax.random.key(0))
+        fnnjax.fit(MLP, P0, (x, np.zeros(4, np.int32)), optimizer=SGD, epochs=1, batch_size=2, key=jax.random.key(0))

@@ -13,8 +13,24 @@ from fnnjax import cli
 def test_quick_train_benchmark_writes_results(tmp_path, monkeypatch):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
     notes = ("fnnjax_backprop", "fnnjax_grad", "jax_plain", "torch_eager")  # the peers: test_bench_peers.py
-    assert cli.main(["bench", "train", "--quick", "--samples", "600", "--out", str(tmp_path),
-                     "--torch-threads", "1", "--methods", ",".join(notes)]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "train",
+                "--quick",
+                "--samples",
+                "600",
+                "--out",
+                str(tmp_path),
+                "--torch-threads",
+                "1",
+                "--methods",
+                ",".join(notes),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "train_cpu_quick.json").read_text())
     assert data["workload"]["samples"] == 600 and data["workload"]["timed_rounds"] == 3
     results = data["results"]
@@ -29,7 +45,8 @@ def test_quick_train_benchmark_writes_results(tmp_path, monkeypatch):
             assert r["compile_s"] > 0
     # the hand-written gradient and jax.grad take the same steps: the same loss to float rounding
     assert results["fnnjax_backprop"]["final_train_loss"] == pytest.approx(
-        results["fnnjax_grad"]["final_train_loss"], rel=1e-5)
+        results["fnnjax_grad"]["final_train_loss"], rel=1e-5
+    )
     if "torch_eager" in results:
         assert results["fnnjax_backprop"]["speedup_vs_torch"] > 0
         assert results["torch_eager"]["torch_threads"] == 1
@@ -45,14 +62,24 @@ def test_train_benchmark_rejects_bad_options(capsys):
 
 def test_unroll_variants_are_added_after_each_fnnjax_method():
     assert bench._with_unrolls(["fnnjax_backprop", "jax_plain", "fnnjax_grad"], (1, 4, 16)) == [
-        "fnnjax_backprop", "fnnjax_backprop_unroll4", "fnnjax_backprop_unroll16", "jax_plain",
-        "fnnjax_grad", "fnnjax_grad_unroll4", "fnnjax_grad_unroll16"]
+        "fnnjax_backprop",
+        "fnnjax_backprop_unroll4",
+        "fnnjax_backprop_unroll16",
+        "jax_plain",
+        "fnnjax_grad",
+        "fnnjax_grad_unroll4",
+        "fnnjax_grad_unroll16",
+    ]
     assert bench._with_unrolls(["fnnjax_grad"], (1,)) == ["fnnjax_grad"]
 
 
 def test_the_full_run_takes_the_fastest_backprop_unroll():
-    results = {"fnnjax_backprop": {"median_s": 0.010}, "fnnjax_backprop_unroll16": {"median_s": 0.004},
-               "fnnjax_grad_unroll64": {"median_s": 0.001}, "jax_plain": {"median_s": 0.0005}}
+    results = {
+        "fnnjax_backprop": {"median_s": 0.010},
+        "fnnjax_backprop_unroll16": {"median_s": 0.004},
+        "fnnjax_grad_unroll64": {"median_s": 0.001},
+        "jax_plain": {"median_s": 0.0005},
+    }
     assert bench._fastest_unroll(results) == 16
     assert bench._fastest_unroll({"jax_plain": {"median_s": 1.0}}) == 1
 
@@ -69,8 +96,26 @@ def test_speed_targets_per_platform():
 @pytest.mark.slow
 def test_quick_train_benchmark_with_unrolls(tmp_path, monkeypatch):
     monkeypatch.delenv("FNNJAX_DATA", raising=False)
-    assert cli.main(["bench", "train", "--quick", "--samples", "600", "--out", str(tmp_path),
-                     "--methods", "fnnjax_backprop", "--unroll", "1,3", "--full-run", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "train",
+                "--quick",
+                "--samples",
+                "600",
+                "--out",
+                str(tmp_path),
+                "--methods",
+                "fnnjax_backprop",
+                "--unroll",
+                "1,3",
+                "--full-run",
+                "2",
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "train_cpu_quick.json").read_text())
     assert set(data["results"]) == {"fnnjax_backprop", "fnnjax_backprop_unroll3"}
     # the same steps from the same weights and key: the same loss to float rounding

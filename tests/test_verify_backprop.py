@@ -47,13 +47,19 @@ def write(tmp_path, name, source):
     return str(path)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("student_backprop", r"--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION, got 'student_backprop'"),
-    ("examples/student_backprop.py:", r"'' is not a function name"),
-    ("no/such/file.py:backprop", r"cannot load 'no/such/file.py': no such file"),
-    ("no_such_module_xyz:backprop", r"cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz'"),
-    ("not-a-module:backprop", r"'not-a-module' is neither a module name"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("student_backprop", r"--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION, got 'student_backprop'"),
+        ("examples/student_backprop.py:", r"'' is not a function name"),
+        ("no/such/file.py:backprop", r"cannot load 'no/such/file.py': no such file"),
+        (
+            "no_such_module_xyz:backprop",
+            r"cannot import module 'no_such_module_xyz': no module named 'no_such_module_xyz'",
+        ),
+        ("not-a-module:backprop", r"'not-a-module' is neither a module name"),
+    ],
+)
 def test_bad_specs(spec, message):
     with pytest.raises(UsageError, match=message):
         load_user_function(spec)
@@ -64,8 +70,11 @@ def test_import_errors_are_one_line_with_file_and_line(tmp_path):
     with pytest.raises(UsageError, match=r"importing .*syntax.py failed: SyntaxError: .* \(.*syntax.py line 1\)"):
         load_user_function(f"{bad}:backprop")
     missing = write(tmp_path, "deps.py", "import numpy\nimport no_such_dependency_xyz\n")
-    with pytest.raises(UsageError, match=r"ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
-                                         r"\(.*deps.py line 2\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
+        r"\(.*deps.py line 2\)",
+    ):
         load_user_function(f"{missing}:backprop")
     raising = write(tmp_path, "raises.py", "x = 1\nraise RuntimeError('setup failed')\n")
     with pytest.raises(UsageError, match=r"RuntimeError: setup failed \(.*raises.py line 2\)"):
@@ -76,7 +85,10 @@ def test_import_errors_are_one_line_with_file_and_line(tmp_path):
 
 
 def test_missing_uncallable_and_wrong_signature(tmp_path):
-    module = write(tmp_path, "student.py", """
+    module = write(
+        tmp_path,
+        "student.py",
+        """
         SCALE = 2
 
         def helper(z):
@@ -87,13 +99,17 @@ def test_missing_uncallable_and_wrong_signature(tmp_path):
 
         def grads(mlp, params, x, y, *, loss="mse"):
             return params
-    """)
+    """,
+    )
     with pytest.raises(UsageError, match=r"has no function 'backprp' \(it defines backprop, grads, helper\)"):
         load_user_function(f"{module}:backprp")
     with pytest.raises(UsageError, match=r"student.py:SCALE is a int, not a function"):
         load_user_function(f"{module}:SCALE")
-    with pytest.raises(UsageError, match=r"has the signature \(mlp, params, x\), which cannot be called as "
-                                         r"fn\(mlp, params, x, y, loss=..., l2=...\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"has the signature \(mlp, params, x\), which cannot be called as "
+        r"fn\(mlp, params, x, y, loss=..., l2=...\)",
+    ):
         load_user_function(f"{module}:backprop")
     with pytest.raises(UsageError, match=r"got an unexpected keyword argument 'l2'"):
         load_user_function(f"{module}:grads")
@@ -117,9 +133,13 @@ def test_right_backprop_passes_every_case():
 def test_cases_cover_depths_activations_losses_and_l2():
     assert {len(c.sizes) - 1 for c in CASES} == {1, 2, 3, 4}
     assert {a for c in CASES for a in c.hidden} == set(fnnjax.HIDDEN_ACTIVATIONS)
-    assert {(c.output, c.loss) for c in CASES} >= {("softmax", "cross_entropy"), ("sigmoid", "cross_entropy"),
-                                                   ("identity", "mse"), ("tanh", "mse"),
-                                                   ("sigmoid", "squared_error")}
+    assert {(c.output, c.loss) for c in CASES} >= {
+        ("softmax", "cross_entropy"),
+        ("sigmoid", "cross_entropy"),
+        ("identity", "mse"),
+        ("tanh", "mse"),
+        ("sigmoid", "squared_error"),
+    }
     assert {c.l2 > 0 for c in CASES} == {True, False}
     assert any(m != n for c in CASES for n, m in zip(c.sizes, c.sizes[1:]))  # transposes change shape
     assert BATCH_SIZE > 1 and BATCH_SIZE not in {m for c in CASES for m in c.sizes}
@@ -140,18 +160,31 @@ def test_fnnjax_backprop_and_an_untraceable_function_pass():
 # Classic mistakes: the first failing case, the parameter, and the diagnosis
 
 
-@pytest.mark.parametrize("function, first, failing, diagnosis", [
-    ("backprop", 1, ("W^(1)", "b^(1)"), r"(?s)missing f'\(z\^\(l\)\) in the hidden error terms.*"
-                                         r"wrong only in layer 1"),
-    ("backprop_transposed", 1, ("W^(1)", "W^(2)"), r"transposed: got has shape \(4, 6\) and equals expected.T"),
-    ("backprop_factor_two", 4, ("W^(1)",), r"off by a constant factor 2 \(the data term is doubled"),
-    ("backprop_sum", 1, ("W^(1)", "b^(1)"), r"a sum over the batch where the mean belongs .*N = 7 times"),
-    ("backprop_sign", 1, ("W^(1)", "b^(1)"), r"sign flipped"),
-    ("backprop_no_l2", 1, ("W^(1)", "W^(2)"), r"missing the L2 term l2 W\^\(1\)"),
-    ("backprop_bias_decay", 1, ("b^(1)", "b^(2)"), r"bias decayed: db\^\(1\) includes l2 b\^\(1\)"),
-    ("backprop_first_layer", 1, ("W^(1)",), r"(?s)W\^\(1\): a sum over the batch.*N = 7 times too big.*"
-                                             r"wrong only in layer 1: every other layer is right"),
-])
+@pytest.mark.parametrize(
+    "function, first, failing, diagnosis",
+    [
+        (
+            "backprop",
+            1,
+            ("W^(1)", "b^(1)"),
+            r"(?s)missing f'\(z\^\(l\)\) in the hidden error terms.*"
+            r"wrong only in layer 1",
+        ),
+        ("backprop_transposed", 1, ("W^(1)", "W^(2)"), r"transposed: got has shape \(4, 6\) and equals expected.T"),
+        ("backprop_factor_two", 4, ("W^(1)",), r"off by a constant factor 2 \(the data term is doubled"),
+        ("backprop_sum", 1, ("W^(1)", "b^(1)"), r"a sum over the batch where the mean belongs .*N = 7 times"),
+        ("backprop_sign", 1, ("W^(1)", "b^(1)"), r"sign flipped"),
+        ("backprop_no_l2", 1, ("W^(1)", "W^(2)"), r"missing the L2 term l2 W\^\(1\)"),
+        ("backprop_bias_decay", 1, ("b^(1)", "b^(2)"), r"bias decayed: db\^\(1\) includes l2 b\^\(1\)"),
+        (
+            "backprop_first_layer",
+            1,
+            ("W^(1)",),
+            r"(?s)W\^\(1\): a sum over the batch.*N = 7 times too big.*"
+            r"wrong only in layer 1: every other layer is right",
+        ),
+    ],
+)
 def test_classic_mistake_is_caught_and_diagnosed(function, first, failing, diagnosis):
     report = report_for(f"{WRONG}:{function}")
     assert not report.passed
@@ -214,9 +247,12 @@ def test_wrong_structure_shape_and_dtype_are_usage_errors():
         g = fnnjax.backprop(mlp, params, x, y, loss=loss, l2=l2)
         return tuple(fnnjax.Layer(l.W.astype(jnp.float32), l.b.astype(jnp.float32)) for l in g)
 
-    with pytest.raises(UsageError, match=r"returned a list of 2 Layers in case 1 .* \(expected treedef "
-                                         r"PyTreeDef\(\(CustomNode\(namedtuple\[Layer\].*; got treedef "
-                                         r"PyTreeDef\(\[CustomNode\(namedtuple\[Layer\]"):
+    with pytest.raises(
+        UsageError,
+        match=r"returned a list of 2 Layers in case 1 .* \(expected treedef "
+        r"PyTreeDef\(\(CustomNode\(namedtuple\[Layer\].*; got treedef "
+        r"PyTreeDef\(\[CustomNode\(namedtuple\[Layer\]",
+    ):
         check_user_backprop(as_list, jit=False)
     with pytest.raises(UsageError, match=r"returned a tuple of 2 tuples in case 1 .*return tuple\(fnnjax.Layer"):
         check_user_backprop(as_tuples, jit=False)

@@ -15,8 +15,7 @@ import pytest
 
 import verify
 from fnnjax.cli import main
-from verify import Check, Outcome, all_checks, check, checks_in, get_check, run_check, select_checks
-from verify import _registry
+from verify import Check, Outcome, _registry, all_checks, check, checks_in, get_check, run_check, select_checks
 
 
 def test_every_formula_f1_to_f27_has_a_check_and_ids_are_unique():
@@ -41,7 +40,10 @@ def test_select_by_prefix_at_a_hyphen():
     assert f10 and all(i.startswith("F10-") for i in f10)
     assert not any(c.id.startswith("F10") for c in select_checks(checks, "F1"))  # F1 does not select F10
     assert [c.id for c in select_checks(checks, ["F3", " F10-sigmoid "])] == [
-        "F3-linear-collapse", "F10-sigmoid-bce", "F10-sigmoid-mse"]
+        "F3-linear-collapse",
+        "F10-sigmoid-bce",
+        "F10-sigmoid-mse",
+    ]
     assert select_checks(checks, None) == checks
 
 
@@ -80,8 +82,7 @@ def test_a_check_module_is_found_by_its_name(monkeypatch):
     module.one_plus_one = one_plus_one
     assert checks_in(module) == [one_plus_one]
     monkeypatch.setitem(sys.modules, "verify._checks_zz_example", module)
-    monkeypatch.setattr(_registry, "_check_modules",
-                        lambda: ["verify._checks_forward", "verify._checks_zz_example"])
+    monkeypatch.setattr(_registry, "_check_modules", lambda: ["verify._checks_forward", "verify._checks_zz_example"])
     found = all_checks()
     assert found[-1].id == "F99-example" and found[0].id == "F1-composition"
     assert run_check(found[-1]).passed
@@ -123,7 +124,10 @@ def _small_result(seed=0):
 def test_reports_table_json_markdown():
     result = _small_result()
     assert result.passed and [r.id for r in result.results] == [
-        "F3-linear-collapse", "F4-xor-not-separable", "F4-xor-hidden-layer"]
+        "F3-linear-collapse",
+        "F4-xor-not-separable",
+        "F4-xor-hidden-layer",
+    ]
     table = verify.render_table(result, width=120)
     assert "F4-xor-not-separable" in table and "PASS" in table and "3 passed, 0 failed" in table
     data = json.loads(verify.to_json(result))
@@ -150,8 +154,19 @@ def test_the_table_lists_failures_with_claim_and_method():
 
 def test_cli_runs_selected_checks_and_writes_json_and_markdown(tmp_path, capsys):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    status = main(["verify", "--only", "F3,F4-xor", "--quick", "--no-progress", "--json", str(out_json),
-                   "--markdown", str(out_md)])
+    status = main(
+        [
+            "verify",
+            "--only",
+            "F3,F4-xor",
+            "--quick",
+            "--no-progress",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     assert status == 0
     text = capsys.readouterr().out
     assert "F3-linear-collapse" in text and "3 passed, 0 failed" in text

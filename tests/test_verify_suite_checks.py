@@ -234,13 +234,16 @@ def test_f9_catches_mse_without_the_half():
 # F10-F16
 
 
-@pytest.mark.parametrize("check_id, bug", [
-    ("F10-softmax-ce", "ce_fprime"),
-    ("F10-softmax-ce", "simple_softmax_delta"),  # y_hat - y: right only for rows summing to 1
-    ("F10-sigmoid-bce", "ce_fprime"),
-    ("F10-sigmoid-mse", "no_output_fprime"),
-    ("F10-general", "se_no_factor2"),
-])
+@pytest.mark.parametrize(
+    "check_id, bug",
+    [
+        ("F10-softmax-ce", "ce_fprime"),
+        ("F10-softmax-ce", "simple_softmax_delta"),  # y_hat - y: right only for rows summing to 1
+        ("F10-sigmoid-bce", "ce_fprime"),
+        ("F10-sigmoid-mse", "no_output_fprime"),
+        ("F10-general", "se_no_factor2"),
+    ],
+)
 def test_f10_catches_wrong_output_deltas(check_id, bug):
     assert_catches(check_id, deltas=make_deltas(bug))
 
@@ -299,12 +302,16 @@ def derivative_with(name_wrong, fn):
     return derivative
 
 
-@pytest.mark.parametrize("name, wrong", [
-    ("sigmoid", lambda z: jax.nn.sigmoid(z)),
-    ("tanh", lambda z: 1 - jnp.tanh(z)),
-    ("relu", lambda z: jnp.ones_like(z)),
-    ("softplus", lambda z: jax.nn.softplus(z)),
-], ids=["sigmoid", "tanh", "relu", "softplus"])
+@pytest.mark.parametrize(
+    "name, wrong",
+    [
+        ("sigmoid", lambda z: jax.nn.sigmoid(z)),
+        ("tanh", lambda z: 1 - jnp.tanh(z)),
+        ("relu", lambda z: jnp.ones_like(z)),
+        ("softplus", lambda z: jax.nn.softplus(z)),
+    ],
+    ids=["sigmoid", "tanh", "relu", "softplus"],
+)
 def test_f17_catches_a_wrong_derivative(name, wrong):
     assert_catches("F17-derivatives", activation_derivative=derivative_with(name, wrong))
 

@@ -28,11 +28,21 @@ A new check module is one file: ``verify/_checks_<topic>.py`` defining functions
 :func:`check` (see :mod:`verify._registry`); the suite finds it by its name.
 """
 
-from verify._registry import (CHECK_MODULE_PREFIX, FORMULA_PAGES, Check, Outcome, all_checks, check, checks_in,
-                              formula_page, get_check, select_checks)
+from verify._gradescope import failure_results, gradescope_results, write_results
+from verify._registry import (
+    CHECK_MODULE_PREFIX,
+    FORMULA_PAGES,
+    Check,
+    Outcome,
+    all_checks,
+    check,
+    checks_in,
+    formula_page,
+    get_check,
+    select_checks,
+)
 from verify._report import render_markdown, render_table, to_json
 from verify._runner import CheckResult, SuiteResult, environment, run_check, run_suite
-from verify._gradescope import failure_results, gradescope_results, write_results
 from verify._user_backprop import BackpropReport, CaseResult, SubmissionError, check_user_backprop, load_user_function
 
 __all__ = [

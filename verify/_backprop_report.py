@@ -11,6 +11,7 @@ from verify._convention import Case, Convention, Entry
 
 __all__ = ["BackpropReport", "CaseResult", "ValueCheck"]
 
+
 class ValueCheck(NamedTuple):
     """A returned value (the loss, the network output) against the reference.
 
@@ -71,15 +72,25 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: the case, status, failing parameters, diagnosis and the gradient check."""
-        return _jsonable({
-            "architecture": self.case.architecture, "activations": list((*self.case.hidden, self.case.output)),
-            "loss": self.case.loss, "l2": self.case.l2, "batch_size": self.case.batch,
-            "status": "pass" if self.passed else "fail", "kind": self.kind, "error": self.error,
-            "failing": list(self.failing), "diagnosis": list(self.diagnosis), "notes": list(self.notes),
-            "loss_value": None if self.loss is None else self.loss._asdict(),
-            "output_value": None if self.output is None else self.output._asdict(),
-            "seconds": round(self.seconds, 4),
-            "check": None if self.check is None else self.check.to_dict()})
+        return _jsonable(
+            {
+                "architecture": self.case.architecture,
+                "activations": list((*self.case.hidden, self.case.output)),
+                "loss": self.case.loss,
+                "l2": self.case.l2,
+                "batch_size": self.case.batch,
+                "status": "pass" if self.passed else "fail",
+                "kind": self.kind,
+                "error": self.error,
+                "failing": list(self.failing),
+                "diagnosis": list(self.diagnosis),
+                "notes": list(self.notes),
+                "loss_value": None if self.loss is None else self.loss._asdict(),
+                "output_value": None if self.output is None else self.output._asdict(),
+                "seconds": round(self.seconds, 4),
+                "check": None if self.check is None else self.check.to_dict(),
+            }
+        )
 
     def lines(self, conv: Convention) -> list[str]:
         """The case in detail: what failed, where, expected against got, the diagnosis."""
@@ -96,8 +107,10 @@ class CaseResult:
             lines += _worst_lines(self, conv)
         for check in (self.loss, self.output):
             if check is not None and not check.passed:
-                lines.append(f"  {check.name:<12} expected {check.expected:.10g}, got {check.got:.10g} "
-                             f"(tolerance {check.tolerance:.1e})")
+                lines.append(
+                    f"  {check.name:<12} expected {check.expected:.10g}, got {check.got:.10g} "
+                    f"(tolerance {check.tolerance:.1e})"
+                )
         for i, line in enumerate(self.diagnosis):
             lines.append(f"  {'diagnosis' if i == 0 else '':<12} {line}")
         for note in self.notes:
@@ -114,8 +127,12 @@ class CaseResult:
         if self.passed:
             return "pass"
         if self.error:
-            return {"timeout": "TIMEOUT", "crash": "CRASH", "output": "TOO MUCH OUTPUT",
-                    "structure": "WRONG STRUCTURE"}.get(self.kind, "ERROR")
+            return {
+                "timeout": "TIMEOUT",
+                "crash": "CRASH",
+                "output": "TOO MUCH OUTPUT",
+                "structure": "WRONG STRUCTURE",
+            }.get(self.kind, "ERROR")
         parts = list(self.failing)
         if self.loss is not None and not self.loss.passed:
             parts.append("loss")
@@ -156,17 +173,23 @@ def _worst_lines(result: CaseResult, conv: Convention) -> list[str]:
     layer, _ = conv.leaf_info(worst.path)
     # a transposed matrix: its values may be right, its layout is not
     if worst.transposed_shape and worst.param_shape is not None:
-        return [f"  parameter    {name} (layer {layer}): your gradient has shape {tuple(worst.shape)}, but "
-                f"its parameter has shape {tuple(worst.param_shape)}"]
+        return [
+            f"  parameter    {name} (layer {layer}): your gradient has shape {tuple(worst.shape)}, but "
+            f"its parameter has shape {tuple(worst.param_shape)}"
+        ]
     fd = result.central_difference
-    lines = [f"  parameter    {name} (layer {layer}, shape {tuple(worst.shape)}), worst element "
-             f"{list(worst.worst_index)}"]
-    lines.append(f"  expected     {worst.expected: .10e}  (jax.grad" +
-                 (f"; central differences give {fd: .6e})" if fd is not None else ")"))
+    lines = [
+        f"  parameter    {name} (layer {layer}, shape {tuple(worst.shape)}), worst element {list(worst.worst_index)}"
+    ]
+    lines.append(
+        f"  expected     {worst.expected: .10e}  (jax.grad"
+        + (f"; central differences give {fd: .6e})" if fd is not None else ")")
+    )
     lines.append(f"  got          {worst.got: .10e}")
     rel = abs(worst.got - worst.expected) / abs(worst.expected) if worst.expected else float("inf")
-    lines.append(f"  error        abs {abs(worst.got - worst.expected):.3e}, rel {rel:.3e} "
-                 f"(tolerance {worst.tolerance:.1e})")
+    lines.append(
+        f"  error        abs {abs(worst.got - worst.expected):.3e}, rel {rel:.3e} (tolerance {worst.tolerance:.1e})"
+    )
     return lines
 
 
@@ -214,11 +237,15 @@ class BackpropReport:
         if conv.name == "fnnjax":
             batch = {c.case.batch for c in self.cases}
             n = batch.pop() if len(batch) == 1 else "varies"
-            head = (f"checking {self.function} against jax.grad and central differences "
-                    f"(float64, N = {n} samples, seed {self.seed})")
+            head = (
+                f"checking {self.function} against jax.grad and central differences "
+                f"(float64, N = {n} samples, seed {self.seed})"
+            )
         else:
-            head = (f"checking {self.function} in the {conv.name} convention against jax.grad and central "
-                    f"differences of {conv.reference} (float64, seed {self.seed})")
+            head = (
+                f"checking {self.function} in the {conv.name} convention against jax.grad and central "
+                f"differences of {conv.reference} (float64, seed {self.seed})"
+            )
         if self.entry is not None and self.entry.why:
             head += f"\n  convention   {conv.name}: {self.entry.why}"
         return head
@@ -231,8 +258,10 @@ class BackpropReport:
             width = max(len(c.case.activations) for c in self.cases)
             lines.append(f"  {'#':>2}  {'architecture':<13} {'activations':<{width}}  {'loss':<14} {'l2':<5} result")
             for k, c in enumerate(self.cases, start=1):
-                lines.append(f"  {k:>2}  {c.case.architecture:<13} {c.case.activations:<{width}}  "
-                             f"{c.case.loss:<14} {c.case.l2:<5g} {c.summary(conv)}")
+                lines.append(
+                    f"  {k:>2}  {c.case.architecture:<13} {c.case.activations:<{width}}  "
+                    f"{c.case.loss:<14} {c.case.l2:<5g} {c.summary(conv)}"
+                )
         else:
             width = max(len(conv.describe_case(c.case)) for c in self.cases)
             lines.append(f"  {'#':>2}  {'case':<{width}}  result")
@@ -240,8 +269,9 @@ class BackpropReport:
                 lines.append(f"  {k:>2}  {conv.describe_case(c.case):<{width}}  {c.summary(conv)}")
         first = self.first_failure
         if first is None:
-            lines.append(f"PASS: all {len(self.cases)} cases agree with jax.grad and central differences "
-                         f"({self.seconds:.1f} s)")
+            lines.append(
+                f"PASS: all {len(self.cases)} cases agree with jax.grad and central differences ({self.seconds:.1f} s)"
+            )
             return "\n".join(lines)
         n_fail = sum(not c.passed for c in self.cases)
         k = self.cases.index(first) + 1
@@ -253,9 +283,15 @@ class BackpropReport:
         """JSON-able: status, function, convention, seed, seconds, every case, the first failure's index."""
         first = self.first_failure
         batch = {c.case.batch for c in self.cases}
-        return {"status": "pass" if self.passed else "fail", "function": self.function,
-                "convention": self.conv.name, "entry": None if self.entry is None else self.entry._asdict(),
-                "isolated": self.isolated, "seed": self.seed, "seconds": round(self.seconds, 3),
-                "batch_size": batch.pop() if len(batch) == 1 else None,
-                "first_failure": None if first is None else self.cases.index(first) + 1,
-                "cases": [c.to_dict() for c in self.cases]}
+        return {
+            "status": "pass" if self.passed else "fail",
+            "function": self.function,
+            "convention": self.conv.name,
+            "entry": None if self.entry is None else self.entry._asdict(),
+            "isolated": self.isolated,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 3),
+            "batch_size": batch.pop() if len(batch) == 1 else None,
+            "first_failure": None if first is None else self.cases.index(first) + 1,
+            "cases": [c.to_dict() for c in self.cases],
+        }

@@ -83,29 +83,39 @@ def _call_cs231n_class(entry, request):
     model = entry(**init)
     built = getattr(model, "params", None)
     if not isinstance(built, dict):
-        raise CallError(f"{type(model).__name__}(...).params is {type(built).__name__}, not a dict: the "
-                        "constructor must fill self.params = {'W1': ..., 'b1': ..., ...}")
+        raise CallError(
+            f"{type(model).__name__}(...).params is {type(built).__name__}, not a dict: the "
+            "constructor must fill self.params = {'W1': ..., 'b1': ..., ...}"
+        )
     initial = {str(k): list(np.shape(v)) for k, v in built.items()}
     for key, value in request["params"].items():
         built[key] = value
     X, y = request["X"], request["y"]
     returned = model.loss(X, y)
-    return {"returned": returned, "given": {"params": dict(model.params), "X": X, "y": y},
-            "initial": initial, "init": sorted(init)}
+    return {
+        "returned": returned,
+        "given": {"params": dict(model.params), "X": X, "y": y},
+        "initial": initial,
+        "init": sorted(init),
+    }
 
 
 def _call_deeplearning_ai(module, request):
     parameters, X, Y = request["parameters"], request["X"], request["Y"]
     forward = module.L_model_forward(X, parameters)
     if not (isinstance(forward, (tuple, list)) and len(forward) == 2):
-        raise CallError(f"L_model_forward returned {type(forward).__name__}"
-                        f"{f' of length {len(forward)}' if isinstance(forward, (tuple, list)) else ''}; it "
-                        "must return (AL, caches)")
+        raise CallError(
+            f"L_model_forward returned {type(forward).__name__}"
+            f"{f' of length {len(forward)}' if isinstance(forward, (tuple, list)) else ''}; it "
+            "must return (AL, caches)"
+        )
     AL, caches = forward
     seen = to_numpy(AL)  # AL as L_model_forward returned it, before L_model_backward may change it
     grads = module.L_model_backward(AL, Y, caches)
-    return {"returned": {"AL": AL if seen is None else seen.copy(), "grads": grads},
-            "given": {"parameters": parameters, "X": X, "Y": Y}}
+    return {
+        "returned": {"AL": AL if seen is None else seen.copy(), "grads": grads},
+        "given": {"parameters": parameters, "X": X, "Y": Y},
+    }
 
 
 def _call_nielsen(entry, request):
@@ -114,8 +124,7 @@ def _call_nielsen(entry, request):
     net.weights = list(request["weights"])
     x, y = request["x"], request["y"]
     returned = net.backprop(x, y)
-    return {"returned": returned,
-            "given": {"biases": list(net.biases), "weights": list(net.weights), "x": x, "y": y}}
+    return {"returned": returned, "given": {"biases": list(net.biases), "weights": list(net.weights), "x": x, "y": y}}
 
 
 FORMS = {

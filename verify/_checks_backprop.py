@@ -15,13 +15,31 @@ import numpy as np
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import (NUMPY_DERIVATIVES, PAIRINGS, TAYLOR_STEPS, compiled, evidence_for, fit_slope,
-                              gradient_cases, max_rel_error, unit_direction)
+from verify._evidence import (
+    NUMPY_DERIVATIVES,
+    PAIRINGS,
+    TAYLOR_STEPS,
+    compiled,
+    evidence_for,
+    fit_slope,
+    gradient_cases,
+    max_rel_error,
+    unit_direction,
+)
 from verify._registry import Outcome, check
 
-__all__ = ["algorithm", "batched_regularised", "hidden_deltas", "node_indexed_3_2_2", "outer_product",
-           "output_delta_general", "output_delta_sigmoid_bce", "output_delta_sigmoid_mse",
-           "output_delta_softmax_ce", "worked_example_2_2_1"]
+__all__ = [
+    "algorithm",
+    "batched_regularised",
+    "hidden_deltas",
+    "node_indexed_3_2_2",
+    "outer_product",
+    "output_delta_general",
+    "output_delta_sigmoid_bce",
+    "output_delta_sigmoid_mse",
+    "output_delta_softmax_ce",
+    "worked_example_2_2_1",
+]
 
 TOL = 1e-10
 """float64 agreement between two exact methods (rounding only)."""
@@ -45,8 +63,12 @@ def _output_delta(pairing, closed_form, deltas, seed, quick):
 
 
 def _delta_outcome(worst_ad, worst_cf, count, closed_name, extra=None, extra_ok=True):
-    measured = {"max rel error vs autodiff dL/dz(L)": worst_ad, f"max rel error vs {closed_name}": worst_cf,
-                "networks x draws": count, **(extra or {})}
+    measured = {
+        "max rel error vs autodiff dL/dz(L)": worst_ad,
+        f"max rel error vs {closed_name}": worst_cf,
+        "networks x draws": count,
+        **(extra or {}),
+    }
     return Outcome(measured, f"<= {TOL:g}", max(worst_ad, worst_cf) <= TOL and extra_ok)
 
 
@@ -54,20 +76,25 @@ def _target_forms(case, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Target rows of every form softmax cross-entropy accepts, for ``case``'s batch shape."""
     n, m = np.asarray(case.target).shape
     one_hot = np.eye(m)[rng.integers(0, m, n)]
-    return {"soft": rng.dirichlet(np.ones(m), n),
-            "multi-hot": (rng.random((n, m)) < 0.5).astype(np.float64),
-            "all-zero rows": one_hot * (rng.random((n, 1)) < 0.5),
-            "rows summing to 3": 3 * rng.dirichlet(np.ones(m), n)}
+    return {
+        "soft": rng.dirichlet(np.ones(m), n),
+        "multi-hot": (rng.random((n, m)) < 0.5).astype(np.float64),
+        "all-zero rows": one_hot * (rng.random((n, 1)) < 0.5),
+        "rows summing to 3": 3 * rng.dirichlet(np.ones(m), n),
+    }
 
 
 def _softmax_ce_closed_form(case, z, a, t):
     return a * np.sum(t, axis=-1, keepdims=True) - t  # = y_hat - y when every row sums to 1
 
 
-@check("F10-softmax-ce", claim="softmax output + cross-entropy: delta(L) = y_hat * sum_k y_k - y, which "
-       "is y_hat - y for targets summing to 1 (no f' factor)",
-       method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L) and vs the closed "
-              "form, for integer labels and for soft, multi-hot, all-zero and sum-3 target rows")
+@check(
+    "F10-softmax-ce",
+    claim="softmax output + cross-entropy: delta(L) = y_hat * sum_k y_k - y, which "
+    "is y_hat - y for targets summing to 1 (no f' factor)",
+    method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L) and vs the closed "
+    "form, for integer labels and for soft, multi-hot, all-zero and sum-3 target rows",
+)
 def output_delta_softmax_ce(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
     """F10 for softmax + cross-entropy, for every target form the loss accepts.
 
@@ -87,16 +114,25 @@ def output_delta_softmax_ce(*, seed: int = 0, quick: bool = False, deltas=fnnjax
             worst_ad = max(worst_ad, max_rel_error(got, ev["autodiff_deltas"][-1]))
             worst_cf = max(worst_cf, max_rel_error(got, _softmax_ce_closed_form(form, z, a, rows)))
             if name != "soft":
-                naive_off_simplex = max(naive_off_simplex,
-                                        max_rel_error(a - rows, ev["autodiff_deltas"][-1]))
+                naive_off_simplex = max(naive_off_simplex, max_rel_error(a - rows, ev["autodiff_deltas"][-1]))
             count += 1
-    return _delta_outcome(worst_ad, worst_cf, count, "y_hat * sum_k y_k - y",
-                          extra={"max rel error of the simple y_hat - y on rows not summing to 1 "
-                                 "(why the general form is needed)": naive_off_simplex})
+    return _delta_outcome(
+        worst_ad,
+        worst_cf,
+        count,
+        "y_hat * sum_k y_k - y",
+        extra={
+            "max rel error of the simple y_hat - y on rows not summing to 1 "
+            "(why the general form is needed)": naive_off_simplex
+        },
+    )
 
 
-@check("F10-sigmoid-bce", claim="sigmoid output + binary cross-entropy: delta(L) = y_hat - y (sigma' cancels)",
-       method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L), and vs y_hat - y")
+@check(
+    "F10-sigmoid-bce",
+    claim="sigmoid output + binary cross-entropy: delta(L) = y_hat - y (sigma' cancels)",
+    method="fnnjax.deltas' delta(L) vs jax.grad of the reference loss w.r.t. z(L), and vs y_hat - y",
+)
 def output_delta_sigmoid_bce(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
     """F10 for sigmoid + binary cross-entropy.
 
@@ -118,23 +154,27 @@ def _saturated_ratio(deltas) -> float:
     return mse / bce
 
 
-@check("F10-sigmoid-mse", claim="sigmoid output + squared error: delta(L) = (y_hat - y) sigma'(z(L)), tiny "
-       "when saturated",
-       method="fnnjax.deltas' delta(L) vs jax.grad w.r.t. z(L) and vs (y_hat - y) e^-|z|/(1+e^-|z|)^2; at z = 8, "
-              "y = 0 the ratio delta_mse/delta_bce vs sigma'(8)")
+@check(
+    "F10-sigmoid-mse",
+    claim="sigmoid output + squared error: delta(L) = (y_hat - y) sigma'(z(L)), tiny when saturated",
+    method="fnnjax.deltas' delta(L) vs jax.grad w.r.t. z(L) and vs (y_hat - y) e^-|z|/(1+e^-|z|)^2; at z = 8, "
+    "y = 0 the ratio delta_mse/delta_bce vs sigma'(8)",
+)
 def output_delta_sigmoid_mse(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
     """F10 for sigmoid + mse, and why cross-entropy trains saturated sigmoid units faster.
 
     Args:
       deltas: the implementation under test, ``(mlp, params, x, y, loss) -> (delta^(1), ..., delta^(L))``.
     """
-    res = _output_delta(("sigmoid", "mse"), lambda c, z, a, t: (a - t) * NUMPY_DERIVATIVES["sigmoid"](z, 0.0),
-                        deltas, seed, quick)
+    res = _output_delta(
+        ("sigmoid", "mse"), lambda c, z, a, t: (a - t) * NUMPY_DERIVATIVES["sigmoid"](z, 0.0), deltas, seed, quick
+    )
     ratio = _saturated_ratio(deltas)
     expected = float(NUMPY_DERIVATIVES["sigmoid"](np.asarray(8.0), 0.0))
     ok = abs(ratio - expected) <= TOL * expected
-    return _delta_outcome(*res, "(y_hat - y) sigma'(z)",
-                          {"saturated delta_mse / delta_bce": ratio, "sigma'(8)": expected}, ok)
+    return _delta_outcome(
+        *res, "(y_hat - y) sigma'(z)", {"saturated delta_mse / delta_bce": ratio, "sigma'(8)": expected}, ok
+    )
 
 
 def _general_closed_form(case, z, a, t):
@@ -144,10 +184,12 @@ def _general_closed_form(case, z, a, t):
     return g * NUMPY_DERIVATIVES[case.mlp.output](z, case.mlp.leaky_slope)
 
 
-@check("F10-general", claim="delta(L) = dL/da(L) * f_L'(z(L)) (softmax: the Jacobian product) for the other "
-       "output/loss pairs",
-       method="fnnjax.deltas' delta(L) vs jax.grad w.r.t. z(L), and vs dL/da * f' with numpy closed forms, "
-              "for identity/tanh/softplus/softmax outputs with mse and squared_error")
+@check(
+    "F10-general",
+    claim="delta(L) = dL/da(L) * f_L'(z(L)) (softmax: the Jacobian product) for the other output/loss pairs",
+    method="fnnjax.deltas' delta(L) vs jax.grad w.r.t. z(L), and vs dL/da * f' with numpy closed forms, "
+    "for identity/tanh/softplus/softmax outputs with mse and squared_error",
+)
 def output_delta_general(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
     """F10 for the remaining output activation / loss pairs.
 
@@ -180,10 +222,12 @@ def _per_neuron_deltas(case, ev) -> float:
     return worst
 
 
-@check("F11-hidden-deltas", claim="delta(l) = f_l'(z(l)) * (W(l+1)^T delta(l+1)); per neuron "
-       "delta_j = f'(net_j) sum_k w_kj delta_k",
-       method="fnnjax.deltas' delta(l<L) vs jax.grad of the reference loss w.r.t. each z(l); the per-neuron "
-              "sum (Python loops, numpy f') vs the same autodiff deltas")
+@check(
+    "F11-hidden-deltas",
+    claim="delta(l) = f_l'(z(l)) * (W(l+1)^T delta(l+1)); per neuron delta_j = f'(net_j) sum_k w_kj delta_k",
+    method="fnnjax.deltas' delta(l<L) vs jax.grad of the reference loss w.r.t. each z(l); the per-neuron "
+    "sum (Python loops, numpy f') vs the same autodiff deltas",
+)
 def hidden_deltas(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -> Outcome:
     """F11 on random nets of every pairing (including equally wide layers, where W and W^T have the
     same shape).
@@ -200,15 +244,25 @@ def hidden_deltas(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas) -
         worst_formula = max(worst_formula, _per_neuron_deltas(case, ev))
         layers += case.mlp.num_layers - 1
     worst = max(worst_impl, worst_formula)
-    return Outcome({"max rel error of delta(l<L) vs autodiff": worst_impl,
-                    "per-neuron sum vs autodiff": worst_formula, "hidden layers checked": layers,
-                    "networks x draws": len(cases)}, f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "max rel error of delta(l<L) vs autodiff": worst_impl,
+            "per-neuron sum vs autodiff": worst_formula,
+            "hidden layers checked": layers,
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
-@check("F12-outer-product", claim="dL/dW(l) = delta(l) a(l-1)^T (outer product, M_l x M_(l-1)), "
-       "dL/db(l) = delta(l); per weight dE/dw_kj = delta_k y_j",
-       method="per sample and layer: outer(fnnjax.deltas' delta_i, a_i(l-1)) and fnnjax.backprop on the "
-              "sample alone vs jax.grad of that sample's reference loss (vmap)")
+@check(
+    "F12-outer-product",
+    claim="dL/dW(l) = delta(l) a(l-1)^T (outer product, M_l x M_(l-1)), "
+    "dL/db(l) = delta(l); per weight dE/dw_kj = delta_k y_j",
+    method="per sample and layer: outer(fnnjax.deltas' delta_i, a_i(l-1)) and fnnjax.backprop on the "
+    "sample alone vs jax.grad of that sample's reference loss (vmap)",
+)
 def outer_product(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas, backprop=fnnjax.backprop) -> Outcome:
     """F12 per sample and per layer.
 
@@ -224,17 +278,25 @@ def outer_product(*, seed: int = 0, quick: bool = False, deltas=fnnjax.deltas, b
         for l, ps in enumerate(ev["per_sample_gradients"]):
             outer = np.einsum("ik,ij->ikj", ds[l], acts[l])  # dE/dw_kj = delta_k y_j, every sample i
             worst_outer = max(worst_outer, max_rel_error((outer, ds[l]), (ps.W, ps.b)))
-        worst_single = max(worst_single, max_rel_error(tuple(ev["backprop_single"]),
-                                                       tuple(ev["per_sample_gradients"])))
+        worst_single = max(worst_single, max_rel_error(tuple(ev["backprop_single"]), tuple(ev["per_sample_gradients"])))
     worst = max(worst_outer, worst_single)
-    return Outcome({"outer product max rel error": worst_outer, "one-sample backprop max rel error": worst_single,
-                    "networks x draws": len(cases)}, f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "outer product max rel error": worst_outer,
+            "one-sample backprop max rel error": worst_single,
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
-@check("F13-batched-regularised", claim="dR/dW(l) = (1/N) sum_i delta_i a_i(l-1)^T + lambda W(l); "
-       "dR/db(l) = (1/N) sum_i delta_i",
-       method="fnnjax.backprop (batch, l2 on and off) vs jax.grad of the reference risk; the formula itself "
-              "from autodiff deltas vs the same")
+@check(
+    "F13-batched-regularised",
+    claim="dR/dW(l) = (1/N) sum_i delta_i a_i(l-1)^T + lambda W(l); dR/db(l) = (1/N) sum_i delta_i",
+    method="fnnjax.backprop (batch, l2 on and off) vs jax.grad of the reference risk; the formula itself "
+    "from autodiff deltas vs the same",
+)
 def batched_regularised(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop) -> Outcome:
     """F13: the batched, regularised gradient.
 
@@ -248,15 +310,24 @@ def batched_regularised(*, seed: int = 0, quick: bool = False, backprop=fnnjax.b
         worst_impl = max(worst_impl, max_rel_error(tuple(ev["backprop"]), tuple(ev["reference_gradient"])))
         n = case.x.shape[0]
         acts, auto = _np(ev["acts"]), _np(ev["autodiff_deltas"])
-        formula = tuple((auto[l].T @ acts[l] / n + case.l2 * np.asarray(p.W), auto[l].sum(axis=0) / n)
-                        for l, p in enumerate(case.params))
+        formula = tuple(
+            (auto[l].T @ acts[l] / n + case.l2 * np.asarray(p.W), auto[l].sum(axis=0) / n)
+            for l, p in enumerate(case.params)
+        )
         want = tuple((np.asarray(g.W), np.asarray(g.b)) for g in ev["reference_gradient"])
         worst_formula = max(worst_formula, max_rel_error(formula, want))
     worst = max(worst_impl, worst_formula)
     with_l2 = sum(case.l2 > 0 for case in cases)
-    return Outcome({"backprop max rel error vs autodiff": worst_impl,
-                    "formula max rel error vs autodiff": worst_formula,
-                    "networks x draws": len(cases), "with l2 > 0": with_l2}, f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "backprop max rel error vs autodiff": worst_impl,
+            "formula max rel error vs autodiff": worst_formula,
+            "networks x draws": len(cases),
+            "with l2 > 0": with_l2,
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,10 +346,12 @@ def _f14_by_hand(x, w, label):
     return y, (e * w5 * x1, e * w5 * x2, e * w6 * x1, e * w6 * x2, e * h1, e * h2)
 
 
-@check("F14-worked-example", claim="2-2-1 linear net, loss (label - y)^2: dloss/dw1 = -2 (label - y) w5 x1 "
-       "(and likewise for w2..w6)",
-       method="fnnjax.backprop (squared_error, one sample) vs the six partials by hand; x = (2, 3), "
-              "w = 0.11, 0.21, 0.12, 0.08, 0.14, 0.15, label 1 (y = 0.191), plus random draws")
+@check(
+    "F14-worked-example",
+    claim="2-2-1 linear net, loss (label - y)^2: dloss/dw1 = -2 (label - y) w5 x1 (and likewise for w2..w6)",
+    method="fnnjax.backprop (squared_error, one sample) vs the six partials by hand; x = (2, 3), "
+    "w = 0.11, 0.21, 0.12, 0.08, 0.14, 0.15, label 1 (y = 0.191), plus random draws",
+)
 def worked_example_2_2_1(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop) -> Outcome:
     """F14 with the example's numbers and random ones.
 
@@ -288,29 +361,53 @@ def worked_example_2_2_1(*, seed: int = 0, quick: bool = False, backprop=fnnjax.
     impl = compiled(backprop, 0, 4)
     mlp = MLP((2, 2, 1), hidden="identity", output="identity")
     rng = np.random.default_rng(seed)
-    examples = [_F14_EXAMPLE] + [{"x": tuple(rng.standard_normal(2)), "w": tuple(rng.standard_normal(6)),
-                                  "label": float(rng.standard_normal())} for _ in range(0 if quick else 2)]
+    examples = [_F14_EXAMPLE] + [
+        {"x": tuple(rng.standard_normal(2)), "w": tuple(rng.standard_normal(6)), "label": float(rng.standard_normal())}
+        for _ in range(0 if quick else 2)
+    ]
     worst = 0.0
     for ex in examples:
         w1, w2, w3, w4, w5, w6 = ex["w"]
-        params = (Layer(jnp.asarray([[w1, w2], [w3, w4]]), jnp.zeros((2,), jnp.float64)),
-                  Layer(jnp.asarray([[w5, w6]]), jnp.zeros((1,), jnp.float64)))
+        params = (
+            Layer(jnp.asarray([[w1, w2], [w3, w4]]), jnp.zeros((2,), jnp.float64)),
+            Layer(jnp.asarray([[w5, w6]]), jnp.zeros((1,), jnp.float64)),
+        )
         g = impl(mlp, params, jnp.asarray(ex["x"]), jnp.asarray(ex["label"]), "squared_error", 0.0)
         got = np.concatenate([np.asarray(g[0].W).ravel(), np.asarray(g[1].W).ravel()])
         y, by_hand = _f14_by_hand(ex["x"], ex["w"], ex["label"])
         worst = max(worst, max_rel_error(got, np.asarray(by_hand)))
     y, by_hand = _f14_by_hand(**_F14_EXAMPLE)
-    return Outcome({"y": round(y, 12), "dloss/dw1 by hand": round(by_hand[0], 12),
-                    "max rel error of the six partials": worst, "examples": len(examples)},
-                   f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "y": round(y, 12),
+            "dloss/dw1 by hand": round(by_hand[0], 12),
+            "max rel error of the six partials": worst,
+            "examples": len(examples),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
 _F15_EXAMPLE = {
-    "x": {1: 0.5, 2: -1.0, 3: 2.0}, "t": {6: 1.0, 7: 0.0},
-    "w": {(4, 1): 0.1, (4, 2): 0.2, (4, 3): -0.3, (4, "b"): 0.1,
-          (5, 1): -0.2, (5, 2): 0.4, (5, 3): 0.1, (5, "b"): -0.1,
-          (6, 4): 0.5, (6, 5): -0.6, (6, "b"): 0.2,
-          (7, 4): -0.3, (7, 5): 0.7, (7, "b"): 0.0},
+    "x": {1: 0.5, 2: -1.0, 3: 2.0},
+    "t": {6: 1.0, 7: 0.0},
+    "w": {
+        (4, 1): 0.1,
+        (4, 2): 0.2,
+        (4, 3): -0.3,
+        (4, "b"): 0.1,
+        (5, 1): -0.2,
+        (5, 2): 0.4,
+        (5, 3): 0.1,
+        (5, "b"): -0.1,
+        (6, 4): 0.5,
+        (6, 5): -0.6,
+        (6, "b"): 0.2,
+        (7, 4): -0.3,
+        (7, 5): 0.7,
+        (7, "b"): 0.0,
+    },
 }
 
 
@@ -327,10 +424,13 @@ def _f15_by_hand(x, t, w):
     return grad
 
 
-@check("F15-node-indexed", claim="3-2-2 net (inputs 1-3, hidden 4-5, outputs 6-7, weights w41..w43, w_b4, ...): "
-       "the per-node formulas equal the matrix form",
-       method="dE/dw_kj = delta_k y_j with delta by hand per node (sigmoid units, E = 1/2 sum (t - y)^2) vs "
-              "fnnjax.backprop (mse, one sample), W(l)[k, j] = w_kj; the example plus random draws")
+@check(
+    "F15-node-indexed",
+    claim="3-2-2 net (inputs 1-3, hidden 4-5, outputs 6-7, weights w41..w43, w_b4, ...): "
+    "the per-node formulas equal the matrix form",
+    method="dE/dw_kj = delta_k y_j with delta by hand per node (sigmoid units, E = 1/2 sum (t - y)^2) vs "
+    "fnnjax.backprop (mse, one sample), W(l)[k, j] = w_kj; the example plus random draws",
+)
 def node_indexed_3_2_2(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop) -> Outcome:
     """F15 node by node; W^(2) is 2 x 2, so W and W^T have the same shape here.
 
@@ -342,27 +442,45 @@ def node_indexed_3_2_2(*, seed: int = 0, quick: bool = False, backprop=fnnjax.ba
     rng = np.random.default_rng(seed)
     examples = [_F15_EXAMPLE]
     for _ in range(0 if quick else 2):
-        examples.append({"x": {j: float(rng.standard_normal()) for j in (1, 2, 3)},
-                         "t": {k: float(rng.uniform()) for k in (6, 7)},
-                         "w": {key: float(rng.standard_normal()) for key in _F15_EXAMPLE["w"]}})
+        examples.append(
+            {
+                "x": {j: float(rng.standard_normal()) for j in (1, 2, 3)},
+                "t": {k: float(rng.uniform()) for k in (6, 7)},
+                "w": {key: float(rng.standard_normal()) for key in _F15_EXAMPLE["w"]},
+            }
+        )
     worst = 0.0
     for ex in examples:
         w = ex["w"]
         W1 = [[w[k, j] for j in (1, 2, 3)] for k in (4, 5)]  # next-layer index first: row k, column j
         W2 = [[w[k, j] for j in (4, 5)] for k in (6, 7)]
-        params = (Layer(jnp.asarray(W1), jnp.asarray([w[4, "b"], w[5, "b"]])),
-                  Layer(jnp.asarray(W2), jnp.asarray([w[6, "b"], w[7, "b"]])))
-        g = impl(mlp, params, jnp.asarray([ex["x"][j] for j in (1, 2, 3)]),
-                 jnp.asarray([ex["t"][6], ex["t"][7]]), "mse", 0.0)
+        params = (
+            Layer(jnp.asarray(W1), jnp.asarray([w[4, "b"], w[5, "b"]])),
+            Layer(jnp.asarray(W2), jnp.asarray([w[6, "b"], w[7, "b"]])),
+        )
+        g = impl(
+            mlp, params, jnp.asarray([ex["x"][j] for j in (1, 2, 3)]), jnp.asarray([ex["t"][6], ex["t"][7]]), "mse", 0.0
+        )
         grad = _f15_by_hand(ex["x"], ex["t"], w)
-        by_hand = ([[grad[k, j] for j in (1, 2, 3)] for k in (4, 5)], [grad[k, "b"] for k in (4, 5)],
-                   [[grad[k, j] for j in (4, 5)] for k in (6, 7)], [grad[k, "b"] for k in (6, 7)])
+        by_hand = (
+            [[grad[k, j] for j in (1, 2, 3)] for k in (4, 5)],
+            [grad[k, "b"] for k in (4, 5)],
+            [[grad[k, j] for j in (4, 5)] for k in (6, 7)],
+            [grad[k, "b"] for k in (6, 7)],
+        )
         got = tuple(np.asarray(a) for a in (g[0].W, g[0].b, g[1].W, g[1].b))
         worst = max(worst, max_rel_error(got, tuple(np.asarray(a) for a in by_hand)))
     first = _f15_by_hand(**_F15_EXAMPLE)
-    return Outcome({"dE/dw41 by hand": round(first[4, 1], 12), "dE/dw64 by hand": round(first[6, 4], 12),
-                    "max rel error, all 14 weights": worst, "examples": len(examples)},
-                   f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "dE/dw41 by hand": round(first[4, 1], 12),
+            "dE/dw64 by hand": round(first[6, 4], 12),
+            "max rel error, all 14 weights": worst,
+            "examples": len(examples),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -398,13 +516,16 @@ def _trace_consistency(trace, case) -> float:
     return worst
 
 
-@check("F16-algorithm", claim="backprop = (1) forward pass storing z(l), a(l); (2) deltas from L down to 1; "
-       "(3) gradients, then the update",
-       method="(1) the stored trace vs its own recursion (numpy); (2)+(3) Taylor remainder "
-              "|R(theta + t d) - R(theta) - t <g, d>| of the reference risk with g = fnnjax.backprop "
-              "shrinks like t^2 (fitted order)")
-def algorithm(*, seed: int = 0, quick: bool = False, forward_trace=fnnjax.forward_trace,
-              backprop=fnnjax.backprop) -> Outcome:
+@check(
+    "F16-algorithm",
+    claim="backprop = (1) forward pass storing z(l), a(l); (2) deltas from L down to 1; (3) gradients, then the update",
+    method="(1) the stored trace vs its own recursion (numpy); (2)+(3) Taylor remainder "
+    "|R(theta + t d) - R(theta) - t <g, d>| of the reference risk with g = fnnjax.backprop "
+    "shrinks like t^2 (fitted order)",
+)
+def algorithm(
+    *, seed: int = 0, quick: bool = False, forward_trace=fnnjax.forward_trace, backprop=fnnjax.backprop
+) -> Outcome:
     """F16: the stored forward pass is consistent, and the gradient it leads to is the derivative of
     the risk: the Taylor remainder test needs no tolerance on the gradient itself, only on the order
     (2 when g is right, 1 when it is wrong).
@@ -422,12 +543,21 @@ def algorithm(*, seed: int = 0, quick: bool = False, forward_trace=fnnjax.forwar
         worst_trace = max(worst_trace, _trace_consistency(ev["trace"], case))
         risks = np.asarray(ev["risk_along"])
         d = unit_direction(case)
-        slope = sum(float(np.sum(np.asarray(g.W) * np.asarray(u.W)) + np.sum(np.asarray(g.b) * np.asarray(u.b)))
-                    for g, u in zip(ev["backprop"], d))
+        slope = sum(
+            float(np.sum(np.asarray(g.W) * np.asarray(u.W)) + np.sum(np.asarray(g.b) * np.asarray(u.b)))
+            for g, u in zip(ev["backprop"], d)
+        )
         remainder = np.abs(risks[1:] - risks[0] - steps * slope)
         orders.append(fit_slope(np.log(steps), np.log(np.maximum(remainder, 1e-300))))
     lowest = min(orders)
     passed = worst_trace <= 1e-12 and lowest >= 1.8
-    return Outcome({"trace max rel error": worst_trace, "lowest Taylor order": lowest,
-                    "median Taylor order": float(np.median(orders)), "networks x draws": len(cases)},
-                   "trace <= 1e-12; order >= 1.8 (2 when g is the gradient, 1 when not)", passed)
+    return Outcome(
+        {
+            "trace max rel error": worst_trace,
+            "lowest Taylor order": lowest,
+            "median Taylor order": float(np.median(orders)),
+            "networks x draws": len(cases),
+        },
+        "trace <= 1e-12; order >= 1.8 (2 when g is the gradient, 1 when not)",
+        passed,
+    )

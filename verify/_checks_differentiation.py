@@ -22,8 +22,17 @@ from fnnjax import Layer
 from verify._evidence import case_set, compiled, fit_slope, max_rel_error, median_seconds, reference_risk
 from verify._registry import Outcome, check
 
-__all__ = ["autodiff_programs", "fd_best_step", "fd_cost", "fd_orders", "jacobian_passes", "jit_vs_eager",
-           "layouts", "loss_one_reverse_pass", "mode_crossover"]
+__all__ = [
+    "autodiff_programs",
+    "fd_best_step",
+    "fd_cost",
+    "fd_orders",
+    "jacobian_passes",
+    "jit_vs_eager",
+    "layouts",
+    "loss_one_reverse_pass",
+    "mode_crossover",
+]
 
 SMOOTH = ("tanh", "sigmoid", "softplus")
 
@@ -63,16 +72,31 @@ _jit_fd_errors = compiled(_fd_errors, 0, 1, 2, 3)
 
 
 def _errors(fd_fn, central, case, direction, hs):
-    return np.asarray(_jit_fd_errors(fd_fn, central, case.mlp, case.loss, case.params, case.x, case.target,
-                                     direction, jnp.asarray(hs, case.x.dtype)))
+    return np.asarray(
+        _jit_fd_errors(
+            fd_fn,
+            central,
+            case.mlp,
+            case.loss,
+            case.params,
+            case.x,
+            case.target,
+            direction,
+            jnp.asarray(hs, case.x.dtype),
+        )
+    )
 
 
-@check("F19-fd-orders", claim="forward differences have O(h) truncation error, central differences O(h^2)",
-       method="fnnjax.finite_difference_gradient of g(t) = R(theta + t v) vs the exact jvp for h = 1e-1..3e-4 "
-              "(quarter decades); "
-              "fitted log-log slopes (median over nets, seeds and directions)")
-def fd_orders(*, seed: int = 0, quick: bool = False,
-              finite_difference_gradient=fnnjax.finite_difference_gradient) -> Outcome:
+@check(
+    "F19-fd-orders",
+    claim="forward differences have O(h) truncation error, central differences O(h^2)",
+    method="fnnjax.finite_difference_gradient of g(t) = R(theta + t v) vs the exact jvp for h = 1e-1..3e-4 "
+    "(quarter decades); "
+    "fitted log-log slopes (median over nets, seeds and directions)",
+)
+def fd_orders(
+    *, seed: int = 0, quick: bool = False, finite_difference_gradient=fnnjax.finite_difference_gradient
+) -> Outcome:
     """F19: the orders of the truncation errors, measured.
 
     Args:
@@ -90,18 +114,32 @@ def fd_orders(*, seed: int = 0, quick: bool = False,
                 slopes[central].append(fit_slope(np.log(hs), np.log(np.maximum(err, 1e-300))))
     fwd, cen = float(np.median(slopes[False])), float(np.median(slopes[True]))
     passed = 0.8 <= fwd <= 1.25 and 1.7 <= cen <= 2.3
-    return Outcome({"forward order (fitted)": fwd, "central order (fitted)": cen,
-                    "central order range": [float(min(slopes[True])), float(max(slopes[True]))],
-                    "fits": len(slopes[True])},
-                   "forward in [0.8, 1.25]; central in [1.7, 2.3]", passed)
+    return Outcome(
+        {
+            "forward order (fitted)": fwd,
+            "central order (fitted)": cen,
+            "central order range": [float(min(slopes[True])), float(max(slopes[True]))],
+            "fits": len(slopes[True]),
+        },
+        "forward in [0.8, 1.25]; central in [1.7, 2.3]",
+        passed,
+    )
 
 
-@check("F19-best-step", claim="too small an h gives rounding error, too large truncation error: the best h "
-       "depends on the dtype (central ~ eps^(1/3), forward ~ eps^(1/2))",
-       method="error of g'(0) over h = 1 .. 1e-13 (quarter decades), median of 5 directions, float32 and "
-              "float64; the minimiser vs fnnjax.default_step and the error at that step")
-def fd_best_step(*, seed: int = 0, quick: bool = False, default_step=fnnjax.default_step,
-                 finite_difference_gradient=fnnjax.finite_difference_gradient) -> Outcome:
+@check(
+    "F19-best-step",
+    claim="too small an h gives rounding error, too large truncation error: the best h "
+    "depends on the dtype (central ~ eps^(1/3), forward ~ eps^(1/2))",
+    method="error of g'(0) over h = 1 .. 1e-13 (quarter decades), median of 5 directions, float32 and "
+    "float64; the minimiser vs fnnjax.default_step and the error at that step",
+)
+def fd_best_step(
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    default_step=fnnjax.default_step,
+    finite_difference_gradient=fnnjax.finite_difference_gradient,
+) -> Outcome:
     """F19: the optimal step per dtype and method, and whether the default is near it.
 
     Args:
@@ -124,26 +162,45 @@ def fd_best_step(*, seed: int = 0, quick: bool = False, default_step=fnnjax.defa
             errs = []
             for v in directions:
                 v = jax.tree.map(lambda a: a.astype(dtype), v)
-                errs.append(np.asarray(_jit_fd_errors(finite_difference_gradient, central, typed.mlp, typed.loss,
-                                                      cast[0], cast[1], cast[2], v, jnp.asarray(grid, dtype))))
+                errs.append(
+                    np.asarray(
+                        _jit_fd_errors(
+                            finite_difference_gradient,
+                            central,
+                            typed.mlp,
+                            typed.loss,
+                            cast[0],
+                            cast[1],
+                            cast[2],
+                            v,
+                            jnp.asarray(grid, dtype),
+                        )
+                    )
+                )
             curve = np.median(np.asarray(errs, np.float64), axis=0)
             i = int(np.argmin(curve[:-1]))  # over hs = 1 .. 10^-12.75
             h_best, e_best, e_default = float(hs[i]), float(curve[i]), float(curve[-1])
             best[dtype, method] = h_best
             distance = abs(np.log10(h_best / h0))
             ok = ok and distance <= 1.5 and e_default <= 30 * max(e_best, np.finfo(dtype).tiny)
-            measured[f"{dtype} {method}"] = (f"best h {h_best:.1e} (err {e_best:.1e}), default {h0:.1e} "
-                                             f"(err {e_default:.1e})")
+            measured[f"{dtype} {method}"] = (
+                f"best h {h_best:.1e} (err {e_best:.1e}), default {h0:.1e} (err {e_default:.1e})"
+            )
     ok = ok and all(best["float32", m] > best["float64", m] for m in ("fd_central", "fd_forward"))
-    return Outcome(measured, "|log10(best h / default)| <= 1.5, error at default <= 30 x best; "
-                   "float32 best h > float64 best h", bool(ok))
+    return Outcome(
+        measured,
+        "|log10(best h / default)| <= 1.5, error at default <= 30 x best; float32 best h > float64 best h",
+        bool(ok),
+    )
 
 
 def _width_problem(width: int, n: int = 8):
     rng = np.random.default_rng(width)
     mlp = fnnjax.MLP((width, width, 1), hidden="tanh", output="identity")
-    params = tuple(Layer(jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k)), jnp.asarray(rng.standard_normal(m)))
-                   for k, m in zip(mlp.sizes[:-1], mlp.sizes[1:]))
+    params = tuple(
+        Layer(jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k)), jnp.asarray(rng.standard_normal(m)))
+        for k, m in zip(mlp.sizes[:-1], mlp.sizes[1:])
+    )
     x, y = jnp.asarray(rng.standard_normal((n, width))), jnp.asarray(rng.standard_normal((n, 1)))
     theta, unravel = ravel_pytree(params)
     return mlp, theta, (lambda th: reference_risk(mlp, unravel(th), x, y, "mse"))
@@ -193,6 +250,7 @@ def _calls_in(jaxpr, name: str) -> float:
 
 def _count_in_program(fd_fn, f, theta, central: bool) -> float:
     """Evaluations of f in the program fd_fn builds, read from its jaxpr (tracing only, no running)."""
+
     def forward_pass(th):
         return f(th)
 
@@ -201,13 +259,16 @@ def _count_in_program(fd_fn, f, theta, central: bool) -> float:
     return _calls_in(jaxpr.jaxpr, "forward_pass")
 
 
-@check("F19-fd-cost", claim="a full finite-difference gradient costs O(P) forward passes, O(P^2) in all when "
-       "a pass is O(P)",
-       method="evaluations of f counted in the jaxpr (scan length x calls) for each P and at run time (host "
-              "callback) vs 2P (central), P + 1 (forward); XLA flops of one pass vs P; median wall time vs one "
-              "jax.grad")
-def fd_cost(*, seed: int = 0, quick: bool = False,
-            finite_difference_gradient=fnnjax.finite_difference_gradient) -> Outcome:
+@check(
+    "F19-fd-cost",
+    claim="a full finite-difference gradient costs O(P) forward passes, O(P^2) in all when a pass is O(P)",
+    method="evaluations of f counted in the jaxpr (scan length x calls) for each P and at run time (host "
+    "callback) vs 2P (central), P + 1 (forward); XLA flops of one pass vs P; median wall time vs one "
+    "jax.grad",
+)
+def fd_cost(
+    *, seed: int = 0, quick: bool = False, finite_difference_gradient=fnnjax.finite_difference_gradient
+) -> Outcome:
     """F19: the cost of finite differences, counted exactly and timed. In quick mode (tests) the
     wall-clock criterion is reported but not judged: the counts and flop counts decide.
 
@@ -224,8 +285,13 @@ def fd_cost(*, seed: int = 0, quick: bool = False,
         _, theta, f = _width_problem(width)
         p = int(theta.shape[0])
         ps.append(p)
-        counts.append((p, _count_in_program(finite_difference_gradient, f, theta, True),
-                       _count_in_program(finite_difference_gradient, f, theta, False)))
+        counts.append(
+            (
+                p,
+                _count_in_program(finite_difference_gradient, f, theta, True),
+                _count_in_program(finite_difference_gradient, f, theta, False),
+            )
+        )
         flops.append(_lowered_flops(jax.jit(f).lower(theta)))
         if width in timed:  # the full FD gradient against one reverse pass (jax.grad) of the same f
             full = jax.jit(functools.partial(finite_difference_gradient, f, central=True))
@@ -235,20 +301,26 @@ def fd_cost(*, seed: int = 0, quick: bool = False,
     counts_ok = executed[1] == 2 * executed[0] and all(c == 2 * p and fw == p + 1 for p, c, fw in counts)
     pass_slope = fit_slope(np.log(ps), np.log(flops))
     total_slope = fit_slope(np.log(ps), np.log(np.asarray([c for _, c, _ in counts]) * np.asarray(flops)))
-    time_slope = fit_slope(np.log(ps[-len(timed):]), np.log(times))
+    time_slope = fit_slope(np.log(ps[-len(timed) :]), np.log(times))
     growth = ratios[-1] / ratios[0]
     timing_ok = ratios[-1] >= 10 and growth >= 2
     passed = counts_ok and 0.85 <= pass_slope <= 1.15 and 1.85 <= total_slope <= 2.15 and (quick or timing_ok)
-    return Outcome({"evaluations run (P, central)": list(executed),
-                    "evaluations in the program (P, central, forward)": [[p, int(c), int(fw)] for p, c, fw in counts],
-                    "flops of one pass vs P (slope)": pass_slope,
-                    "flops of the gradient, counted passes x flops (slope)": total_slope,
-                    "FD time / jax.grad time at P = " + ", ".join(str(p) for p in ps[-len(timed):]):
-                        [round(r, 1) for r in ratios],
-                    "wall time vs P (slope)": time_slope},
-                   "exact counts 2P and P + 1; pass slope in [0.85, 1.15]; total in [1.85, 2.15]; FD >= 10x "
-                   "jax.grad at the largest P and the ratio grows >= 2x with P"
-                   + (" (timing reported, not judged, in quick mode)" if quick else ""), passed)
+    return Outcome(
+        {
+            "evaluations run (P, central)": list(executed),
+            "evaluations in the program (P, central, forward)": [[p, int(c), int(fw)] for p, c, fw in counts],
+            "flops of one pass vs P (slope)": pass_slope,
+            "flops of the gradient, counted passes x flops (slope)": total_slope,
+            "FD time / jax.grad time at P = " + ", ".join(str(p) for p in ps[-len(timed) :]): [
+                round(r, 1) for r in ratios
+            ],
+            "wall time vs P (slope)": time_slope,
+        },
+        "exact counts 2P and P + 1; pass slope in [0.85, 1.15]; total in [1.85, 2.15]; FD >= 10x "
+        "jax.grad at the largest P and the ratio grows >= 2x with P"
+        + (" (timing reported, not judged, in quick mode)" if quick else ""),
+        passed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,10 +347,13 @@ def _tied_risk(W, b1, b2, x, target):
     return reference_risk(mlp, (Layer(W, b1), Layer(W, b2)), x, target, "mse")
 
 
-@check("F20-autodiff-programs", claim="autodiff differentiates programs (loops of primitives) by the chain rule "
-       "on numbers; where several paths link a parameter to the output, their contributions add",
-       method="jax.grad of a 30-step Newton loop for sqrt(a) vs 1/(2 sqrt a), of a fori_loop x^5 vs 5x^4, of "
-              "w sin w + exp(w^2) vs its derivative; a weight used in two layers: grad = sum of fnnjax.backprop's two")
+@check(
+    "F20-autodiff-programs",
+    claim="autodiff differentiates programs (loops of primitives) by the chain rule "
+    "on numbers; where several paths link a parameter to the output, their contributions add",
+    method="jax.grad of a 30-step Newton loop for sqrt(a) vs 1/(2 sqrt a), of a fori_loop x^5 vs 5x^4, of "
+    "w sin w + exp(w^2) vs its derivative; a weight used in two layers: grad = sum of fnnjax.backprop's two",
+)
 def autodiff_programs(*, seed: int = 0, quick: bool = False, grad=jax.grad, backprop=fnnjax.backprop) -> Outcome:
     """F20: programs, not expressions; and paths add (weight sharing).
 
@@ -294,7 +369,7 @@ def autodiff_programs(*, seed: int = 0, quick: bool = False, grad=jax.grad, back
         return np.asarray(jax.jit(jax.vmap(grad(fn)))(jnp.asarray(points)))
 
     newton = float(np.max(np.abs(derivative(_newton_sqrt, a) - 1 / (2 * np.sqrt(a))) * 2 * np.sqrt(a)))
-    power = float(np.max(np.abs(derivative(_power_by_loop, xs) - 5 * xs ** 4) / np.maximum(1.0, 5 * xs ** 4)))
+    power = float(np.max(np.abs(derivative(_power_by_loop, xs) - 5 * xs**4) / np.maximum(1.0, 5 * xs**4)))
     exact = np.sin(xs) + xs * np.cos(xs) + 2 * xs * np.exp(xs * xs)
     paths = float(np.max(np.abs(derivative(_two_paths, xs) - exact) / np.maximum(1.0, np.abs(exact))))
     m = 3
@@ -308,10 +383,17 @@ def autodiff_programs(*, seed: int = 0, quick: bool = False, grad=jax.grad, back
     one_path = max_rel_error(tied, g[1].W)
     worst = max(newton, power, paths, shared)
     passed = worst <= 1e-10 and one_path > 1e-3
-    return Outcome({"Newton-loop sqrt' rel error": newton, "loop x^5 rel error": power,
-                    "two-path function rel error": paths, "tied weight: grad vs sum of both layers": shared,
-                    "tied weight: grad vs one layer only": one_path},
-                   "<= 1e-10; one path alone is not the gradient (> 1e-3)", passed)
+    return Outcome(
+        {
+            "Newton-loop sqrt' rel error": newton,
+            "loop x^5 rel error": power,
+            "two-path function rel error": paths,
+            "tied weight: grad vs sum of both layers": shared,
+            "tied weight: grad vs one layer only": one_path,
+        },
+        "<= 1e-10; one path alone is not the gradient (> 1e-3)",
+        passed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,10 +402,12 @@ def autodiff_programs(*, seed: int = 0, quick: bool = False, grad=jax.grad, back
 
 def _f21_problem(n: int, m: int, width: int = 128):
     rng = np.random.default_rng([n, m])
-    Ws = (jnp.asarray(rng.standard_normal((width, n)) / np.sqrt(n)),
-          jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width)),
-          jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width)),
-          jnp.asarray(rng.standard_normal((m, width)) / np.sqrt(width)))
+    Ws = (
+        jnp.asarray(rng.standard_normal((width, n)) / np.sqrt(n)),
+        jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width)),
+        jnp.asarray(rng.standard_normal((width, width)) / np.sqrt(width)),
+        jnp.asarray(rng.standard_normal((m, width)) / np.sqrt(width)),
+    )
 
     def f(x):  # R^n -> R^m, three tanh layers of the given width
         return Ws[3] @ jnp.tanh(Ws[2] @ jnp.tanh(Ws[1] @ jnp.tanh(Ws[0] @ x)))
@@ -335,8 +419,10 @@ def _lowered_flops(lowered: jax.stages.Lowered) -> float:
     """XLA's count of floating-point operations in a lowered program (its cost analysis)."""
     costs = lowered.cost_analysis()
     if costs is None:
-        raise RuntimeError("XLA gives no cost analysis on this backend, and this check compares the flop "
-                           "counts it reports; run the check on the CPU")
+        raise RuntimeError(
+            "XLA gives no cost analysis on this backend, and this check compares the flop "
+            "counts it reports; run the check on the CPU"
+        )
     return float(costs["flops"])
 
 
@@ -344,9 +430,12 @@ def _flops(fn, x) -> float:
     return _lowered_flops(jax.jit(fn).lower(x))
 
 
-@check("F21-jacobian-passes", claim="forward mode needs one pass per input, reverse mode one pass per output",
-       method="the Jacobian of f: R^n -> R^m from n jvps (columns) and from m vjps (rows) vs jax.jacobian; XLA "
-              "flop counts of jacfwd / f and jacrev / f against n (fitted log-log slopes)")
+@check(
+    "F21-jacobian-passes",
+    claim="forward mode needs one pass per input, reverse mode one pass per output",
+    method="the Jacobian of f: R^n -> R^m from n jvps (columns) and from m vjps (rows) vs jax.jacobian; XLA "
+    "flop counts of jacfwd / f and jacrev / f against n (fitted log-log slopes)",
+)
 def jacobian_passes(*, seed: int = 0, quick: bool = False, jacfwd=jax.jacfwd, jacrev=jax.jacrev) -> Outcome:
     """F21, structurally: pass counts and flop counts.
 
@@ -359,8 +448,12 @@ def jacobian_passes(*, seed: int = 0, quick: bool = False, jacfwd=jax.jacfwd, ja
     pull = jax.jit(lambda e: jax.vjp(f, x)[1](e)[0])  # one reverse-mode pass: one row
     columns = np.stack([np.asarray(push(e)) for e in np.eye(5)], axis=1)  # n = 5 passes
     rows = np.stack([np.asarray(pull(e)) for e in np.eye(3)], axis=0)  # m = 3 passes
-    exact = max(max_rel_error(columns, J), max_rel_error(rows, J),
-                max_rel_error(jax.jit(jacfwd(f))(x), J), max_rel_error(jax.jit(jacrev(f))(x), J))
+    exact = max(
+        max_rel_error(columns, J),
+        max_rel_error(rows, J),
+        max_rel_error(jax.jit(jacfwd(f))(x), J),
+        max_rel_error(jax.jit(jacrev(f))(x), J),
+    )
     m = 4
     ns = (8, 128) if quick else (8, 32, 128, 256)
     fwd, rev = [], []
@@ -372,12 +465,16 @@ def jacobian_passes(*, seed: int = 0, quick: bool = False, jacfwd=jax.jacfwd, ja
     fwd_slope = fit_slope(np.log(ns), np.log(fwd))
     rev_slope = fit_slope(np.log(ns), np.log(rev))
     passed = exact <= 1e-12 and 0.75 <= fwd_slope <= 1.25 and abs(rev_slope) <= 0.25
-    return Outcome({"n jvps / m vjps / jacfwd / jacrev vs jax.jacobian (max rel error)": exact,
-                    "jacfwd flops / f flops vs n (slope)": fwd_slope,
-                    "jacrev flops / f flops vs n (slope, m = 4)": rev_slope,
-                    "flop ratios at n = " + str(ns[-1]): f"jacfwd {fwd[-1]:.0f}x, jacrev {rev[-1]:.0f}x"},
-                   "exact <= 1e-12; jacfwd slope in [0.75, 1.25] (one pass per input); |jacrev slope| <= 0.25",
-                   passed)
+    return Outcome(
+        {
+            "n jvps / m vjps / jacfwd / jacrev vs jax.jacobian (max rel error)": exact,
+            "jacfwd flops / f flops vs n (slope)": fwd_slope,
+            "jacrev flops / f flops vs n (slope, m = 4)": rev_slope,
+            "flop ratios at n = " + str(ns[-1]): f"jacfwd {fwd[-1]:.0f}x, jacrev {rev[-1]:.0f}x",
+        },
+        "exact <= 1e-12; jacfwd slope in [0.75, 1.25] (one pass per input); |jacrev slope| <= 0.25",
+        passed,
+    )
 
 
 def _crossing(ns, ratio) -> float:
@@ -390,9 +487,12 @@ def _crossing(ns, ratio) -> float:
     return float("inf") if logs[-1] < 0 else 0.0
 
 
-@check("F21-crossover", claim="more inputs than outputs -> reverse mode is cheaper (and the reverse)",
-       method="jit jacfwd vs jacrev of f: R^n -> R^64 (8 points per call), n = 4..512: median wall times "
-              "(11 repeats) at both ends and the crossover; XLA flop-count crossover")
+@check(
+    "F21-crossover",
+    claim="more inputs than outputs -> reverse mode is cheaper (and the reverse)",
+    method="jit jacfwd vs jacrev of f: R^n -> R^64 (8 points per call), n = 4..512: median wall times "
+    "(11 repeats) at both ends and the crossover; XLA flop-count crossover",
+)
 def mode_crossover(*, seed: int = 0, quick: bool = False, jacfwd=jax.jacfwd, jacrev=jax.jacrev) -> Outcome:
     """F21, measured: where forward mode stops being cheaper. In quick mode (tests) the wall-clock
     criterion is reported but not judged: the flop-count crossover decides.
@@ -417,17 +517,26 @@ def mode_crossover(*, seed: int = 0, quick: bool = False, jacfwd=jax.jacfwd, jac
     time_cross = _crossing(ns, time_ratio)
     timing_ok = time_ratio[0] < 1 < time_ratio[-1]
     passed = (quick or timing_ok) and m / 4 <= flop_cross <= 4 * m
-    return Outcome({"n": list(ns), "jacfwd / jacrev time": [round(float(r), 3) for r in time_ratio],
-                    "time crossover n": time_cross, "flop crossover n": flop_cross, "outputs m": m},
-                   f"jacfwd faster at n = {ns[0]}, jacrev faster at n = {ns[-1]}; flop crossover in "
-                   f"[{m // 4}, {4 * m}]" + (" (timing reported, not judged, in quick mode)" if quick else ""),
-                   bool(passed))
+    return Outcome(
+        {
+            "n": list(ns),
+            "jacfwd / jacrev time": [round(float(r), 3) for r in time_ratio],
+            "time crossover n": time_cross,
+            "flop crossover n": flop_cross,
+            "outputs m": m,
+        },
+        f"jacfwd faster at n = {ns[0]}, jacrev faster at n = {ns[-1]}; flop crossover in "
+        f"[{m // 4}, {4 * m}]" + (" (timing reported, not judged, in quick mode)" if quick else ""),
+        bool(passed),
+    )
 
 
-@check("F21-loss-one-reverse-pass", claim="for a loss R^P -> R one reverse pass gives the whole gradient; "
-       "forward mode needs P passes",
-       method="fnnjax.gradient 'grad' and 'jacfwd' on nets of growing P: equal values; XLA flop counts relative "
-              "to R itself: constant for reverse mode, growing like P for forward mode (fitted slopes)")
+@check(
+    "F21-loss-one-reverse-pass",
+    claim="for a loss R^P -> R one reverse pass gives the whole gradient; forward mode needs P passes",
+    method="fnnjax.gradient 'grad' and 'jacfwd' on nets of growing P: equal values; XLA flop counts relative "
+    "to R itself: constant for reverse mode, growing like P for forward mode (fitted slopes)",
+)
 def loss_one_reverse_pass(*, seed: int = 0, quick: bool = False, gradient=fnnjax.gradient) -> Outcome:
     """F21 for a scalar loss: reverse mode is backpropagation.
 
@@ -440,8 +549,10 @@ def loss_one_reverse_pass(*, seed: int = 0, quick: bool = False, gradient=fnnjax
     for width in widths:
         rng = np.random.default_rng(width)
         mlp = fnnjax.MLP((width, width, 2), hidden="tanh", output="softmax")
-        params = tuple(Layer(jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k)), jnp.asarray(rng.standard_normal(m)))
-                       for k, m in zip(mlp.sizes[:-1], mlp.sizes[1:]))
+        params = tuple(
+            Layer(jnp.asarray(rng.standard_normal((m, k)) / np.sqrt(k)), jnp.asarray(rng.standard_normal(m)))
+            for k, m in zip(mlp.sizes[:-1], mlp.sizes[1:])
+        )
         x, y = jnp.asarray(rng.standard_normal((8, width))), jnp.asarray(rng.integers(0, 2, 8), jnp.int32)
         base = _lowered_flops(jax.jit(fnnjax.loss, static_argnums=(0, 4)).lower(mlp, params, x, y, "cross_entropy"))
         by = {}
@@ -456,10 +567,18 @@ def loss_one_reverse_pass(*, seed: int = 0, quick: bool = False, gradient=fnnjax
         ps.append(int(ravel_pytree(params)[0].shape[0]))
     rev_slope, fwd_slope = fit_slope(np.log(ps), np.log(rev)), fit_slope(np.log(ps), np.log(fwd))
     passed = agree <= 1e-10 and abs(rev_slope) <= 0.2 and fwd_slope >= 0.75 and max(rev) <= 10
-    return Outcome({"P": ps, "grad flops / R flops": [round(r, 2) for r in rev],
-                    "jacfwd flops / R flops": [round(r, 1) for r in fwd], "reverse slope vs P": rev_slope,
-                    "forward slope vs P": fwd_slope, "grad vs jacfwd max rel error": agree},
-                   "reverse <= 10x R, |slope| <= 0.2; forward slope >= 0.75; values agree <= 1e-10", passed)
+    return Outcome(
+        {
+            "P": ps,
+            "grad flops / R flops": [round(r, 2) for r in rev],
+            "jacfwd flops / R flops": [round(r, 1) for r in fwd],
+            "reverse slope vs P": rev_slope,
+            "forward slope vs P": fwd_slope,
+            "grad vs jacfwd max rel error": agree,
+        },
+        "reverse <= 10x R, |slope| <= 0.2; forward slope >= 0.75; values agree <= 1e-10",
+        passed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,10 +611,13 @@ def _layer_jacobians(W, bias, z, V, t, z1):
     return affine, act, jax.grad(_f22_loss)(z2, t), jax.grad(lambda u: _f22_loss(V @ jnp.tanh(u), t))(z1)
 
 
-@check("F22-layouts", claim="in denominator layout dz/dx = (dy/dx)(dz/dy): the transpose of jax.jacobian's "
-       "numerator layout, Jacobians multiplied in reverse order; dz(l+1)/da(l) = W^T, da/dz = diag(f')",
-       method="compositions R^a -> R^b -> R^c (square and not): the denominator chain vs jax.jacobian(g o f)^T; "
-              "jax.jacobian of a layer's affine map and activation vs W and diag(f'); delta(1) by the chain")
+@check(
+    "F22-layouts",
+    claim="in denominator layout dz/dx = (dy/dx)(dz/dy): the transpose of jax.jacobian's "
+    "numerator layout, Jacobians multiplied in reverse order; dz(l+1)/da(l) = W^T, da/dz = diag(f')",
+    method="compositions R^a -> R^b -> R^c (square and not): the denominator chain vs jax.jacobian(g o f)^T; "
+    "jax.jacobian of a layer's affine map and activation vs W and diag(f'); delta(1) by the chain",
+)
 def layouts(*, seed: int = 0, quick: bool = False, chain=_denominator_chain) -> Outcome:
     """F22: both layouts against ``jax.jacobian``.
 
@@ -520,19 +642,29 @@ def layouts(*, seed: int = 0, quick: bool = False, chain=_denominator_chain) -> 
     delta1 = np.asarray(chain(dz2_dz1, dL_dz2[:, None]))[:, 0]
     delta_err = max_rel_error(delta1, delta1_auto)
     worst = max(worst_chain, affine_err, diag, delta_err)
-    return Outcome({"chain vs jacobian^T (max rel error)": worst_chain, "d(Wa + b)/da = W^T": affine_err,
-                    "da/dz = diag(f')": diag, "delta(1) by the chain vs jax.grad": delta_err},
-                   "<= 1e-12", worst <= 1e-12)
+    return Outcome(
+        {
+            "chain vs jacobian^T (max rel error)": worst_chain,
+            "d(Wa + b)/da = W^T": affine_err,
+            "da/dz = diag(f')": diag,
+            "delta(1) by the chain vs jax.grad": delta_err,
+        },
+        "<= 1e-12",
+        worst <= 1e-12,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # F23: static vs dynamic graphs
 
 
-@check("F23-jit-vs-eager", claim="a static graph (jax.jit) is traced and compiled once, then reused; eager "
-       "execution runs the Python every call; both compute the same",
-       method="fnnjax.backprop jitted vs eager on 5 calls: traces counted by a Python side effect, results "
-              "compared; a new batch size retraces; first-call vs later-call median time")
+@check(
+    "F23-jit-vs-eager",
+    claim="a static graph (jax.jit) is traced and compiled once, then reused; eager "
+    "execution runs the Python every call; both compute the same",
+    method="fnnjax.backprop jitted vs eager on 5 calls: traces counted by a Python side effect, results "
+    "compared; a new batch size retraces; first-call vs later-call median time",
+)
 def jit_vs_eager(*, seed: int = 0, quick: bool = False, jit=jax.jit) -> Outcome:
     """F23: static vs dynamic, counted.
 
@@ -562,7 +694,15 @@ def jit_vs_eager(*, seed: int = 0, quick: bool = False, jit=jax.jit) -> Outcome:
     retraces = traces[0]
     diff = max_rel_error(first, eager)
     passed = jit_traces == 1 and eager_traces == 5 and retraces == 1 and diff <= 1e-12
-    return Outcome({"jit: traces in 5 calls": jit_traces, "eager: Python runs in 5 calls": eager_traces,
-                    "jit: traces for a new batch size": retraces, "jit vs eager max rel error": diff,
-                    "first call (trace + compile) s": round(first_s, 4), "later calls median s": later_s},
-                   "jit traces once, eager 5 times; new shape retraces once; results <= 1e-12", passed)
+    return Outcome(
+        {
+            "jit: traces in 5 calls": jit_traces,
+            "eager: Python runs in 5 calls": eager_traces,
+            "jit: traces for a new batch size": retraces,
+            "jit vs eager max rel error": diff,
+            "first call (trace + compile) s": round(first_s, 4),
+            "later calls median s": later_s,
+        },
+        "jit traces once, eager 5 times; new shape retraces once; results <= 1e-12",
+        passed,
+    )

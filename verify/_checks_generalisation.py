@@ -12,12 +12,28 @@ import optax
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import (QUICK_PAIRINGS, case_set, compiled, evidence_for, fit_slope, gradient_cases,
-                              host_layer, jit_reference_risk, max_rel_error, seeds_for)
+from verify._evidence import (
+    QUICK_PAIRINGS,
+    case_set,
+    compiled,
+    evidence_for,
+    fit_slope,
+    gradient_cases,
+    host_layer,
+    jit_reference_risk,
+    max_rel_error,
+    seeds_for,
+)
 from verify._registry import Outcome, check
 
-__all__ = ["dropout_expectation", "nonconvex_loss", "parameter_count",
-           "universal_approximation", "validation_weight_decay", "weight_decay_update"]
+__all__ = [
+    "dropout_expectation",
+    "nonconvex_loss",
+    "parameter_count",
+    "universal_approximation",
+    "validation_weight_decay",
+    "weight_decay_update",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -27,8 +43,10 @@ __all__ = ["dropout_expectation", "nonconvex_loss", "parameter_count",
 def _two_weight_loss(w1, w2, x, t):
     """The squared error of y = sigma(w2 sigma(w1 x)) through fnnjax (zero biases)."""
     mlp = MLP((1, 1, 1), hidden="sigmoid", output="sigmoid")
-    params = (Layer(jnp.reshape(w1, (1, 1)), jnp.zeros((1,), x.dtype)),
-              Layer(jnp.reshape(w2, (1, 1)), jnp.zeros((1,), x.dtype)))
+    params = (
+        Layer(jnp.reshape(w1, (1, 1)), jnp.zeros((1,), x.dtype)),
+        Layer(jnp.reshape(w2, (1, 1)), jnp.zeros((1,), x.dtype)),
+    )
     return fnnjax.loss(mlp, params, x[:, None], t, "squared_error")
 
 
@@ -49,9 +67,12 @@ def _grad_at(loss_fn, w, x, t):
 _jit_grad_at = compiled(_grad_at, 0)
 
 
-@check("F24-nonconvex", claim="even y = sigma(w2 sigma(w1 x)) has a non-convex loss surface in (w1, w2)",
-       method="jax.hessian of the squared error on a 41 x 41 grid of (w1, w2) in [-8, 8]^2: a negative eigenvalue, "
-              "confirmed by central differences of the gradient and a violated midpoint inequality")
+@check(
+    "F24-nonconvex",
+    claim="even y = sigma(w2 sigma(w1 x)) has a non-convex loss surface in (w1, w2)",
+    method="jax.hessian of the squared error on a 41 x 41 grid of (w1, w2) in [-8, 8]^2: a negative eigenvalue, "
+    "confirmed by central differences of the gradient and a violated midpoint inequality",
+)
 def nonconvex_loss(*, seed: int = 0, quick: bool = False, loss_fn=_two_weight_loss) -> Outcome:
     """F24: a point where the Hessian has a negative eigenvalue, for each seed's data.
 
@@ -71,9 +92,16 @@ def nonconvex_loss(*, seed: int = 0, quick: bool = False, loss_fn=_two_weight_lo
         lam, scale = float(eig[i, 0]), float(np.max(np.abs(eig)))
         w = np.asarray(grid[i])
         h = 1e-5
-        H_fd = np.stack([(np.asarray(_jit_grad_at(loss_fn, jnp.asarray(w + h * e), x, t))
-                          - np.asarray(_jit_grad_at(loss_fn, jnp.asarray(w - h * e), x, t))) / (2 * h)
-                         for e in np.eye(2)])
+        H_fd = np.stack(
+            [
+                (
+                    np.asarray(_jit_grad_at(loss_fn, jnp.asarray(w + h * e), x, t))
+                    - np.asarray(_jit_grad_at(loss_fn, jnp.asarray(w - h * e), x, t))
+                )
+                / (2 * h)
+                for e in np.eye(2)
+            ]
+        )
         fd_err = max_rel_error(0.5 * (H_fd + H_fd.T), H[i])
         u = np.linalg.eigh(H[i])[1][:, 0]
         step = 0.05
@@ -81,8 +109,12 @@ def nonconvex_loss(*, seed: int = 0, quick: bool = False, loss_fn=_two_weight_lo
         midpoint_gap = float(values[i] - ends.mean())  # > 0: the midpoint lies above the chord
         ok = ok and lam < -1e-4 * scale and fd_err <= 1e-6 and midpoint_gap > 0
         if lam < worst["lambda_min"]:
-            worst = {"lambda_min": lam, "at (w1, w2)": [float(w[0]), float(w[1])], "FD Hessian rel error": fd_err,
-                     "midpoint gap L(w) - (L(w+su) + L(w-su))/2": midpoint_gap}
+            worst = {
+                "lambda_min": lam,
+                "at (w1, w2)": [float(w[0]), float(w[1])],
+                "FD Hessian rel error": fd_err,
+                "midpoint gap L(w) - (L(w+su) + L(w-su))/2": midpoint_gap,
+            }
     worst["seeds"] = len(seeds_for(seed, quick))
     return Outcome(worst, "every seed: lambda_min < -1e-4 max|lambda|, FD agrees <= 1e-6, midpoint gap > 0", ok)
 
@@ -95,12 +127,16 @@ def _target(x):
     return np.sin(3 * x) + 0.5 * np.abs(x)
 
 
-@check("F25-universal-approximation", claim="one hidden layer of squashing units approximates a continuous "
-       "function on a compact set; the error falls as the width grows",
-       method="sigmoid hidden layer (centres spread over [-1, 1], slopes ~ width), output layer by least squares "
-              "on 1001 points of [-1, 1]; max error of fnnjax.forward_trace vs width 1..64, fitted log-log slope")
-def universal_approximation(*, seed: int = 0, quick: bool = False, forward_trace=fnnjax.forward_trace,
-                            hidden: str = "sigmoid") -> Outcome:
+@check(
+    "F25-universal-approximation",
+    claim="one hidden layer of squashing units approximates a continuous "
+    "function on a compact set; the error falls as the width grows",
+    method="sigmoid hidden layer (centres spread over [-1, 1], slopes ~ width), output layer by least squares "
+    "on 1001 points of [-1, 1]; max error of fnnjax.forward_trace vs width 1..64, fitted log-log slope",
+)
+def universal_approximation(
+    *, seed: int = 0, quick: bool = False, forward_trace=fnnjax.forward_trace, hidden: str = "sigmoid"
+) -> Outcome:
     """F25 for f(x) = sin(3x) + |x|/2 on [-1, 1] (continuous, with a kink).
 
     Args:
@@ -125,9 +161,11 @@ def universal_approximation(*, seed: int = 0, quick: bool = False, forward_trace
         errors.append(float(np.max(np.abs(y - _target(x)))))
     slope_fit = fit_slope(np.log(widths), np.log(errors))
     passed = slope_fit <= -0.7 and errors[-1] <= 0.05 * errors[0]
-    return Outcome({"widths": list(widths), "max errors": [float(f"{e:.3g}") for e in errors],
-                    "log-log slope": slope_fit},
-                   "slope <= -0.7; error at the largest width <= 5% of width 1's", passed)
+    return Outcome(
+        {"widths": list(widths), "max errors": [float(f"{e:.3g}") for e in errors], "log-log slope": slope_fit},
+        "slope <= -0.7; error at the largest width <= 5% of width 1's",
+        passed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,12 +179,16 @@ def _dropout_samples(dropout_scales, mlp, n, rate, keys):
 _jit_dropout_samples = compiled(_dropout_samples, 0, 1, 2, 3)
 
 
-@check("F26-dropout", claim="dropout zeroes hidden units at random during training only; inverted dropout "
-       "rescales the kept ones by 1/(1-p), so the expected activation is unchanged",
-       method="fnnjax.dropout_scales over 4000 keys: mean of a * s vs a (z-scores), zero fraction vs p (binomial "
-              "z-score), kept multipliers = 1/(1-p) exactly; fnnjax.evaluate = the dropout-free loss, repeatably")
-def dropout_expectation(*, seed: int = 0, quick: bool = False, dropout_scales=fnnjax.dropout_scales,
-                        evaluate=fnnjax.evaluate) -> Outcome:
+@check(
+    "F26-dropout",
+    claim="dropout zeroes hidden units at random during training only; inverted dropout "
+    "rescales the kept ones by 1/(1-p), so the expected activation is unchanged",
+    method="fnnjax.dropout_scales over 4000 keys: mean of a * s vs a (z-scores), zero fraction vs p (binomial "
+    "z-score), kept multipliers = 1/(1-p) exactly; fnnjax.evaluate = the dropout-free loss, repeatably",
+)
+def dropout_expectation(
+    *, seed: int = 0, quick: bool = False, dropout_scales=fnnjax.dropout_scales, evaluate=fnnjax.evaluate
+) -> Outcome:
     """F26: inverted dropout's expectation and scaling, and no dropout at evaluation.
 
     Args:
@@ -176,11 +218,18 @@ def dropout_expectation(*, seed: int = 0, quick: bool = False, dropout_scales=fn
     plain = float(jit_reference_risk(case.mlp, case.params, case.x, case.target, "cross_entropy", 0.0))
     eval_err = max_rel_error(np.asarray([first, second]), np.asarray([plain, plain]))
     passed = worst_z <= 5 and worst_zero_z <= 5 and worst_scale <= 1e-15 and eval_err <= 1e-12
-    return Outcome({"max |mean of a s - a| / standard error": worst_z, "zero fraction z-score": float(worst_zero_z),
-                    "kept multipliers vs 1/(1-p) (max rel error)": worst_scale,
-                    "evaluate vs dropout-free loss (max rel error, 2 calls)": eval_err,
-                    "rates": [0.2, 0.5], "keys": K},
-                   "z-scores <= 5; kept = 1/(1-p) to rounding; evaluation = dropout-free loss <= 1e-12", passed)
+    return Outcome(
+        {
+            "max |mean of a s - a| / standard error": worst_z,
+            "zero fraction z-score": float(worst_zero_z),
+            "kept multipliers vs 1/(1-p) (max rel error)": worst_scale,
+            "evaluate vs dropout-free loss (max rel error, 2 calls)": eval_err,
+            "rates": [0.2, 0.5],
+            "keys": K,
+        },
+        "z-scores <= 5; kept = 1/(1-p) to rounding; evaluation = dropout-free loss <= 1e-12",
+        passed,
+    )
 
 
 def _sgd_step(optimizer, params, grads):
@@ -191,12 +240,16 @@ def _sgd_step(optimizer, params, grads):
 _jit_sgd_step = compiled(_sgd_step, 0)
 
 
-@check("F26-weight-decay", claim="the L2 term (F7) acts as weight decay: gradient descent on R with lambda equals "
-       "decaying the weights (not the biases) and stepping along the data gradient",
-       method="one SGD step: fnnjax.backprop(l2 = lambda) vs optax.chain(fnnjax.l2_decay(lambda), optax.sgd) on "
-              "backprop(l2 = 0) vs the closed form W(1 - alpha lambda) - alpha g_W, b - alpha g_b")
-def weight_decay_update(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop,
-                        l2_decay=fnnjax.l2_decay) -> Outcome:
+@check(
+    "F26-weight-decay",
+    claim="the L2 term (F7) acts as weight decay: gradient descent on R with lambda equals "
+    "decaying the weights (not the biases) and stepping along the data gradient",
+    method="one SGD step: fnnjax.backprop(l2 = lambda) vs optax.chain(fnnjax.l2_decay(lambda), optax.sgd) on "
+    "backprop(l2 = 0) vs the closed form W(1 - alpha lambda) - alpha g_W, b - alpha g_b",
+)
+def weight_decay_update(
+    *, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop, l2_decay=fnnjax.l2_decay
+) -> Outcome:
     """F26: L2 regularisation is weight decay; fnnjax's optax transformation decays weights only.
 
     Args:
@@ -210,24 +263,38 @@ def weight_decay_update(*, seed: int = 0, quick: bool = False, backprop=fnnjax.b
     for case in cases:
         with_l2 = evidence_for(case, backprop=backprop)["backprop"]
         data = evidence_for(dataclasses.replace(case, l2=0.0), backprop=backprop)["backprop"]
-        closed = tuple(host_layer(-alpha * (lam * np.asarray(p.W) + np.asarray(g.W)), -alpha * np.asarray(g.b))
-                       for p, g in zip(case.params, data))
+        closed = tuple(
+            host_layer(-alpha * (lam * np.asarray(p.W) + np.asarray(g.W)), -alpha * np.asarray(g.b))
+            for p, g in zip(case.params, data)
+        )
         by_l2 = tuple(host_layer(-alpha * np.asarray(g.W), -alpha * np.asarray(g.b)) for g in with_l2)
-        by_optax = tuple(host_layer(np.asarray(u.W), np.asarray(u.b))
-                         for u in _jit_sgd_step(optimizer, case.params, tuple(data)))
+        by_optax = tuple(
+            host_layer(np.asarray(u.W), np.asarray(u.b)) for u in _jit_sgd_step(optimizer, case.params, tuple(data))
+        )
         worst_backprop = max(worst_backprop, max_rel_error(by_l2, closed))
         worst_optax = max(worst_optax, max_rel_error(by_optax, closed))
     worst = max(worst_backprop, worst_optax)
-    return Outcome({"backprop(l2) step vs closed form": worst_backprop,
-                    "l2_decay + sgd step vs closed form": worst_optax,
-                    "networks x draws": len(cases), "alpha": alpha, "lambda": lam}, "<= 1e-10", worst <= 1e-10)
+    return Outcome(
+        {
+            "backprop(l2) step vs closed form": worst_backprop,
+            "l2_decay + sgd step vs closed form": worst_optax,
+            "networks x draws": len(cases),
+            "alpha": alpha,
+            "lambda": lam,
+        },
+        "<= 1e-10",
+        worst <= 1e-10,
+    )
 
 
-@check("F26-validation", claim="compare training and validation loss: an over-parameterised net interpolates noise "
-       "(small training, large validation loss); weight decay (L2, biases free) narrows the gap",
-       method="1-64-1 tanh net, output layer = the exact minimiser of fnnjax.loss(mse, l2) on 16 noisy points "
-              "(closed form, checked stationary by fnnjax.backprop); training/validation loss for l2 = 0 and "
-              "best l2 > 0")
+@check(
+    "F26-validation",
+    claim="compare training and validation loss: an over-parameterised net interpolates noise "
+    "(small training, large validation loss); weight decay (L2, biases free) narrows the gap",
+    method="1-64-1 tanh net, output layer = the exact minimiser of fnnjax.loss(mse, l2) on 16 noisy points "
+    "(closed form, checked stationary by fnnjax.backprop); training/validation loss for l2 = 0 and "
+    "best l2 > 0",
+)
 def validation_weight_decay(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop) -> Outcome:
     """F26: the training/validation comparison, and weight decay as the remedy.
 
@@ -263,18 +330,24 @@ def validation_weight_decay(*, seed: int = 0, quick: bool = False, backprop=fnnj
         if lam > 0:
             g = grad(mlp, params, jnp.asarray(x_tr[:, None]), jnp.asarray(y_tr), "mse", lam)[1]
             scale = float(np.max(np.abs(H.T @ (H @ w - y_tr) / n))) + 1e-300
-            stationarity = max(stationarity, float(np.max(np.abs(np.r_[np.asarray(g.W).ravel(), np.asarray(g.b)])))
-                               / max(scale, 1e-12))
+            stationarity = max(
+                stationarity, float(np.max(np.abs(np.r_[np.asarray(g.W).ravel(), np.asarray(g.b)]))) / max(scale, 1e-12)
+            )
     best = min((lam for lam in results if lam > 0), key=lambda lam: results[lam][1])
     train0, valid0 = results[0.0]
     train_b, valid_b = results[best]
-    passed = (valid0 > 2 * train0 and valid_b < valid0 and (valid_b - train_b) < (valid0 - train0)
-              and stationarity <= 1e-6)
-    return Outcome({"l2 = 0: train / validation": [train0, valid0],
-                    f"l2 = {best:g}: train / validation": [train_b, valid_b],
-                    "backprop gradient at the regularised minimiser (rel)": stationarity},
-                   "validation > 2 x train at l2 = 0; best l2 > 0 lowers validation and the gap; gradient <= 1e-6",
-                   passed)
+    passed = (
+        valid0 > 2 * train0 and valid_b < valid0 and (valid_b - train_b) < (valid0 - train0) and stationarity <= 1e-6
+    )
+    return Outcome(
+        {
+            "l2 = 0: train / validation": [train0, valid0],
+            f"l2 = {best:g}: train / validation": [train_b, valid_b],
+            "backprop gradient at the regularised minimiser (rel)": stationarity,
+        },
+        "validation > 2 x train at l2 = 0; best l2 > 0 lowers validation and the gap; gradient <= 1e-6",
+        passed,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,18 +359,23 @@ def _count_by_shapes(mlp: MLP) -> int:
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))
 
 
-@check("F27-weight-count", claim="a 100x100x3 image input gives 30,000 weights per first-layer neuron; P = "
-       "sum_l M_l (M_(l-1) + 1)",
-       method="MLP.num_params and the shapes of fnnjax.init_params (jax.eval_shape, nothing allocated) vs the "
-              "formula; nonzero entries of jax.grad of one first-layer unit w.r.t. W(1) for an image")
+@check(
+    "F27-weight-count",
+    claim="a 100x100x3 image input gives 30,000 weights per first-layer neuron; P = sum_l M_l (M_(l-1) + 1)",
+    method="MLP.num_params and the shapes of fnnjax.init_params (jax.eval_shape, nothing allocated) vs the "
+    "formula; nonzero entries of jax.grad of one first-layer unit w.r.t. W(1) for an image",
+)
 def parameter_count(*, seed: int = 0, quick: bool = False, count_params=lambda mlp: mlp.num_params) -> Outcome:
     """F27: parameter arithmetic on the notes' image example and the reference experiment's net.
 
     Args:
       count_params: the implementation under test, ``mlp -> P``.
     """
-    nets = {"100x100x3 -> 1000 -> 10": (30000, 1000, 10), "784 -> 256 -> 10": (784, 256, 10),
-            "30000 -> 100 -> 100 -> 2": (30000, 100, 100, 2)}
+    nets = {
+        "100x100x3 -> 1000 -> 10": (30000, 1000, 10),
+        "784 -> 256 -> 10": (784, 256, 10),
+        "30000 -> 100 -> 100 -> 2": (30000, 100, 100, 2),
+    }
     measured, ok = {}, True
     for name, sizes in nets.items():
         mlp = MLP(sizes)
@@ -313,5 +391,4 @@ def parameter_count(*, seed: int = 0, quick: bool = False, count_params=lambda m
     measured["weights feeding first-layer unit 1"] = int(nonzero[0])
     measured["other units' weights it depends on"] = int(nonzero[1:].sum())
     ok = ok and nonzero[0] == 30000 and nonzero[1:].sum() == 0
-    return Outcome(measured, "claimed = formula = counted shapes (784-256-10: 203,530); 30,000 weights per unit",
-                   ok)
+    return Outcome(measured, "claimed = formula = counted shapes (784-256-10: 203,530); 30,000 weights per unit", ok)

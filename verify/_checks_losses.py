@@ -13,8 +13,13 @@ from fnnjax import MLP, Layer
 from verify._evidence import PAIRINGS, compiled, evidence_for, gradient_cases, jit_reference_forward, max_rel_error
 from verify._registry import Outcome, check
 
-__all__ = ["binary_cross_entropy", "gradient_descent_update", "softmax_cross_entropy", "squared_errors",
-           "structural_risk"]
+__all__ = [
+    "binary_cross_entropy",
+    "gradient_descent_update",
+    "softmax_cross_entropy",
+    "squared_errors",
+    "structural_risk",
+]
 
 TOL = 1e-12
 
@@ -30,10 +35,12 @@ def _unregularised(case):
     return dataclasses.replace(case, l2=0.0)
 
 
-@check("F6-softmax-ce", claim="cross-entropy of one sample is L = -y^T log y_hat (one-hot y); the batch "
-       "loss is its mean",
-       method="fnnjax.loss of each sample alone vs -log of the reference output at the label (numpy), batch vs "
-              "the mean, one-hot vs integer labels, and logits (1000, 0) vs the exact 1000")
+@check(
+    "F6-softmax-ce",
+    claim="cross-entropy of one sample is L = -y^T log y_hat (one-hot y); the batch loss is its mean",
+    method="fnnjax.loss of each sample alone vs -log of the reference output at the label (numpy), batch vs "
+    "the mean, one-hot vs integer labels, and logits (1000, 0) vs the exact 1000",
+)
 def softmax_cross_entropy(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> Outcome:
     """F6 for softmax outputs.
 
@@ -52,22 +59,40 @@ def softmax_cross_entropy(*, seed: int = 0, quick: bool = False, loss=fnnjax.los
     first = cases[0]
     impl = compiled(loss, 0, 4)
     onehot = jnp.asarray(np.eye(first.mlp.sizes[-1])[np.asarray(first.y)])
-    worst_onehot = max_rel_error(impl(first.mlp, first.params, first.x, onehot, "cross_entropy", 0.0),
-                                 impl(first.mlp, first.params, first.x, first.y, "cross_entropy", 0.0))
+    worst_onehot = max_rel_error(
+        impl(first.mlp, first.params, first.x, onehot, "cross_entropy", 0.0),
+        impl(first.mlp, first.params, first.x, first.y, "cross_entropy", 0.0),
+    )
     mlp = MLP((1, 2), output="softmax")
-    big = impl(mlp, (Layer(jnp.asarray([[1000.0], [0.0]]), jnp.zeros((2,), jnp.float64)),),
-               jnp.ones((1,), jnp.float64), jnp.asarray(1), "cross_entropy", 0.0)
+    big = impl(
+        mlp,
+        (Layer(jnp.asarray([[1000.0], [0.0]]), jnp.zeros((2,), jnp.float64)),),
+        jnp.ones((1,), jnp.float64),
+        jnp.asarray(1),
+        "cross_entropy",
+        0.0,
+    )
     big_err = abs(float(big) - 1000.0) / 1000.0
     worst = max(worst_sample, worst_batch, worst_onehot, big_err)
-    return Outcome({"per-sample max rel error": worst_sample, "batch mean max rel error": worst_batch,
-                    "one-hot vs labels max rel error": worst_onehot, "logits (1000, 0), label 1": float(big),
-                    "networks x draws": len(cases)},
-                   f"<= {TOL:g}; large logits give 1000 (finite)", worst <= TOL)
+    return Outcome(
+        {
+            "per-sample max rel error": worst_sample,
+            "batch mean max rel error": worst_batch,
+            "one-hot vs labels max rel error": worst_onehot,
+            "logits (1000, 0), label 1": float(big),
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}; large logits give 1000 (finite)",
+        worst <= TOL,
+    )
 
 
-@check("F6-sigmoid-bce", claim="a sigmoid output's cross-entropy is -[y log p + (1 - y) log(1 - p)]",
-       method="fnnjax.loss of each sample alone and of the batch vs the formula from the reference output p "
-              "(numpy), soft labels in [0, 1]")
+@check(
+    "F6-sigmoid-bce",
+    claim="a sigmoid output's cross-entropy is -[y log p + (1 - y) log(1 - p)]",
+    method="fnnjax.loss of each sample alone and of the batch vs the formula from the reference output p "
+    "(numpy), soft labels in [0, 1]",
+)
 def binary_cross_entropy(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> Outcome:
     """F6 for a sigmoid output (binary cross-entropy).
 
@@ -84,14 +109,23 @@ def binary_cross_entropy(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss
         worst_sample = max(worst_sample, max_rel_error(ev["per_sample_loss"], by_formula))
         worst_batch = max(worst_batch, max_rel_error(ev["risk"], np.mean(by_formula)))
     worst = max(worst_sample, worst_batch)
-    return Outcome({"per-sample max rel error": worst_sample, "batch mean max rel error": worst_batch,
-                    "networks x draws": len(cases)}, f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "per-sample max rel error": worst_sample,
+            "batch mean max rel error": worst_batch,
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
-@check("F7-structural-risk", claim="R = (1/N) sum_i L_i + (lambda/2) ||W||_F^2 over every weight of every "
-       "layer, biases excluded",
-       method="fnnjax.loss with l2 vs the mean of its one-sample losses (l2 = 0) plus lambda/2 sum W^2 "
-              "(numpy), every loss; the l2 part unchanged when the biases are redrawn")
+@check(
+    "F7-structural-risk",
+    claim="R = (1/N) sum_i L_i + (lambda/2) ||W||_F^2 over every weight of every layer, biases excluded",
+    method="fnnjax.loss with l2 vs the mean of its one-sample losses (l2 = 0) plus lambda/2 sum W^2 "
+    "(numpy), every loss; the l2 part unchanged when the biases are redrawn",
+)
 def structural_risk(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> Outcome:
     """F7 on random nets and every loss.
 
@@ -112,14 +146,24 @@ def structural_risk(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> 
         without = evidence_for(dataclasses.replace(case, params=moved, l2=0.0), loss=loss)["risk"]
         worst_bias = max(worst_bias, max_rel_error(with_l2 - without, lam / 2 * frob))
     worst = max(worst_risk, worst_bias)
-    return Outcome({"max rel error of R": worst_risk, "max rel error of the l2 part, biases redrawn": worst_bias,
-                    "networks x draws": len(cases)}, f"<= {TOL:g}", worst <= TOL)
+    return Outcome(
+        {
+            "max rel error of R": worst_risk,
+            "max rel error of the l2 part, biases redrawn": worst_bias,
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}",
+        worst <= TOL,
+    )
 
 
-@check("F8-gradient-descent", claim="W <- W - alpha((1/N) sum_i dL_i/dW + lambda W), b <- b - alpha (1/N) "
-       "sum_i dL_i/db: weight decay is the L2 term's gradient",
-       method="one step with fnnjax.backprop(l2 = lambda) vs per-sample jax.grad of the reference loss "
-              "(vmap), averaged, plus lambda W for weights only; lambda 0 and > 0")
+@check(
+    "F8-gradient-descent",
+    claim="W <- W - alpha((1/N) sum_i dL_i/dW + lambda W), b <- b - alpha (1/N) "
+    "sum_i dL_i/db: weight decay is the L2 term's gradient",
+    method="one step with fnnjax.backprop(l2 = lambda) vs per-sample jax.grad of the reference loss "
+    "(vmap), averaged, plus lambda W for weights only; lambda 0 and > 0",
+)
 def gradient_descent_update(*, seed: int = 0, quick: bool = False, backprop=fnnjax.backprop) -> Outcome:
     """F8: the update of weights and biases, with weight decay.
 
@@ -138,15 +182,26 @@ def gradient_descent_update(*, seed: int = 0, quick: bool = False, backprop=fnnj
             worst_W = max(worst_W, max_rel_error(new_W - np.asarray(p.W), step_W))
             worst_b = max(worst_b, max_rel_error(new_b - np.asarray(p.b), step_b))
     worst = max(worst_W, worst_b)
-    return Outcome({"max rel error of the W update": worst_W, "max rel error of the b update": worst_b,
-                    "alpha": alpha, "networks x draws": len(cases),
-                    "with lambda > 0": sum(c.l2 > 0 for c in cases)}, "<= 1e-10", worst <= 1e-10)
+    return Outcome(
+        {
+            "max rel error of the W update": worst_W,
+            "max rel error of the b update": worst_b,
+            "alpha": alpha,
+            "networks x draws": len(cases),
+            "with lambda > 0": sum(c.l2 > 0 for c in cases),
+        },
+        "<= 1e-10",
+        worst <= 1e-10,
+    )
 
 
-@check("F9-squared-error", claim="mse = 1/2 ||y_hat - y||^2 per sample averaged over the batch; "
-       "squared_error = ||y_hat - y||^2 = 2 mse is the notes' (label - y)^2",
-       method="fnnjax.loss 'mse' and 'squared_error' (batch and each sample alone) vs the formulas from the "
-              "reference output (numpy); (label - y)^2 for a one-output net")
+@check(
+    "F9-squared-error",
+    claim="mse = 1/2 ||y_hat - y||^2 per sample averaged over the batch; "
+    "squared_error = ||y_hat - y||^2 = 2 mse is the notes' (label - y)^2",
+    method="fnnjax.loss 'mse' and 'squared_error' (batch and each sample alone) vs the formulas from the "
+    "reference output (numpy); (label - y)^2 for a one-output net",
+)
 def squared_errors(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> Outcome:
     """F9: both scalings of the squared error.
 
@@ -160,8 +215,9 @@ def squared_errors(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> O
         ev = evidence_for(_unregularised(case), loss=loss)
         r = np.asarray(ev["acts"][-1]) - np.asarray(case.y)
         per = (0.5 if case.loss == "mse" else 1.0) * np.sum(r * r, axis=1)
-        worst[case.loss] = max(worst[case.loss], max_rel_error(ev["per_sample_loss"], per),
-                               max_rel_error(ev["risk"], np.mean(per)))
+        worst[case.loss] = max(
+            worst[case.loss], max_rel_error(ev["per_sample_loss"], per), max_rel_error(ev["risk"], np.mean(per))
+        )
     one = cases[0]
     mlp = MLP(one.mlp.sizes[:-1] + (1,), hidden=one.mlp.hidden, output="identity")
     params = one.params[:-1] + (Layer(one.params[-1].W[:1], one.params[-1].b[:1]),)
@@ -170,6 +226,13 @@ def squared_errors(*, seed: int = 0, quick: bool = False, loss=fnnjax.loss) -> O
     got = np.asarray(_jit_per_sample_losses(loss, mlp, params, one.x, label, "squared_error"))
     scalar = max_rel_error(got, (np.asarray(label) - y_hat) ** 2)
     top = max(*worst.values(), scalar)
-    return Outcome({"mse max rel error": worst["mse"], "squared_error max rel error": worst["squared_error"],
-                    "(label - y)^2 max rel error": scalar, "networks x draws": len(cases)},
-                   f"<= {TOL:g}", top <= TOL)
+    return Outcome(
+        {
+            "mse max rel error": worst["mse"],
+            "squared_error max rel error": worst["squared_error"],
+            "(label - y)^2 max rel error": scalar,
+            "networks x draws": len(cases),
+        },
+        f"<= {TOL:g}",
+        top <= TOL,
+    )

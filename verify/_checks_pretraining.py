@@ -47,9 +47,11 @@ def _tied_gradient_error(seed: int, tied_gradient) -> float:
     """max rel error of tied_gradient vs jax.grad of the tied reconstruction risk (both paths, F20)."""
     mlp = fnnjax.MLP((5, 3, 5), hidden="sigmoid", output="sigmoid")
     k = jax.random.split(jax.random.key(seed), 4)
-    ae = fnnjax.TiedAutoencoder(jax.random.normal(k[0], (3, 5), jnp.float64),
-                                jax.random.normal(k[1], (3,), jnp.float64),
-                                jax.random.normal(k[2], (5,), jnp.float64))
+    ae = fnnjax.TiedAutoencoder(
+        jax.random.normal(k[0], (3, 5), jnp.float64),
+        jax.random.normal(k[1], (3,), jnp.float64),
+        jax.random.normal(k[2], (5,), jnp.float64),
+    )
     a = jax.random.uniform(k[3], (7, 5), jnp.float64)
 
     def tied_risk(p):
@@ -58,13 +60,16 @@ def _tied_gradient_error(seed: int, tied_gradient) -> float:
     return max_rel_error(tuple(tied_gradient(mlp, ae, a)), tuple(jax.grad(tied_risk)(ae)))
 
 
-@check("F28-layerwise-autoencoders",
-       claim="greedy pretraining trains each layer as an autoencoder on the previous layer's codes "
-             "(unsupervised), stacks the encoders, and leaves the output layer to fine-tuning",
-       method="linear autoencoders: at the optimum layer l spans the top-M_l principal subspace of "
-              "ITS OWN input (x, then layer 1's codes), by numpy eigh; tied gradient vs jax.grad")
-def layerwise_autoencoders(*, seed: int = 0, quick: bool = False, pretrain=fnnjax.pretrain,
-                           tied_gradient=fnnjax.tied_gradient) -> Outcome:
+@check(
+    "F28-layerwise-autoencoders",
+    claim="greedy pretraining trains each layer as an autoencoder on the previous layer's codes "
+    "(unsupervised), stacks the encoders, and leaves the output layer to fine-tuning",
+    method="linear autoencoders: at the optimum layer l spans the top-M_l principal subspace of "
+    "ITS OWN input (x, then layer 1's codes), by numpy eigh; tied gradient vs jax.grad",
+)
+def layerwise_autoencoders(
+    *, seed: int = 0, quick: bool = False, pretrain=fnnjax.pretrain, tied_gradient=fnnjax.tied_gradient
+) -> Outcome:
     """F28 on a 6-3-2-1 linear net pretrained on rank-3 data, untied and tied.
 
     A linear autoencoder trained to its minimum reconstructs through the principal subspace of its
@@ -84,8 +89,16 @@ def layerwise_autoencoders(*, seed: int = 0, quick: bool = False, pretrain=fnnja
     params = fnnjax.init_params(jax.random.key(seed), mlp, "xavier", dtype=jnp.float64)
     measured, cosines, output_kept = {}, [], True
     for tied in (False, True):
-        out = pretrain(mlp, params, jnp.asarray(x), key=jax.random.key(seed + 1), epochs=_EPOCHS,
-                       batch_size=32, optimizer=_OPTIMIZER, tied=tied)
+        out = pretrain(
+            mlp,
+            params,
+            jnp.asarray(x),
+            key=jax.random.key(seed + 1),
+            epochs=_EPOCHS,
+            batch_size=32,
+            optimizer=_OPTIMIZER,
+            tied=tied,
+        )
         W1, b1 = (np.asarray(a, np.float64) for a in out.params[0])
         codes = x @ W1.T + b1  # a^(1): what layer 2 must have been trained on
         c1 = _min_cosine(W1, _principal_subspace(x, 3))
@@ -99,5 +112,4 @@ def layerwise_autoencoders(*, seed: int = 0, quick: bool = False, pretrain=fnnja
     measured["output layer left as initialised"] = output_kept
     measured["tied gradient max rel error vs jax.grad"] = grad_err
     passed = min(cosines) > COSINE_TOL and output_kept and grad_err <= GRAD_TOL
-    return Outcome(measured, f"cosines > {COSINE_TOL}; output layer unchanged; tied gradient "
-                             f"<= {GRAD_TOL:g}", passed)
+    return Outcome(measured, f"cosines > {COSINE_TOL}; output layer unchanged; tied gradient <= {GRAD_TOL:g}", passed)

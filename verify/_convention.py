@@ -26,8 +26,23 @@ import fnnjax
 from verify._evidence import host_layer
 from verify._wire import Opaque
 
-__all__ = ["BATCH_SIZE", "Case", "Convention", "Entry", "Inputs", "Mismatch", "Unpacked", "coarsest", "copy_tree",
-           "describe_value", "gradient_array", "make_inputs", "match_path", "near", "scalar_value"]
+__all__ = [
+    "BATCH_SIZE",
+    "Case",
+    "Convention",
+    "Entry",
+    "Inputs",
+    "Mismatch",
+    "Unpacked",
+    "coarsest",
+    "copy_tree",
+    "describe_value",
+    "gradient_array",
+    "make_inputs",
+    "match_path",
+    "near",
+    "scalar_value",
+]
 
 BATCH_SIZE = 7
 """N, the batch size of the fnnjax convention's cases: > 1 and no layer width, so a sum where a mean
@@ -157,15 +172,20 @@ def gradient_array(value, name: str, shape: tuple[int, ...], param: str, hint: s
       Mismatch: not an array, not floating-point, or another shape.
     """
     if not isinstance(value, np.ndarray):
-        raise Mismatch(f"{name} is {describe_value(value)}, not an array; return a NumPy (or JAX/PyTorch) "
-                       f"array of shape {shape}, like {param}")
+        raise Mismatch(
+            f"{name} is {describe_value(value)}, not an array; return a NumPy (or JAX/PyTorch) "
+            f"array of shape {shape}, like {param}"
+        )
     if value.dtype.kind != "f":
-        raise Mismatch(f"{name} has dtype {value.dtype}; a gradient is floating-point (e.g. "
-                       f"np.zeros_like({param}) for a float {param})")
+        raise Mismatch(
+            f"{name} has dtype {value.dtype}; a gradient is floating-point (e.g. "
+            f"np.zeros_like({param}) for a float {param})"
+        )
     got = tuple(value.shape)
     if got != shape and not (len(shape) == 2 and got == shape[::-1]):
-        raise Mismatch(f"{name} has shape {got} but {param} has shape {shape}; a gradient has the shape of "
-                       f"its parameter{hint}")
+        raise Mismatch(
+            f"{name} has shape {got} but {param} has shape {shape}; a gradient has the shape of its parameter{hint}"
+        )
     return value
 
 
@@ -182,8 +202,10 @@ def scalar_value(value, name: str) -> tuple[float, str]:
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
         dtype = str(value.dtype) if value.dtype.kind == "f" else "float64"
         return float(value.reshape(())), dtype
-    raise Mismatch(f"{name} is {describe_value(value)}; return the loss as one number (the average over "
-                   "the batch plus the regularisation term)")
+    raise Mismatch(
+        f"{name} is {describe_value(value)}; return the loss as one number (the average over "
+        "the batch plus the regularisation term)"
+    )
 
 
 def coarsest(arrays: Sequence[np.ndarray]) -> str:
@@ -247,8 +269,9 @@ class Convention:
 
     # -- reading what came back ----------------------------------------------------------------
 
-    def unpack(self, result: dict, case: Case, inputs: Inputs, entry: Entry, *, index: int = 0,
-               spec: str = "your function") -> Unpacked:
+    def unpack(
+        self, result: dict, case: Case, inputs: Inputs, entry: Entry, *, index: int = 0, spec: str = "your function"
+    ) -> Unpacked:
         """The returned gradient (and loss, output) of one case, checked for structure.
 
         Args:
@@ -331,8 +354,10 @@ def make_inputs(convention: Convention, case: Case, seed: int, index: int) -> In
     the same network in every convention that has it.
     """
     rng = np.random.default_rng([seed, index])
-    layers = tuple(host_layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
-                   for n, m in zip(case.sizes[:-1], case.sizes[1:]))
+    layers = tuple(
+        host_layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
+        for n, m in zip(case.sizes[:-1], case.sizes[1:])
+    )
     x = rng.normal(0.0, 1.0, (case.batch, case.sizes[0]))
     y = _targets(case, rng)
     d = rng.normal(0.0, 1.0, case.mlp.num_params)

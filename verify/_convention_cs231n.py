@@ -8,10 +8,23 @@ from typing import Any
 import numpy as np
 
 import fnnjax
-from verify._convention import (Case, Convention, Entry, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, match_path, near, scalar_value)
+from verify._convention import (
+    Case,
+    Convention,
+    Entry,
+    Mismatch,
+    Unpacked,
+    coarsest,
+    copy_tree,
+    describe_value,
+    gradient_array,
+    match_path,
+    near,
+    scalar_value,
+)
 
-__all__ = ['CS231N', 'Cs231n']
+__all__ = ["CS231N", "Cs231n"]
+
 
 def _cs231n_case(sizes, reg, n):
     return Case(sizes, ("relu",) * (len(sizes) - 2), "softmax", "cross_entropy", reg, n)
@@ -24,8 +37,10 @@ class Cs231n(Convention):
 
     name = "cs231n"
     title = "CS231n (row layout X W + b, softmax loss averaged over N, 0.5·reg·Σ W²)"
-    contract = ("fn(params, X, y, reg) -> (loss, grads), or FullyConnectedNet/TwoLayerNet(...).loss(X, y) -> "
-                "(loss, grads); params['W1']: (D, H), params['b1']: (H,)")
+    contract = (
+        "fn(params, X, y, reg) -> (loss, grads), or FullyConnectedNet/TwoLayerNet(...).loss(X, y) -> "
+        "(loss, grads); params['W1']: (D, H), params['b1']: (H,)"
+    )
     reference = "the softmax loss averaged over N + 0.5·reg·Σ W²"
     batch = "N"
     returns_loss = True
@@ -61,9 +76,16 @@ class Cs231n(Convention):
 
     def init_kwargs(self, case: Case, entry: Entry) -> dict[str, Any]:
         """The constructor's keywords for a case: the sizes, reg, float64 (when it takes a dtype)."""
-        kwargs = {"input_dim": case.sizes[0], "num_classes": case.sizes[-1], "reg": case.l2,
-                  "weight_scale": 1e-2, "dtype": "float64", "dropout_keep_ratio": 1, "normalization": None,
-                  "seed": 0}
+        kwargs = {
+            "input_dim": case.sizes[0],
+            "num_classes": case.sizes[-1],
+            "reg": case.l2,
+            "weight_scale": 1e-2,
+            "dtype": "float64",
+            "dropout_keep_ratio": 1,
+            "normalization": None,
+            "seed": 0,
+        }
         if "hidden_dims" in entry.init:
             kwargs["hidden_dims"] = list(case.sizes[1:-1])
         else:
@@ -73,8 +95,11 @@ class Cs231n(Convention):
     def request(self, case, inputs, entry):
         data = copy_tree(inputs.data)
         if entry.kind == "class":
-            return "cs231n-class", entry.name, {"init": self.init_kwargs(case, entry),
-                                                "params": copy_tree(inputs.params), **data}
+            return (
+                "cs231n-class",
+                entry.name,
+                {"init": self.init_kwargs(case, entry), "params": copy_tree(inputs.params), **data},
+            )
         return "cs231n-function", entry.name, {"params": copy_tree(inputs.params), "reg": case.l2, **data}
 
     def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
@@ -83,20 +108,25 @@ class Cs231n(Convention):
             self._check_built(result.get("initial", {}), inputs.params, entry, case)
         returned = result["returned"]
         if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
-            raise Mismatch(f"{what} returned {describe_value(returned)}; cs231n's loss returns the pair "
-                           "(loss, grads)")
+            raise Mismatch(f"{what} returned {describe_value(returned)}; cs231n's loss returns the pair (loss, grads)")
         loss, grads = returned
         value, loss_dtype = scalar_value(loss, "the loss it returned")
         if not isinstance(grads, dict):
-            raise Mismatch(f"grads is {describe_value(grads)}; it must be a dict with the keys of params "
-                           f"({', '.join(sorted(inputs.params))})")
+            raise Mismatch(
+                f"grads is {describe_value(grads)}; it must be a dict with the keys of params "
+                f"({', '.join(sorted(inputs.params))})"
+            )
         missing = sorted(set(inputs.params) - set(grads))
         if missing:
-            raise Mismatch(f"grads has no {', '.join(repr(k) for k in missing)} (it has "
-                           f"{', '.join(repr(k) for k in sorted(map(str, grads))) or 'no keys'}); grads[k] is the "
-                           "gradient of the loss with respect to params[k], for every key of params")
-        leaves = [gradient_array(grads[k], f"grads[{k!r}]", tuple(inputs.params[k].shape), f"params[{k!r}]")
-                  for k in sorted(inputs.params)]
+            raise Mismatch(
+                f"grads has no {', '.join(repr(k) for k in missing)} (it has "
+                f"{', '.join(repr(k) for k in sorted(map(str, grads))) or 'no keys'}); grads[k] is the "
+                "gradient of the loss with respect to params[k], for every key of params"
+            )
+        leaves = [
+            gradient_array(grads[k], f"grads[{k!r}]", tuple(inputs.params[k].shape), f"params[{k!r}]")
+            for k in sorted(inputs.params)
+        ]
         return Unpacked(leaves, coarsest(leaves), value, loss_dtype)
 
     def _check_built(self, initial: dict, params: dict, entry: Entry, case: Case) -> None:
@@ -106,17 +136,24 @@ class Cs231n(Convention):
         got = set(initial)
         want = set(params)
         if got != want:
-            raise Mismatch(f"{entry.name}(...) built self.params with the keys "
-                           f"{', '.join(sorted(map(str, got))) or 'none'}; cs231n's are "
-                           f"{', '.join(sorted(want))} (W1..W{case.depth}, b1..b{case.depth})")
+            raise Mismatch(
+                f"{entry.name}(...) built self.params with the keys "
+                f"{', '.join(sorted(map(str, got))) or 'none'}; cs231n's are "
+                f"{', '.join(sorted(want))} (W1..W{case.depth}, b1..b{case.depth})"
+            )
         for k in sorted(want):
             shape = tuple(initial[k])
             if shape != tuple(params[k].shape):
                 layer = int(k[1:])
-                what = (f"(input, output) = ({case.sizes[layer - 1]}, {case.sizes[layer]})" if k[0] == "W"
-                        else f"(output,) = ({case.sizes[layer]},)")
-                raise Mismatch(f"{entry.name}(...) built self.params[{k!r}] with shape {shape}; cs231n's layout "
-                               f"is {what}: scores = X @ W + b")
+                what = (
+                    f"(input, output) = ({case.sizes[layer - 1]}, {case.sizes[layer]})"
+                    if k[0] == "W"
+                    else f"(output,) = ({case.sizes[layer]},)"
+                )
+                raise Mismatch(
+                    f"{entry.name}(...) built self.params[{k!r}] with shape {shape}; cs231n's layout "
+                    f"is {what}: scores = X @ W + b"
+                )
 
     def leaf_info(self, path):
         m = match_path(r"\['([Wb])(\d+)'\]", path)
@@ -132,8 +169,10 @@ class Cs231n(Convention):
         if near(alpha, -1):
             return f"sign flipped ({what} = -expected: dscores = probs - onehot(y), not onehot(y) - probs)"
         if near(alpha, n):
-            return (f"a sum over the N = {n} samples where the mean belongs ({what} is N times too big: "
-                    "softmax_loss divides dscores by N)")
+            return (
+                f"a sum over the N = {n} samples where the mean belongs ({what} is N times too big: "
+                "softmax_loss divides dscores by N)"
+            )
         if near(alpha, 1 / n):
             return f"divided by N twice ({what} is 1/N = 1/{n} of the right one: softmax_loss already divides by N)"
         return None
@@ -153,9 +192,9 @@ class Cs231n(Convention):
 
     variants = {
         "no_hidden_fprime": "the ReLU mask is missing in the backward pass: relu_backward must pass dout only where "
-                            "the layer's input was positive (dx = dout * (x > 0))",
+        "the layer's input was positive (dx = dout * (x > 0))",
         "extra_output_fprime": "an extra softmax derivative on dscores: softmax_loss's gradient is already "
-                               "(probs - onehot(y)) / N",
+        "(probs - onehot(y)) / N",
     }
 
     def describe_case(self, case):

@@ -6,10 +6,21 @@ from __future__ import annotations
 import numpy as np
 
 import fnnjax
-from verify._convention import (Case, Convention, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, match_path, near)
+from verify._convention import (
+    Case,
+    Convention,
+    Mismatch,
+    Unpacked,
+    coarsest,
+    copy_tree,
+    describe_value,
+    gradient_array,
+    match_path,
+    near,
+)
 
-__all__ = ['DEEPLEARNING_AI', 'DeepLearningAI']
+__all__ = ["DEEPLEARNING_AI", "DeepLearningAI"]
+
 
 def _dlai_case(sizes, m):
     return Case(sizes, ("relu",) * (len(sizes) - 2), "sigmoid", "cross_entropy", 0.0, m)
@@ -21,8 +32,10 @@ class DeepLearningAI(Convention):
 
     name = "deeplearning-ai"
     title = "deeplearning.ai course 1 week 4 (column layout Z = W A + b, sigmoid output, cost averaged over m)"
-    contract = ("L_model_forward(X, parameters) -> (AL, caches); L_model_backward(AL, Y, caches) -> grads "
-                "with dW1, db1, ...; parameters['W1']: (n1, n0), parameters['b1']: (n1, 1)")
+    contract = (
+        "L_model_forward(X, parameters) -> (AL, caches); L_model_backward(AL, Y, caches) -> grads "
+        "with dW1, db1, ...; parameters['W1']: (n1, n0), parameters['b1']: (n1, 1)"
+    )
     reference = "the cross-entropy cost -(1/m) Σ (Y log AL + (1 - Y) log(1 - AL))"
     batch = "m"
     checks_output = True
@@ -57,23 +70,31 @@ class DeepLearningAI(Convention):
         AL, grads = returned["AL"], returned["grads"]
         m = case.batch
         if not isinstance(AL, np.ndarray) or AL.shape != (1, m) or AL.dtype.kind != "f":
-            raise Mismatch(f"L_model_forward returned AL = {describe_value(AL)}; it must be the (1, m) = (1, {m}) "
-                           "array of sigmoid outputs")
+            raise Mismatch(
+                f"L_model_forward returned AL = {describe_value(AL)}; it must be the (1, m) = (1, {m}) "
+                "array of sigmoid outputs"
+            )
         if not isinstance(grads, dict):
-            raise Mismatch(f"L_model_backward returned {describe_value(grads)}; it must return the dict grads "
-                           "with grads['dW' + str(l)] and grads['db' + str(l)] for l = 1..L")
+            raise Mismatch(
+                f"L_model_backward returned {describe_value(grads)}; it must return the dict grads "
+                "with grads['dW' + str(l)] and grads['db' + str(l)] for l = 1..L"
+            )
         wanted = [f"d{k}" for k in sorted(inputs.params)]
         missing = [k for k in wanted if k not in grads]
         if missing:
             have = ", ".join(sorted(map(str, grads))) or "no keys"
-            raise Mismatch(f"grads has no {', '.join(repr(k) for k in missing)} (it has {have}); L_model_backward "
-                           f"must return grads['dW' + str(l)] and grads['db' + str(l)] for l = 1..{case.depth}")
+            raise Mismatch(
+                f"grads has no {', '.join(repr(k) for k in missing)} (it has {have}); L_model_backward "
+                f"must return grads['dW' + str(l)] and grads['db' + str(l)] for l = 1..{case.depth}"
+            )
         leaves = []
         for k in sorted(inputs.params):
-            hint = ("; sum with keepdims=True: db = (1/m) np.sum(dZ, axis=1, keepdims=True)" if k[0] == "b"
-                    else "")
-            leaves.append(gradient_array(grads[f"d{k}"], f"grads['d{k}']", tuple(inputs.params[k].shape),
-                                         f"parameters['{k}']", hint))
+            hint = "; sum with keepdims=True: db = (1/m) np.sum(dZ, axis=1, keepdims=True)" if k[0] == "b" else ""
+            leaves.append(
+                gradient_array(
+                    grads[f"d{k}"], f"grads['d{k}']", tuple(inputs.params[k].shape), f"parameters['{k}']", hint
+                )
+            )
         return Unpacked(leaves, coarsest(leaves), output=AL)
 
     def leaf_info(self, path):
@@ -88,14 +109,19 @@ class DeepLearningAI(Convention):
 
     def factor_phrase(self, alpha, what, n):
         if near(alpha, -1):
-            return (f"sign flipped ({what} = -expected): dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL)), "
-                    "mind the leading minus")
+            return (
+                f"sign flipped ({what} = -expected): dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL)), "
+                "mind the leading minus"
+            )
         if near(alpha, n):
-            return (f"a sum over the m = {n} examples where the mean belongs ({what} is m times too big): "
-                    "linear_backward's dW = (1/m) dZ A_prev.T and db = (1/m) np.sum(dZ, axis=1, keepdims=True)")
+            return (
+                f"a sum over the m = {n} examples where the mean belongs ({what} is m times too big): "
+                "linear_backward's dW = (1/m) dZ A_prev.T and db = (1/m) np.sum(dZ, axis=1, keepdims=True)"
+            )
         if near(alpha, 1 / n):
-            return (f"divided by m twice ({what} is 1/m = 1/{n} of the right one): the 1/m belongs in "
-                    "linear_backward only")
+            return (
+                f"divided by m twice ({what} is 1/m = 1/{n} of the right one): the 1/m belongs in linear_backward only"
+            )
         return None
 
     def describe_case(self, case):
@@ -103,9 +129,9 @@ class DeepLearningAI(Convention):
 
     variants = {
         "no_hidden_fprime": "relu_backward does not zero dZ where Z <= 0 (dZ = np.array(dA, copy=True); "
-                            "dZ[Z <= 0] = 0)",
+        "dZ[Z <= 0] = 0)",
         "extra_output_fprime": "sigmoid_backward was given AL - Y, so dZ came out as (AL - Y) σ'(Z); give it "
-                               "dAL = -(Y/AL - (1 - Y)/(1 - AL)), whose sigmoid_backward is dZ = AL - Y",
+        "dAL = -(Y/AL - (1 - Y)/(1 - AL)), whose sigmoid_backward is dZ = AL - Y",
         "fprime_at_activation": "σ'(A) where σ'(Z) belongs: sigmoid_backward takes the cache Z, not the activation",
     }
 

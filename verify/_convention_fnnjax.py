@@ -11,7 +11,8 @@ import fnnjax
 from fnnjax.gradcheck import leaf_layout
 from verify._convention import BATCH_SIZE, Case, Convention, Inputs, Mismatch, Unpacked, match_path, near
 
-__all__ = ['FNNJAX', 'Fnnjax']
+__all__ = ["FNNJAX", "Fnnjax"]
+
 
 def _param_name(path: str) -> str:
     """``[1].W`` -> ``W^(2)``."""
@@ -58,10 +59,20 @@ class Fnnjax(Convention):
         return {"x": x, "y": y}
 
     def request(self, case, inputs, entry):
-        return "fnnjax", entry.name, {
-            "sizes": list(case.sizes), "hidden": list(case.hidden), "output": case.output, "loss": case.loss,
-            "l2": case.l2, "params": [[np.array(l.W), np.array(l.b)] for l in inputs.params],
-            "x": inputs.x.copy(), "y": inputs.y.copy()}
+        return (
+            "fnnjax",
+            entry.name,
+            {
+                "sizes": list(case.sizes),
+                "hidden": list(case.hidden),
+                "output": case.output,
+                "loss": case.loss,
+                "l2": case.l2,
+                "params": [[np.array(l.W), np.array(l.b)] for l in inputs.params],
+                "x": inputs.x.copy(),
+                "y": inputs.y.copy(),
+            },
+        )
 
     def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         return self.check_returned(_to_layers(result["returned"]), case, index, inputs, spec)
@@ -78,18 +89,23 @@ class Fnnjax(Convention):
                 f"{spec} returned {_describe_tree(grads)} in {where}, but the gradient must have params' "
                 f"structure, a tuple of {case.depth} fnnjax.Layer(W, b): return "
                 f"tuple(fnnjax.Layer(dW, db) for each layer) (expected treedef {layout.treedef}; "
-                f"got treedef {got})")
+                f"got treedef {got})"
+            )
         out = []
         for path, shape, leaf in zip(layout.paths, layout.shapes, jax.tree_util.tree_leaves(grads)):
             gshape = tuple(np.shape(leaf))
             name = _param_name(path)
             if gshape != shape and not (len(shape) == 2 and gshape == shape[::-1]):
-                raise Mismatch(f"{spec} returned shape {gshape} for d{name} in {where}, but {name} has "
-                               f"shape {shape}; a gradient has the shape of its parameter")
+                raise Mismatch(
+                    f"{spec} returned shape {gshape} for d{name} in {where}, but {name} has "
+                    f"shape {shape}; a gradient has the shape of its parameter"
+                )
             gdt = np.asarray(leaf).dtype if isinstance(leaf, np.ndarray) else jax.numpy.result_type(leaf)
             if gdt != np.dtype(layout.dtype):
-                raise Mismatch(f"{spec} returned {gdt} for d{name} in {where}, but the params are {layout.dtype}; "
-                               "compute in the params' dtype (e.g. jnp.zeros(shape, params[0].W.dtype))")
+                raise Mismatch(
+                    f"{spec} returned {gdt} for d{name} in {where}, but the params are {layout.dtype}; "
+                    "compute in the params' dtype (e.g. jnp.zeros(shape, params[0].W.dtype))"
+                )
             out.append(np.asarray(leaf, np.float64))
         return Unpacked(out, layout.dtype)
 
@@ -107,28 +123,34 @@ class Fnnjax(Convention):
         if near(alpha, -1):
             return f"sign flipped ({what} = -expected: y - a where a - y belongs?)"
         if near(alpha, n) and n > 1:
-            return (f"a sum over the batch where the mean belongs ({what} is N = {n} times too big; F13 "
-                    "averages with 1/N)")
+            return (
+                f"a sum over the batch where the mean belongs ({what} is N = {n} times too big; F13 averages with 1/N)"
+            )
         if near(alpha, 1 / n) and n > 1:
             return f"divided by N twice ({what} is 1/N = 1/{n} of the right one)"
         if near(alpha, 2):
             return f"off by a constant factor 2 ({what} is doubled: 2 (a - y) for mse = 1/2 ||a - y||^2?)"
         if near(alpha, 0.5):
-            return (f"off by a constant factor 1/2 ({what} is halved: a - y for squared_error = ||a - y||^2, "
-                    "whose derivative is 2 (a - y)?)")
+            return (
+                f"off by a constant factor 1/2 ({what} is halved: a - y for squared_error = ||a - y||^2, "
+                "whose derivative is 2 (a - y)?)"
+            )
         return None
 
     def l2_phrase(self, beta, is_weight, layer):
         if not is_weight:
             if near(beta, 1):
-                return (f"bias decayed: db^({layer}) includes l2 b^({layer}), but the L2 term excludes biases "
-                        "(F7, F13: dR/db = (1/N) sum_i delta_i)")
+                return (
+                    f"bias decayed: db^({layer}) includes l2 b^({layer}), but the L2 term excludes biases "
+                    "(F7, F13: dR/db = (1/N) sum_i delta_i)"
+                )
             return f"db^({layer}) includes {beta:.4g} l2 b^({layer}), but biases are not regularised (F7)"
         if near(beta, 0):
             return f"missing the L2 term l2 W^({layer}) (F13: dR/dW^(l) = (1/N) sum_i delta_i a_i^T + l2 W^(l))"
         if near(beta, 2):
-            return (f"extra L2 term: 2 l2 W^({layer}) where l2 W^({layer}) belongs (the gradient of "
-                    "(l2/2) ||W||^2 is l2 W)")
+            return (
+                f"extra L2 term: 2 l2 W^({layer}) where l2 W^({layer}) belongs (the gradient of (l2/2) ||W||^2 is l2 W)"
+            )
         if near(beta, 1 / BATCH_SIZE):
             return f"the L2 term is divided by N (l2 W^({layer}) / {BATCH_SIZE}); the penalty is not averaged"
         if near(beta, -1):
@@ -137,21 +159,23 @@ class Fnnjax(Convention):
 
     variants = {
         "no_hidden_fprime": "missing f'(z^(l)) in the hidden error terms (F11: delta^(l) = f'(z^(l)) * "
-                            "(W^(l+1)T delta^(l+1)))",
+        "(W^(l+1)T delta^(l+1)))",
         "no_output_fprime": "missing the output derivative f_L'(z^(L)) in delta^(L) (F10: delta^(L) = dL/da^(L) * "
-                            "f_L'(z^(L)))",
+        "f_L'(z^(L)))",
         "extra_output_fprime": "an extra f_L'(z^(L)) in delta^(L): with cross-entropy it cancels and delta^(L) = "
-                               "y_hat - y (F10)",
+        "y_hat - y (F10)",
         "fprime_at_activation": "f' evaluated at the activation a^(l) where the net input z^(l) belongs (F11: "
-                                "f'(z^(l)))",
+        "f'(z^(l)))",
     }
 
     def layer_line(self, layer, names):
         return f"wrong only in layer {layer}: every other layer is right"
 
     def describe_case(self, case):
-        return (f"{case.architecture} (N = {case.batch}), activations {case.activations}, loss {case.loss}, "
-                f"l2 = {case.l2:g}")
+        return (
+            f"{case.architecture} (N = {case.batch}), activations {case.activations}, loss {case.loss}, "
+            f"l2 = {case.l2:g}"
+        )
 
 
 def _describe_tree(tree) -> str:

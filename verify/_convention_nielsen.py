@@ -4,10 +4,21 @@
 from __future__ import annotations
 
 import fnnjax
-from verify._convention import (Case, Convention, Mismatch, Unpacked, coarsest, copy_tree, describe_value,
-                               gradient_array, match_path, near)
+from verify._convention import (
+    Case,
+    Convention,
+    Mismatch,
+    Unpacked,
+    coarsest,
+    copy_tree,
+    describe_value,
+    gradient_array,
+    match_path,
+    near,
+)
 
-__all__ = ['NIELSEN', 'Nielsen']
+__all__ = ["NIELSEN", "Nielsen"]
+
 
 def _nielsen_case(sizes):
     return Case(sizes, ("sigmoid",) * (len(sizes) - 2), "sigmoid", "mse", 0.0, 1)
@@ -20,8 +31,10 @@ class Nielsen(Convention):
 
     name = "nielsen"
     title = "Nielsen, Neural Networks and Deep Learning (network.py: sigmoid layers, ½‖a − y‖² of one example)"
-    contract = ("Network(sizes).backprop(x, y) -> (nabla_b, nabla_w) for one example x: (n_0, 1); "
-                "weights[l]: (n_(l+1), n_l), biases[l]: (n_(l+1), 1)")
+    contract = (
+        "Network(sizes).backprop(x, y) -> (nabla_b, nabla_w) for one example x: (n_0, 1); "
+        "weights[l]: (n_(l+1), n_l), biases[l]: (n_(l+1), 1)"
+    )
     reference = "the quadratic cost ½‖a − y‖² of one example"
     batch = None
 
@@ -50,17 +63,22 @@ class Nielsen(Convention):
     def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         returned = result["returned"]
         if not (isinstance(returned, (tuple, list)) and len(returned) == 2):
-            raise Mismatch(f"backprop(x, y) returned {describe_value(returned)}; it must return the pair "
-                           "(nabla_b, nabla_w)")
+            raise Mismatch(
+                f"backprop(x, y) returned {describe_value(returned)}; it must return the pair (nabla_b, nabla_w)"
+            )
         leaves = []
         for name, key in (("nabla_b", "biases"), ("nabla_w", "weights")):
             got = returned[0 if key == "biases" else 1]
             params = inputs.params[key]
             if not isinstance(got, (list, tuple)) or len(got) != len(params):
-                raise Mismatch(f"{name} is {describe_value(got)}; it must be a list of {len(params)} arrays, one "
-                               f"per layer, shaped like self.{key}")
-            leaves += [gradient_array(g, f"{name}[{i}]", tuple(p.shape), f"self.{key}[{i}]")
-                       for i, (g, p) in enumerate(zip(got, params))]
+                raise Mismatch(
+                    f"{name} is {describe_value(got)}; it must be a list of {len(params)} arrays, one "
+                    f"per layer, shaped like self.{key}"
+                )
+            leaves += [
+                gradient_array(g, f"{name}[{i}]", tuple(p.shape), f"self.{key}[{i}]")
+                for i, (g, p) in enumerate(zip(got, params))
+            ]
         return Unpacked(leaves, coarsest(leaves))
 
     def leaf_info(self, path):
@@ -78,8 +96,9 @@ class Nielsen(Convention):
 
     def factor_phrase(self, alpha, what, n):
         if near(alpha, -1):
-            return (f"sign flipped ({what} = -expected): cost_derivative(output_activations, y) is "
-                    "output_activations - y")
+            return (
+                f"sign flipped ({what} = -expected): cost_derivative(output_activations, y) is output_activations - y"
+            )
         if near(alpha, 2):
             return f"off by a factor 2 ({what} is doubled): the cost ½‖a − y‖² has the derivative a − y, not 2 (a − y)"
         if near(alpha, 0.5):
@@ -88,11 +107,11 @@ class Nielsen(Convention):
 
     variants = {
         "no_hidden_fprime": "sigmoid_prime(z) is missing in the hidden deltas: delta = "
-                            "np.dot(self.weights[-l+1].transpose(), delta) * sigmoid_prime(z)",
+        "np.dot(self.weights[-l+1].transpose(), delta) * sigmoid_prime(z)",
         "no_output_fprime": "sigmoid_prime(zs[-1]) is missing in the output delta: delta = "
-                            "self.cost_derivative(activations[-1], y) * sigmoid_prime(zs[-1])",
+        "self.cost_derivative(activations[-1], y) * sigmoid_prime(zs[-1])",
         "fprime_at_activation": "sigmoid_prime of the activation where sigmoid_prime(z) belongs: sigmoid_prime "
-                                "takes the weighted input z = zs[-l], not activations[-l]",
+        "takes the weighted input z = zs[-l], not activations[-l]",
     }
 
     def layer_line(self, layer, names):

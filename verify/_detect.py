@@ -33,9 +33,10 @@ class DetectError(LoadError):
 def _signature(spec: list | None) -> inspect.Signature | None:
     if spec is None:
         return None
-    params = [inspect.Parameter(name, getattr(inspect.Parameter, kind),
-                                default=0 if has_default else inspect.Parameter.empty)
-              for name, kind, has_default in spec]
+    params = [
+        inspect.Parameter(name, getattr(inspect.Parameter, kind), default=0 if has_default else inspect.Parameter.empty)
+        for name, kind, has_default in spec
+    ]
     try:
         return inspect.Signature(params)
     except (TypeError, ValueError):
@@ -75,8 +76,11 @@ def _fits(kind: str, name: str, info: Any, functions: dict) -> list[Entry]:
             out.append(Entry("cs231n", "class", name, init, f"it defines class {name} with loss(X, y)"))
         return out
     if name in ("L_model_forward", "L_model_backward") and {"L_model_forward", "L_model_backward"} <= set(functions):
-        out.append(Entry("deeplearning-ai", "module", "L_model_backward", (),
-                         "it defines L_model_forward and L_model_backward"))
+        out.append(
+            Entry(
+                "deeplearning-ai", "module", "L_model_backward", (), "it defines L_model_forward and L_model_backward"
+            )
+        )
     if _binds(info, "mlp", "params", "x", "y", loss="cross_entropy", l2=0.0):
         out.append(Entry("fnnjax", "function", name, (), f"{name} takes (mlp, params, x, y, loss=..., l2=...)"))
     elif _binds(info, "params", "X", "y", "reg") and any(p[0] == "reg" for p in info):
@@ -88,8 +92,7 @@ def _contracts() -> str:
     return "; ".join(f"{c.name}: {c.contract}" for c in CONVENTIONS.values())
 
 
-def choose_entry(description: dict, *, source: str, entry: str | None = None,
-                 convention: str | None = None) -> Entry:
+def choose_entry(description: dict, *, source: str, entry: str | None = None, convention: str | None = None) -> Entry:
     """The :class:`Entry` to check.
 
     Args:
@@ -134,8 +137,10 @@ def choose_entry(description: dict, *, source: str, entry: str | None = None,
             found = preferred[:1]
         else:
             listing = ", ".join(f"{e.name} ({e.convention})" for e in found)
-            raise DetectError(f"{source} defines several things to check: {listing}; name one as {source}:NAME"
-                              + ("" if convention else " and/or pass --convention NAME"))
+            raise DetectError(
+                f"{source} defines several things to check: {listing}; name one as {source}:NAME"
+                + ("" if convention else " and/or pass --convention NAME")
+            )
     chosen = found[0]
     how = "named on the command line" if entry else "detected"
     return chosen._replace(why=f"{chosen.why} ({how}{', --convention ' + convention if convention else ''})")

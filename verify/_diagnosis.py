@@ -1,8 +1,9 @@
 """Why a backprop is wrong, in its course's terms: the data term, the L2 term and the classic recursions.
 
 For a failing parameter with the right gradient ``E = D + R`` (D the data term, R the L2 term
-``reg * W``), unless G is one of the classic wrong gradients below, it is fitted as ``G = alpha D + beta R``: ``alpha`` names a factor (a sum
-where the mean belongs is ``alpha = N``; ``-1`` is a sign flip), ``beta`` the L2 mistake (0: missing,
+``reg * W``), unless G is one of the classic wrong gradients below, it is fitted as
+``G = alpha D + beta R``: ``alpha`` names a factor (a sum where the mean belongs is
+``alpha = N``; ``-1`` is a sign flip), ``beta`` the L2 mistake (0: missing,
 2: ``reg * sum W^2`` where ``0.5 * reg * sum W^2`` belongs; for a bias, ``beta = 1`` is a
 regularised bias). When no such fit holds, G is compared with the gradients of the classic wrong
 recursions (a missing ReLU mask or σ', σ' taken at the activation, an extra output derivative),
@@ -49,8 +50,9 @@ def variant_gradients(case: Case, params, x, y) -> dict[str, tuple]:
     right = fnnjax.deltas(mlp, params, x, y, case.loss)
 
     def fprime(l, at):  # f_l'(.) of hidden layer l (1-based), at its z or its a
-        return fnnjax.activation_derivative(mlp.hidden[l - 1], at[l - 1] if at is trace.z else at[l],
-                                            slope=mlp.leaky_slope)
+        return fnnjax.activation_derivative(
+            mlp.hidden[l - 1], at[l - 1] if at is trace.z else at[l], slope=mlp.leaky_slope
+        )
 
     def grads(delta_out, at=trace.z, use_fprime=True):
         ds = [delta_out]
@@ -69,12 +71,16 @@ def variant_gradients(case: Case, params, x, y) -> dict[str, tuple]:
         out["no_output_fprime"] = grads(dloss)
     if dloss is not None and mlp.output not in ("identity", "softmax"):
         out["fprime_at_activation"] = grads(
-            dloss * fnnjax.activation_derivative(mlp.output, a, slope=mlp.leaky_slope), at=trace.a)
+            dloss * fnnjax.activation_derivative(mlp.output, a, slope=mlp.leaky_slope), at=trace.a
+        )
     elif mlp.num_layers > 1:
         out["fprime_at_activation"] = grads(right[-1], at=trace.a)
     if case.loss == "cross_entropy":
-        extra = (fnnjax.softmax_vjp(a, a - y) if mlp.output == "softmax"
-                 else (a - y) * fnnjax.activation_derivative(mlp.output, z, slope=mlp.leaky_slope))
+        extra = (
+            fnnjax.softmax_vjp(a, a - y)
+            if mlp.output == "softmax"
+            else (a - y) * fnnjax.activation_derivative(mlp.output, z, slope=mlp.leaky_slope)
+        )
         out["extra_output_fprime"] = grads(extra)
     return out
 
@@ -97,7 +103,8 @@ def _l2_phrase(conv: Convention, beta: float, is_weight: bool, layer: int) -> st
     if (is_weight and _near(beta, 1)) or (not is_weight and _near(beta, 0)):
         return None
     return conv.l2_phrase(beta, is_weight, layer) or (
-        f"the L2 term is {beta:.4g} reg·{conv.param_name(layer, 'W' if is_weight else 'b')}")
+        f"the L2 term is {beta:.4g} reg·{conv.param_name(layer, 'W' if is_weight else 'b')}"
+    )
 
 
 def _generic(conv: Convention, expected, got, rtol: float) -> str | None:
@@ -192,16 +199,24 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evid
         i = layout.paths.index(r.path)
         layer, kind = conv.leaf_info(r.path)
         layers.add(layer)
-        leaf = _Leaf(evidence.expected[layout.slices[i]].reshape(layout.shapes[i]),
-                     np.asarray(evidence.got[i], np.float64), case.l2 * evidence.params[i], kind == "W", layer,
-                     [(k, np.asarray(v[i], np.float64)) for k, v in evidence.variants.items()])
+        leaf = _Leaf(
+            evidence.expected[layout.slices[i]].reshape(layout.shapes[i]),
+            np.asarray(evidence.got[i], np.float64),
+            case.l2 * evidence.params[i],
+            kind == "W",
+            layer,
+            [(k, np.asarray(v[i], np.float64)) for k, v in evidence.variants.items()],
+        )
         diag = _explain_leaf(conv, case, leaf, evidence.rtol)
         by_diag.setdefault(diag or "wrong values, no simple pattern found", []).append(conv.leaf_name(r.path))
     lines = [f"{', '.join(names)}: {diag}" for diag, names in by_diag.items()]
     if len(layers) == 1 and case.depth > 1:
         (layer,) = layers
-        names = [conv.leaf_name(p) for p in layout.paths if conv.leaf_info(p)[0] == layer
-                 and any(r.path == p for r in failing)]
+        names = [
+            conv.leaf_name(p)
+            for p in layout.paths
+            if conv.leaf_info(p)[0] == layer and any(r.path == p for r in failing)
+        ]
         lines.append(conv.layer_line(layer, names))
     return tuple(lines)
 
@@ -260,5 +275,7 @@ def loss_diagnosis(conv: Convention, case: Case, got: float, terms: LossTerms) -
         return f"the loss is the sum over the N = {n} samples where the mean belongs"
     if close(data / n + reg):
         return f"the loss is divided by N = {n} twice"
-    return (f"the loss is {got:.10g} but {conv.reference} is {expected:.10g} (data term {data:.6g}, "
-            f"regularisation {reg:.6g})")
+    return (
+        f"the loss is {got:.10g} but {conv.reference} is {expected:.10g} (data term {data:.6g}, "
+        f"regularisation {reg:.6g})"
+    )

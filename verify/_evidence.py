@@ -199,21 +199,25 @@ def per_sample_gradients(mlp: fnnjax.MLP, params, x: Array, target: Array, loss:
     Returns:
       params' structure with a leading sample axis on every leaf.
     """
+
     def one(p, xi, ti):
         return reference_risk(mlp, p, xi[None, :], ti[None, :], loss)
 
     return jax.vmap(jax.grad(one), in_axes=(None, 0, 0))(params, x, target)
 
 
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                "xla_cpu_use_fusion_emitters": False}
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 """XLA options for the checks' small programs: compiling, not running, dominates the suite's time,
 and these options cut compile time by a factor 2-3 (the HLO, hence the arithmetic, is unchanged).
 Options this XLA does not know are dropped (see :func:`fast_compile_options`). Timing checks use
 plain ``jax.jit``."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fast_compile_options() -> tuple[tuple[str, object], ...]:
     """The subset of :data:`FAST_COMPILE` this jaxlib accepts, found once by compiling a trivial
     program (an unknown option is an error in XLA); cached because it depends only on the install."""
@@ -237,8 +241,9 @@ class _Compiled:
 
     def __call__(self, *args, **kwargs):
         if self._jitted is None:
-            self._jitted = jax.jit(self.fn, static_argnums=self.static_argnums,
-                                   compiler_options=dict(fast_compile_options()) or None)
+            self._jitted = jax.jit(
+                self.fn, static_argnums=self.static_argnums, compiler_options=dict(fast_compile_options()) or None
+            )
         return self._jitted(*args, **kwargs)
 
 
@@ -287,8 +292,7 @@ def reference_evidence(mlp: fnnjax.MLP, loss: str, params, x: Array, target: Arr
     }
 
 
-def implementation_outputs(mlp: fnnjax.MLP, loss: str, impl: Implementations, params, x: Array, y: Array,
-                           l2) -> dict:
+def implementation_outputs(mlp: fnnjax.MLP, loss: str, impl: Implementations, params, x: Array, y: Array, l2) -> dict:
     """What the implementations under test compute, in one program (one compilation per network and
     set of implementations):
 
@@ -325,8 +329,9 @@ def evidence_for(case: Case, **implementations) -> dict:
         deltas, backprop).
     """
     impl = Implementations(**implementations)
-    reference = _jit_reference_evidence(case.mlp, case.loss, case.params, case.x, case.target, case.l2,
-                                        unit_direction(case))
+    reference = _jit_reference_evidence(
+        case.mlp, case.loss, case.params, case.x, case.target, case.l2, unit_direction(case)
+    )
     outputs = _jit_implementation_outputs(case.mlp, case.loss, impl, case.params, case.x, case.y, case.l2)
     return {**reference, **outputs}
 
@@ -367,12 +372,15 @@ class Case:
 
     def describe(self) -> str:
         """One line naming the architecture, activations, loss and l2."""
-        return (f"sizes {self.mlp.sizes} hidden {'/'.join(self.mlp.hidden) or '-'} "
-                f"output {self.mlp.output} loss {self.loss} l2 {self.l2:g}")
+        return (
+            f"sizes {self.mlp.sizes} hidden {'/'.join(self.mlp.hidden) or '-'} "
+            f"output {self.mlp.output} loss {self.loss} l2 {self.l2:g}"
+        )
 
 
-def _architecture(rng: np.random.Generator, output: str, loss: str, *, depth: int | None,
-                  hidden, square: bool) -> fnnjax.MLP:
+def _architecture(
+    rng: np.random.Generator, output: str, loss: str, *, depth: int | None, hidden, square: bool
+) -> fnnjax.MLP:
     depth = int(rng.integers(2, 5)) if depth is None else depth
     binary = output == "sigmoid" and loss == "cross_entropy"
     if square:  # every layer after the input equally wide: a W / W^T mix-up passes the shapes
@@ -385,14 +393,17 @@ def _architecture(rng: np.random.Generator, output: str, loss: str, *, depth: in
     return fnnjax.MLP(tuple(sizes), hidden=hidden, output=output, leaky_slope=0.1)
 
 
-def draw_case(rng: np.random.Generator, mlp: fnnjax.MLP, loss: str, n: int = N, l2: float = 0.0, seed: int = 0,
-              dtype=jnp.float64) -> Case:
+def draw_case(
+    rng: np.random.Generator, mlp: fnnjax.MLP, loss: str, n: int = N, l2: float = 0.0, seed: int = 0, dtype=jnp.float64
+) -> Case:
     """Parameters (xavier-normal weights, N(0, 0.5^2) biases) and a batch for a given network."""
     # numpy draws: no compilation per shape (jax.random would compile for every new shape)
     sizes, m = mlp.sizes, mlp.sizes[-1]
     params = tuple(
-        fnnjax.Layer(jnp.asarray(rng.standard_normal((m_out, m_in)) * np.sqrt(2.0 / (m_in + m_out)), dtype),
-                     jnp.asarray(0.5 * rng.standard_normal(m_out), dtype))
+        fnnjax.Layer(
+            jnp.asarray(rng.standard_normal((m_out, m_in)) * np.sqrt(2.0 / (m_in + m_out)), dtype),
+            jnp.asarray(0.5 * rng.standard_normal(m_out), dtype),
+        )
         for m_in, m_out in zip(sizes[:-1], sizes[1:])
     )
     x = jnp.asarray(rng.standard_normal((n, sizes[0])), dtype)
@@ -405,9 +416,17 @@ def draw_case(rng: np.random.Generator, mlp: fnnjax.MLP, loss: str, n: int = N, 
     return Case(mlp, params, x, y, loss, l2, seed)
 
 
-def random_case(seed: int, *, pairing: tuple[str, str] | None = None, depth: int | None = None,
-                hidden: Sequence[str] | str | None = None, square: bool = False, n: int = N,
-                l2: float = 0.0, dtype=jnp.float64) -> Case:
+def random_case(
+    seed: int,
+    *,
+    pairing: tuple[str, str] | None = None,
+    depth: int | None = None,
+    hidden: Sequence[str] | str | None = None,
+    square: bool = False,
+    n: int = N,
+    l2: float = 0.0,
+    dtype=jnp.float64,
+) -> Case:
     """One deterministic random problem (architecture and data both drawn from ``seed``).
 
     Args:
@@ -431,8 +450,15 @@ def random_case(seed: int, *, pairing: tuple[str, str] | None = None, depth: int
     return draw_case(rng, mlp, loss, n, l2, seed, dtype)
 
 
-def case_set(seed: int, quick: bool, *, pairings: Sequence[tuple[str, str]] = PAIRINGS,
-             archs: int = 1, draws: int = 3, hidden_pool: Sequence[str] = SMOOTH_HIDDEN) -> list[Case]:
+def case_set(
+    seed: int,
+    quick: bool,
+    *,
+    pairings: Sequence[tuple[str, str]] = PAIRINGS,
+    archs: int = 1,
+    draws: int = 3,
+    hidden_pool: Sequence[str] = SMOOTH_HIDDEN,
+) -> list[Case]:
     """Random problems for several architectures and seeds: for each pairing, ``archs``
     architectures (the first with equally wide layers), each with ``draws`` parameter/data draws
     (the first with l2 = 0 and the others with l2 in [0.05, 0.5]). Quick mode: one architecture
@@ -460,7 +486,7 @@ def case_set(seed: int, quick: bool, *, pairings: Sequence[tuple[str, str]] = PA
             pool = [h for h in hidden_pool if h != "identity"] if j == 0 and len(hidden_pool) > 1 else hidden_pool
             hidden = tuple(pool[i] for i in rng.integers(len(pool), size=3))
             depth = 3 if j == 0 else int(rng.integers(2, 4))  # L = 2 or 3: small programs compile fast
-            mlp = _architecture(rng, *pairing, depth=depth, hidden=hidden[:depth - 1], square=j == 0)
+            mlp = _architecture(rng, *pairing, depth=depth, hidden=hidden[: depth - 1], square=j == 0)
             for k in range(draws):
                 rng = np.random.default_rng([seed, p, j, k])
                 l2 = 0.25 if draws == 1 else (0.0 if k == 0 else float(rng.uniform(0.05, 0.5)))

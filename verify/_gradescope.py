@@ -44,15 +44,18 @@ def _case_output(result: CaseResult, conv: Convention) -> str:
     if not result.passed or result.check is None:  # a passed case always has its gradient check
         return "\n".join(line.strip() if k == 0 else line[2:] for k, line in enumerate(result.lines(conv)))
     worst = max((r.rel_err for r in result.check.leaves if r.oracle == "autodiff"), default=0.0)
-    text = (f"{conv.describe_case(result.case)}: every gradient agrees with jax.grad and central differences "
-            f"(largest relative error {worst:.1e})")
+    text = (
+        f"{conv.describe_case(result.case)}: every gradient agrees with jax.grad and central differences "
+        f"(largest relative error {worst:.1e})"
+    )
     if result.loss is not None:
         text += f"; the loss {result.loss.got:.10g} agrees with the reference"
     return text
 
 
-def gradescope_results(report: BackpropReport, *, points: float | None = None,
-                       visibility: str = "visible") -> dict[str, Any]:
+def gradescope_results(
+    report: BackpropReport, *, points: float | None = None, visibility: str = "visible"
+) -> dict[str, Any]:
     """The results.json contents for a finished check.
 
     Args:
@@ -68,27 +71,49 @@ def gradescope_results(report: BackpropReport, *, points: float | None = None,
     maxima = split_points(total, len(report.cases))
     tests = []
     for k, (result, most) in enumerate(zip(report.cases, maxima), start=1):
-        tests.append({"name": conv.case_name(k, result.case), "number": str(k),
-                      "score": most if result.passed else 0.0, "max_score": most,
-                      "status": "passed" if result.passed else "failed",
-                      "output": _case_output(result, conv), "output_format": "text", "visibility": visibility})
+        tests.append(
+            {
+                "name": conv.case_name(k, result.case),
+                "number": str(k),
+                "score": most if result.passed else 0.0,
+                "max_score": most,
+                "status": "passed" if result.passed else "failed",
+                "output": _case_output(result, conv),
+                "output_format": "text",
+                "visibility": visibility,
+            }
+        )
     passed = sum(r.passed for r in report.cases)
     lines = [f"{passed} of {len(report.cases)} cases pass ({conv.name} convention: {conv.title})."]
     if report.entry is not None:
         lines.append(f"Checked {report.function}: {report.entry.why}.")
-    lines.append("Each case runs your code on a new network (sizes and batch in its name) in float64 and compares "
-                 f"every gradient with jax.grad of {conv.reference} and with central differences.")
+    lines.append(
+        "Each case runs your code on a new network (sizes and batch in its name) in float64 and compares "
+        f"every gradient with jax.grad of {conv.reference} and with central differences."
+    )
     first = report.first_failure
     if first is not None:
         lines.append(f"First failing case: #{report.cases.index(first) + 1} (see its test below for the diagnosis).")
-    return {"score": round(sum(t["score"] for t in tests), 2), "execution_time": round(report.seconds, 2),
-            "output": "\n".join(lines), "output_format": "text", "visibility": visibility,
-            "extra_data": {"convention": conv.name, "function": report.function, "seed": report.seed},
-            "tests": tests}
+    return {
+        "score": round(sum(t["score"] for t in tests), 2),
+        "execution_time": round(report.seconds, 2),
+        "output": "\n".join(lines),
+        "output_format": "text",
+        "visibility": visibility,
+        "extra_data": {"convention": conv.name, "function": report.function, "seed": report.seed},
+        "tests": tests,
+    }
 
 
-def failure_results(message: str, *, convention: Convention | None = None, cases: tuple[Case, ...] | None = None,
-                    points: float | None = None, visibility: str = "visible", seconds: float = 0.0) -> dict[str, Any]:
+def failure_results(
+    message: str,
+    *,
+    convention: Convention | None = None,
+    cases: tuple[Case, ...] | None = None,
+    points: float | None = None,
+    visibility: str = "visible",
+    seconds: float = 0.0,
+) -> dict[str, Any]:
     """The results.json contents when nothing could be judged: every case a test with score 0.
 
     Args:
@@ -104,17 +129,32 @@ def failure_results(message: str, *, convention: Convention | None = None, cases
     """
     if cases is None and convention is not None:
         cases = convention.all_cases
-    names = ([convention.case_name(k, c) for k, c in enumerate(cases, start=1)] if cases and convention
-             else ["submission"])
+    names = (
+        [convention.case_name(k, c) for k, c in enumerate(cases, start=1)] if cases and convention else ["submission"]
+    )
     total = float(len(names) if points is None else points)
-    tests = [{"name": name, "number": str(k), "score": 0.0, "max_score": most, "status": "failed",
-              "output": message, "output_format": "text", "visibility": visibility}
-             for k, (name, most) in enumerate(zip(names, split_points(total, len(names))), start=1)]
-    return {"score": 0.0, "execution_time": round(seconds, 2),
-            "output": f"Your submission could not be checked: {message}", "output_format": "text",
+    tests = [
+        {
+            "name": name,
+            "number": str(k),
+            "score": 0.0,
+            "max_score": most,
+            "status": "failed",
+            "output": message,
+            "output_format": "text",
             "visibility": visibility,
-            "extra_data": {"convention": None if convention is None else convention.name},
-            "tests": tests}
+        }
+        for k, (name, most) in enumerate(zip(names, split_points(total, len(names))), start=1)
+    ]
+    return {
+        "score": 0.0,
+        "execution_time": round(seconds, 2),
+        "output": f"Your submission could not be checked: {message}",
+        "output_format": "text",
+        "visibility": visibility,
+        "extra_data": {"convention": None if convention is None else convention.name},
+        "tests": tests,
+    }
 
 
 def _finite(v):

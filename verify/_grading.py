@@ -27,8 +27,17 @@ from verify._backprop_report import CaseResult, ValueCheck
 from verify._convention import Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
 from verify._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
 
-__all__ = ["Prepared", "Reference", "failed_case", "judge_case", "modified_inputs", "prepare", "references",
-           "unpack_or_fail", "variants"]
+__all__ = [
+    "Prepared",
+    "Reference",
+    "failed_case",
+    "judge_case",
+    "modified_inputs",
+    "prepare",
+    "references",
+    "unpack_or_fail",
+    "variants",
+]
 
 
 class Prepared(NamedTuple):
@@ -91,8 +100,17 @@ def references(conv: Convention, prepared: list[Prepared]) -> list[Reference]:
     """The reference of every case: one compiled program per case, shared by every submission (and
     every form: cs231n's TwoLayerNet runs on the depth-2 cases of FullyConnectedNet)."""
     with jax.enable_x64(True):
-        out = [_reference_jit(conv, p.case, jax.tree_util.tree_map(jnp.asarray, p.inputs.params),
-                              jnp.asarray(p.inputs.x), jnp.asarray(p.inputs.y), p.plan) for p in prepared]
+        out = [
+            _reference_jit(
+                conv,
+                p.case,
+                jax.tree_util.tree_map(jnp.asarray, p.inputs.params),
+                jnp.asarray(p.inputs.x),
+                jnp.asarray(p.inputs.y),
+                p.plan,
+            )
+            for p in prepared
+        ]
         return jax.device_get(out)
 
 
@@ -105,8 +123,15 @@ def _variants(conv: Convention, case: Case, params, x, y) -> dict[str, Any]:
 def variants(conv: Convention, prep: Prepared) -> dict[str, list[np.ndarray]]:
     """The classic wrong gradients of a case, one float64 array per leaf each (compiled per case)."""
     with jax.enable_x64(True):
-        out = jax.device_get(_variants(conv, prep.case, jax.tree_util.tree_map(jnp.asarray, prep.inputs.params),
-                                       jnp.asarray(prep.inputs.x), jnp.asarray(prep.inputs.y)))
+        out = jax.device_get(
+            _variants(
+                conv,
+                prep.case,
+                jax.tree_util.tree_map(jnp.asarray, prep.inputs.params),
+                jnp.asarray(prep.inputs.x),
+                jnp.asarray(prep.inputs.y),
+            )
+        )
     return {k: prep.layout.split(prep.layout.ravel(v, np.float64)) for k, v in out.items()}
 
 
@@ -158,24 +183,28 @@ def modified_inputs(conv: Convention, given: dict | None, pristine: dict[str, An
                 changed.append(f"{name} (replaced by {type(b).__name__})")
             elif not np.array_equal(a, b.astype(a.dtype, copy=False), equal_nan=True):
                 diff = np.abs(b.astype(np.float64) - a.astype(np.float64))
-                changed.append(f"{name} ({int(np.sum(diff != 0))} of {a.size} elements, by up to "
-                               f"{float(np.nanmax(diff)):.2e})")
+                changed.append(
+                    f"{name} ({int(np.sum(diff != 0))} of {a.size} elements, by up to {float(np.nanmax(diff)):.2e})"
+                )
     if not changed:
         return None
-    return (f"modified its inputs in place: {', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}; work "
-            "on copies (x.copy()): a numerical-gradient helper that perturbs an array must restore it")
+    return (
+        f"modified its inputs in place: {', '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}; work "
+        "on copies (x.copy()): a numerical-gradient helper that perturbs an array must restore it"
+    )
 
 
-def _loss_check(conv: Convention, case: Case, prep: Prepared, ref: Reference, got: float,
-                loss_dtype: str | None) -> ValueCheck:
+def _loss_check(
+    conv: Convention, case: Case, prep: Prepared, ref: Reference, got: float, loss_dtype: str | None
+) -> ValueCheck:
     expected = float(ref.values.f0)
     tol = 8 * gc.autodiff_rtol(loss_dtype or "float64") * max(1.0, abs(expected))
     passed = bool(np.isfinite(got) and abs(got - expected) <= tol)
     diag = None
     if not passed:
         layers = conv.params_to_layers(prep.inputs.params)
-        bias = 0.5 * case.l2 * sum(float(np.sum(layer.b ** 2)) for layer in layers)
-        per_layer = [0.5 * case.l2 * float(np.sum(layer.W ** 2)) for layer in layers]
+        bias = 0.5 * case.l2 * sum(float(np.sum(layer.b**2)) for layer in layers)
+        per_layer = [0.5 * case.l2 * float(np.sum(layer.W**2)) for layer in layers]
         diag = loss_diagnosis(conv, case, got, LossTerms(expected, float(ref.data_loss), bias, per_layer))
     return ValueCheck("loss", expected, got, passed, tol, diag)
 
@@ -187,14 +216,27 @@ def _output_check(prep: Prepared, ref: Reference, output: np.ndarray) -> ValueCh
     err = np.where(np.isfinite(got), np.abs(got - expected), np.inf)
     worst = np.unravel_index(int(np.argmax(err / tol)), err.shape)
     passed = bool(np.all(err <= tol))
-    diag = None if passed else ("L_model_forward's AL differs from sigmoid(W_L A_(L-1) + b_L) with ReLU hidden "
-                                f"layers (worst at {list(map(int, worst))}): the forward pass is wrong, so the "
-                                "caches L_model_backward works from are too")
+    diag = (
+        None
+        if passed
+        else (
+            "L_model_forward's AL differs from sigmoid(W_L A_(L-1) + b_L) with ReLU hidden "
+            f"layers (worst at {list(map(int, worst))}): the forward pass is wrong, so the "
+            "caches L_model_backward works from are too"
+        )
+    )
     return ValueCheck("AL", float(expected[worst]), float(got[worst]), passed, float(tol[worst]), diag)
 
 
-def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpacked, *,
-               modified: str | None = None, seconds: float = 0.0) -> CaseResult:
+def judge_case(
+    conv: Convention,
+    prep: Prepared,
+    ref: Reference,
+    unpacked: Unpacked,
+    *,
+    modified: str | None = None,
+    seconds: float = 0.0,
+) -> CaseResult:
     """Judge one case's returned gradient (and loss, output) against its reference.
 
     Args:
@@ -212,8 +254,7 @@ def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpac
     gdtype = unpacked.dtype if np.finfo(unpacked.dtype).eps > np.finfo(layout.dtype).eps else None
     labels = [(case.batch, f"{conv.batch}, the batch size")] if conv.batch and case.batch > 1 else []
     report = gc.analyze_full(ref.values, prep.plan, unpacked.grads, layout, factors=labels, gradient_dtype=gdtype)
-    loss = (_loss_check(conv, case, prep, ref, unpacked.loss, unpacked.loss_dtype) if unpacked.loss is not None
-            else None)
+    loss = _loss_check(conv, case, prep, ref, unpacked.loss, unpacked.loss_dtype) if unpacked.loss is not None else None
     output = _output_check(prep, ref, unpacked.output) if unpacked.output is not None else None
     passed = report.passed and (loss is None or loss.passed) and (output is None or output.passed) and not modified
     failing = tuple(dict.fromkeys(conv.leaf_name(r.path) for r in report.failures()))
@@ -222,8 +263,9 @@ def judge_case(conv: Convention, prep: Prepared, ref: Reference, unpacked: Unpac
     if not report.passed:
         expected = np.asarray(ref.values.grad, np.float64)
         params = layout.split(layout.ravel(prep.inputs.params, np.float64))
-        evidence = Evidence(layout, params, unpacked.grads, expected, variants(conv, prep),
-                            gc.match_rtol(gdtype or layout.dtype))
+        evidence = Evidence(
+            layout, params, unpacked.grads, expected, variants(conv, prep), gc.match_rtol(gdtype or layout.dtype)
+        )
         diagnosis = diagnose_case(conv, case, report, evidence)
         fd = _central_difference_at_worst(report, ref, prep)
     if loss is not None and not loss.passed:

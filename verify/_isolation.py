@@ -91,8 +91,9 @@ class Worker:
       ['Network']
     """
 
-    def __init__(self, target: Target, *, timeout: float, load_timeout: float | None = None,
-                 output_limit: int = OUTPUT_LIMIT):
+    def __init__(
+        self, target: Target, *, timeout: float, load_timeout: float | None = None, output_limit: int = OUTPUT_LIMIT
+    ):
         self.target = target
         self.timeout = float(timeout)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(timeout, 60.0))
@@ -111,8 +112,13 @@ class Worker:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", BOOTSTRAP, folder, str(req_r), str(rep_w)],
-                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(req_r, rep_w),
-                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # output counted per case
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(req_r, rep_w),
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # output counted per case
         finally:
             for fd in (req_r, rep_w, out_w):
                 os.close(fd)
@@ -165,11 +171,13 @@ class Worker:
             if loaded.ok:
                 loaded = self.prepare(form)
             if not loaded.ok:
-                return loaded._replace(message=f"could not restart the submission after the previous case "
-                                               f"failed: {loaded.message}")
+                return loaded._replace(
+                    message=f"could not restart the submission after the previous case failed: {loaded.message}"
+                )
         tree, arrays = encode(request)
-        return self._request({"op": "call", "form": form, "entry": entry, "request": tree}, arrays,
-                             self.timeout, "running")
+        return self._request(
+            {"op": "call", "form": form, "entry": entry, "request": tree}, arrays, self.timeout, "running"
+        )
 
     def _request(self, message: dict, arrays: list, limit: float, doing: str) -> Outcome:
         start = time.perf_counter()
@@ -190,12 +198,15 @@ class Worker:
             while True:
                 left = deadline - time.perf_counter()
                 if left <= 0:
-                    return lost("timeout", f"timed out: {doing} the submission took more than {limit:g} s "
-                                           "(an infinite loop?); it was stopped")
+                    return lost(
+                        "timeout",
+                        f"timed out: {doing} the submission took more than {limit:g} s "
+                        "(an infinite loop?); it was stopped",
+                    )
                 for key, _ in sel.select(timeout=min(left, 1.0)):
                     if key.data == "requests":
                         try:
-                            pending = pending[os.write(self._fds["requests"], pending):]
+                            pending = pending[os.write(self._fds["requests"], pending) :]
                         except BlockingIOError:
                             continue
                         except BrokenPipeError:  # the worker is gone: its reply pipe says how
@@ -214,8 +225,11 @@ class Worker:
                         printed += len(data)
                         tail = (tail + data)[-_TAIL:]
                         if printed > self.output_limit:
-                            return lost("output", f"printed more than {self.output_limit:,} bytes while "
-                                                  f"{doing} the submission; it was stopped (remove the prints)")
+                            return lost(
+                                "output",
+                                f"printed more than {self.output_limit:,} bytes while "
+                                f"{doing} the submission; it was stopped (remove the prints)",
+                            )
                         continue
                     if not data:
                         return lost("crash", self._death(doing))
@@ -240,8 +254,10 @@ class Worker:
             return f"the submission's process stopped answering while {doing} it"
         if code < 0:
             return f"the submission's process was killed by {_signal_name(code)} while {doing} it"
-        return (f"the submission's process exited with status {code} while {doing} it (os._exit, or a crash "
-                "in native code?); a submission cannot end the check early")
+        return (
+            f"the submission's process exited with status {code} while {doing} it (os._exit, or a crash "
+            "in native code?); a submission cannot end the check early"
+        )
 
     def _outcome(self, reply, start: float, tail: bytearray) -> Outcome:
         message, arrays = reply
@@ -253,8 +269,7 @@ class Worker:
                 try:
                     value["result"] = decode(message["result"], arrays)
                 except WireError as err:
-                    return Outcome("wire", None, f"the submission's reply could not be read ({err})", seconds,
-                                   output)
+                    return Outcome("wire", None, f"the submission's reply could not be read ({err})", seconds, output)
             return Outcome("ok", value, None, seconds, output)
         kind = message.get("kind") if message.get("kind") in ("raised", "exit", "contract", "load", "wire") else "wire"
         return Outcome(kind, None, str(message.get("error", "failed"))[:2000], seconds, output)

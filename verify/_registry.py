@@ -180,8 +180,7 @@ def _check_modules() -> list[str]:
     import verify
 
     names = sorted(
-        info.name for info in pkgutil.iter_modules(verify.__path__)
-        if info.name.startswith(CHECK_MODULE_PREFIX)
+        info.name for info in pkgutil.iter_modules(verify.__path__) if info.name.startswith(CHECK_MODULE_PREFIX)
     )
     return [f"verify.{name}" for name in names]
 
@@ -205,8 +204,9 @@ def all_checks() -> list[Check]:
     for name in _check_modules():
         for c in checks_in(importlib.import_module(name)):
             if c.id in seen:
-                raise ValueError(f"check ID {c.id} is defined twice, in {seen[c.id]} and {name}; "
-                                 "give one of them another ID")
+                raise ValueError(
+                    f"check ID {c.id} is defined twice, in {seen[c.id]} and {name}; give one of them another ID"
+                )
             seen[c.id] = name
             found.append((c, name))
     order = {c.id: i for i, (c, _) in enumerate(found)}
@@ -262,7 +262,6 @@ def select_checks(checks: Sequence[Check], only: str | Sequence[str] | None) -> 
     for token in tokens:
         if not any(_matches(token, c.id) for c in checks):
             raise ValueError(
-                f"unknown check ID {token!r}; valid IDs are {', '.join(formulas)} "
-                "or any full check ID shown by --list"
+                f"unknown check ID {token!r}; valid IDs are {', '.join(formulas)} or any full check ID shown by --list"
             )
     return [c for c in checks if any(_matches(t, c.id) for t in tokens)]

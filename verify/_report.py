@@ -49,9 +49,11 @@ FORMULA_DIR = "docs/formulas/"
 def _header(result: SuiteResult) -> str:
     env = result.environment
     mode = "quick" if result.quick else "full"
-    return (f"fnnjax verify: {len(result.results)} checks of the formulas F1-F28, seed {result.seed}, {mode} run, "
-            f"float64 on {env['device']}; fnnjax {env['fnnjax']}, jax {env['jax']}\n"
-            f"Each formula is derived in {FORMULA_DIR}<page>#f<number> (the page under each ID below).")
+    return (
+        f"fnnjax verify: {len(result.results)} checks of the formulas F1-F28, seed {result.seed}, {mode} run, "
+        f"float64 on {env['device']}; fnnjax {env['fnnjax']}, jax {env['jax']}\n"
+        f"Each formula is derived in {FORMULA_DIR}<page>#f<number> (the page under each ID below)."
+    )
 
 
 def _short_page(check_id: str) -> str:
@@ -109,12 +111,15 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
     if failures:
         lines += ["", "Failed checks:"]
         for r in failures:
-            lines += [f"  {r.id}: {r.claim}", f"    evidence: {r.method}",
-                      f"    measured: {format_measured(r.measured)}", f"    expected: {r.tolerance}"]
+            lines += [
+                f"  {r.id}: {r.claim}",
+                f"    evidence: {r.method}",
+                f"    measured: {format_measured(r.measured)}",
+                f"    expected: {r.tolerance}",
+            ]
             if formula_page(r.id):
                 lines.append(f"    formula:  {formula_page(r.id)}")
-    lines += ["", f"{len(result.results) - len(failures)} passed, {len(failures)} failed "
-                  f"in {result.seconds:.1f} s"]
+    lines += ["", f"{len(result.results) - len(failures)} passed, {len(failures)} failed in {result.seconds:.1f} s"]
     return "\n".join(lines)
 
 
@@ -122,8 +127,10 @@ def to_json(result: SuiteResult) -> str:
     """The JSON report (see :meth:`~verify.SuiteResult.to_dict`), indented, with each check's
     ``"formula_page"`` (e.g. ``"docs/formulas/backprop.md#f10"``, repository-relative) after its ``"id"``."""
     report = result.to_dict()
-    report["checks"] = [{"id": c["id"], "formula_page": formula_page(c["id"]),
-                         **{k: v for k, v in c.items() if k != "id"}} for c in report["checks"]]
+    report["checks"] = [
+        {"id": c["id"], "formula_page": formula_page(c["id"]), **{k: v for k, v in c.items() if k != "id"}}
+        for c in report["checks"]
+    ]
     return json.dumps(report, indent=2) + "\n"
 
 
@@ -139,8 +146,11 @@ def render_markdown(result: SuiteResult) -> str:
     """
     env = result.environment
     failures = result.failures
-    verdict = ("every check passed" if not failures
-               else f"{len(failures)} check(s) FAILED: " + ", ".join(r.id for r in failures))
+    verdict = (
+        "every check passed"
+        if not failures
+        else f"{len(failures)} check(s) FAILED: " + ", ".join(r.id for r in failures)
+    )
     out = [
         "# fnnjax verification report",
         "",
@@ -162,8 +172,16 @@ def render_markdown(result: SuiteResult) -> str:
     ]
     for r in result.results:
         page = formula_page(r.id)
-        out.append(f"| {r.id} | {f'`{page}`' if page else ''} | {_md(r.claim)} | {_md(r.method)} | "
-                   f"{_md(format_measured(r.measured))} | {_md(r.tolerance)} | {'pass' if r.passed else '**FAIL**'} |")
-    out += ["", "Reproduce: `fnnjax verify --seed " + str(result.seed) + (" --quick" if result.quick else "")
-            + "` (or `python -m verify`).", ""]
+        out.append(
+            f"| {r.id} | {f'`{page}`' if page else ''} | {_md(r.claim)} | {_md(r.method)} | "
+            f"{_md(format_measured(r.measured))} | {_md(r.tolerance)} | {'pass' if r.passed else '**FAIL**'} |"
+        )
+    out += [
+        "",
+        "Reproduce: `fnnjax verify --seed "
+        + str(result.seed)
+        + (" --quick" if result.quick else "")
+        + "` (or `python -m verify`).",
+        "",
+    ]
     return "\n".join(out)

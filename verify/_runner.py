@@ -35,9 +35,15 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"id", "claim", "method", "measured", "tolerance", "status", "seconds"}``, JSON-able."""
-        return {"id": self.id, "claim": self.claim, "method": self.method,
-                "measured": {k: _jsonable(v) for k, v in self.measured.items()},
-                "tolerance": self.tolerance, "status": self.status, "seconds": round(self.seconds, 3)}
+        return {
+            "id": self.id,
+            "claim": self.claim,
+            "method": self.method,
+            "measured": {k: _jsonable(v) for k, v in self.measured.items()},
+            "tolerance": self.tolerance,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +71,16 @@ class SuiteResult:
         "device", "total_seconds"}``."""
         env = dict(self.environment)
         device = env.pop("device")
-        return {"checks": [r.to_dict() for r in self.results],
-                "passed": sum(r.passed for r in self.results), "failed": len(self.failures),
-                "seed": self.seed, "quick": self.quick, "versions": env, "device": device,
-                "total_seconds": round(self.seconds, 2)}
+        return {
+            "checks": [r.to_dict() for r in self.results],
+            "passed": sum(r.passed for r in self.results),
+            "failed": len(self.failures),
+            "seed": self.seed,
+            "quick": self.quick,
+            "versions": env,
+            "device": device,
+            "total_seconds": round(self.seconds, 2),
+        }
 
 
 def _jsonable(value):
@@ -116,8 +128,7 @@ def run_check(check: Check, *, seed: int = 0, quick: bool = False, **implementat
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         measured, tolerance, status = {"error": f"{type(err).__name__}: {message}"}, "runs without error", "fail"
-    return CheckResult(check.id, check.claim, check.method, dict(measured), tolerance, status,
-                       time.perf_counter() - t0)
+    return CheckResult(check.id, check.claim, check.method, dict(measured), tolerance, status, time.perf_counter() - t0)
 
 
 def environment() -> dict[str, str]:
@@ -129,10 +140,16 @@ def environment() -> dict[str, str]:
     import fnnjax
 
     dev = jax.devices()[0]
-    return {"fnnjax": fnnjax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.version.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
-            "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-            "device": f"{dev.platform} ({getattr(dev, 'device_kind', '') or dev})"}
+    return {
+        "fnnjax": fnnjax.__version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.version.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "device": f"{dev.platform} ({getattr(dev, 'device_kind', '') or dev})",
+    }
 
 
 def run_suite(checks: Sequence[Check], *, seed: int = 0, quick: bool = False, progress: bool = True) -> SuiteResult:

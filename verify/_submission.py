@@ -67,12 +67,16 @@ def parse_target(spec: str, *, require_entry: bool = False) -> Target:
     is_path = target.endswith(".py") or "/" in target or os.sep in target
     if not colon:
         if require_entry or not target.endswith(".py"):
-            raise LoadError(f"--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION, got {spec!r}; "
-                            "e.g. examples/student_backprop.py:backprop")
+            raise LoadError(
+                f"--backprop expects MODULE:FUNCTION or path/to/file.py:FUNCTION, got {spec!r}; "
+                "e.g. examples/student_backprop.py:backprop"
+            )
         return Target(spec, target, None, True)
     if not target or not name.isidentifier():
-        raise LoadError(f"--backprop {spec!r}: {name!r} is not a function name; pass MODULE:FUNCTION or "
-                        "path/to/file.py:FUNCTION, e.g. examples/student_backprop.py:backprop")
+        raise LoadError(
+            f"--backprop {spec!r}: {name!r} is not a function name; pass MODULE:FUNCTION or "
+            "path/to/file.py:FUNCTION, e.g. examples/student_backprop.py:backprop"
+        )
     return Target(spec, target, name, is_path)
 
 
@@ -108,16 +112,21 @@ def one_line(err: BaseException, files: tuple[str, ...] = ()) -> str:
 def _import_file(target: str):
     path = Path(target)
     if not path.is_file():
-        raise LoadError(f"cannot load {target!r}: no such file (looked from {Path.cwd()}); pass "
-                        "path/to/file.py:FUNCTION with a path relative to the current directory")
+        raise LoadError(
+            f"cannot load {target!r}: no such file (looked from {Path.cwd()}); pass "
+            "path/to/file.py:FUNCTION with a path relative to the current directory"
+        )
     if path.suffix != ".py":
-        raise LoadError(f"cannot load {target!r}: not a .py file; pass path/to/file.py:FUNCTION or "
-                        "module.name:FUNCTION")
+        raise LoadError(
+            f"cannot load {target!r}: not a .py file; pass path/to/file.py:FUNCTION or module.name:FUNCTION"
+        )
     name = "_fnnjax_user_" + re.sub(r"\W", "_", path.stem)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # never for a .py file; said in one line all the same
-        raise LoadError(f"cannot load {target!r}: Python finds no way to import it as a module; pass "
-                        "path/to/file.py:FUNCTION or module.name:FUNCTION")
+        raise LoadError(
+            f"cannot load {target!r}: Python finds no way to import it as a module; pass "
+            "path/to/file.py:FUNCTION or module.name:FUNCTION"
+        )
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
     sys.modules[name] = module
@@ -128,8 +137,9 @@ def _import_file(target: str):
         sys.modules.pop(name, None)
         if isinstance(err, KeyboardInterrupt):
             raise
-        raise LoadError(f"importing {target} failed: {one_line(err, (str(path.resolve()), str(path)))}; "
-                        "fix the file and rerun") from None
+        raise LoadError(
+            f"importing {target} failed: {one_line(err, (str(path.resolve()), str(path)))}; fix the file and rerun"
+        ) from None
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
@@ -138,8 +148,10 @@ def _import_file(target: str):
 
 def _import_module(target: str):
     if not all(part.isidentifier() for part in target.split(".")):
-        raise LoadError(f"{target!r} is neither a module name (like mypackage.grads) nor a .py file path; "
-                        "pass module.name:FUNCTION or path/to/file.py:FUNCTION")
+        raise LoadError(
+            f"{target!r} is neither a module name (like mypackage.grads) nor a .py file path; "
+            "pass module.name:FUNCTION or path/to/file.py:FUNCTION"
+        )
     cwd = os.getcwd()
     added = cwd not in sys.path
     if added:
@@ -148,11 +160,14 @@ def _import_module(target: str):
         return importlib.import_module(target)
     except ModuleNotFoundError as err:
         if err.name and (target == err.name or target.startswith(err.name + ".")):
-            raise LoadError(f"cannot import module {target!r}: no module named {err.name!r} on the Python "
-                            "path (the current directory included); run from the folder that holds it "
-                            f"or pass a file path, e.g. path/to/{target.split('.')[-1]}.py:FUNCTION") from None
-        raise LoadError(f"importing module {target!r} failed: {one_line(err)}; install or fix the "
-                        "missing import and rerun") from None
+            raise LoadError(
+                f"cannot import module {target!r}: no module named {err.name!r} on the Python "
+                "path (the current directory included); run from the folder that holds it "
+                f"or pass a file path, e.g. path/to/{target.split('.')[-1]}.py:FUNCTION"
+            ) from None
+        raise LoadError(
+            f"importing module {target!r} failed: {one_line(err)}; install or fix the missing import and rerun"
+        ) from None
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
             raise
@@ -199,8 +214,8 @@ def describe(obj) -> dict[str, Any]:
 
     Example:
       >>> from verify._submission import describe
-      >>> describe(lambda params, X, y, reg: None)["functions"]
-      {'<lambda>': [['params', 'POSITIONAL_OR_KEYWORD', False], ['X', 'POSITIONAL_OR_KEYWORD', False], ['y', 'POSITIONAL_OR_KEYWORD', False], ['reg', 'POSITIONAL_OR_KEYWORD', False]]}
+      >>> [p[0] for p in describe(lambda params, X, y, reg: None)["functions"]["<lambda>"]]
+      ['params', 'X', 'y', 'reg']
     """
     functions, classes, defined = {}, {}, []
     if inspect.ismodule(obj):

@@ -39,8 +39,7 @@ from verify._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch
 from verify._convention_fnnjax import FNNJAX
 from verify._conventions import CASES, CONVENTIONS
 from verify._detect import DetectError, choose_entry
-from verify._grading import (Prepared, failed_case, judge_case, modified_inputs, prepare, references,
-                             unpack_or_fail)
+from verify._grading import Prepared, failed_case, judge_case, modified_inputs, prepare, references, unpack_or_fail
 from verify._isolation import Outcome, Worker
 from verify._submission import LoadError, describe, import_target, one_line, parse_target
 from verify._wire import decode, encode
@@ -89,9 +88,11 @@ def _check_signature(fn: Callable, spec: str) -> None:
     try:
         sig.bind("mlp", "params", "x", "y", loss="cross_entropy", l2=0.0)
     except TypeError as err:
-        raise UsageError(f"{spec} has the signature {sig}, which cannot be called as "
-                         f"fn(mlp, params, x, y, loss=..., l2=...) ({err}); define it as "
-                         f"def {getattr(fn, '__name__', 'backprop')}{SIGNATURE}") from None
+        raise UsageError(
+            f"{spec} has the signature {sig}, which cannot be called as "
+            f"fn(mlp, params, x, y, loss=..., l2=...) ({err}); define it as "
+            f"def {getattr(fn, '__name__', 'backprop')}{SIGNATURE}"
+        ) from None
 
 
 def load_user_function(spec: str) -> Callable:
@@ -124,15 +125,18 @@ def load_user_function(spec: str) -> Callable:
         raise UsageError(str(err)) from None
     name = cast(str, target.entry)  # require_entry=True: parse_target raised without one
     if not hasattr(module, name):
-        defined = sorted(n for n, v in vars(module).items()
-                         if inspect.isfunction(v) and v.__module__ == module.__name__ and not n.startswith("_"))
+        defined = sorted(
+            n
+            for n, v in vars(module).items()
+            if inspect.isfunction(v) and v.__module__ == module.__name__ and not n.startswith("_")
+        )
         listing = f"it defines {', '.join(defined[:8])}" if defined else "it defines no functions"
-        raise UsageError(f"{target.source} has no function {name!r} ({listing}); pass one as "
-                         f"{target.source}:FUNCTION")
+        raise UsageError(f"{target.source} has no function {name!r} ({listing}); pass one as {target.source}:FUNCTION")
     fn = getattr(module, name)
     if not callable(fn):
-        raise UsageError(f"{spec} is a {type(fn).__name__}, not a function; pass a function with the "
-                         f"signature {SIGNATURE}")
+        raise UsageError(
+            f"{spec} is a {type(fn).__name__}, not a function; pass a function with the signature {SIGNATURE}"
+        )
     _check_signature(fn, spec)
     return fn
 
@@ -178,9 +182,13 @@ def _fnnjax_gradients(fn, prepared: list[Prepared], jit: bool) -> list[tuple[Any
     """(grads or None, error or None) per case: one traced program if possible, else case by case."""
     if jit:
         try:
-            grads = _call_all(fn, tuple(p.case for p in prepared),
-                              [_jnp_layers(p.inputs.params) for p in prepared],
-                              [jnp.asarray(p.inputs.x) for p in prepared], [jnp.asarray(p.inputs.y) for p in prepared])
+            grads = _call_all(
+                fn,
+                tuple(p.case for p in prepared),
+                [_jnp_layers(p.inputs.params) for p in prepared],
+                [jnp.asarray(p.inputs.x) for p in prepared],
+                [jnp.asarray(p.inputs.y) for p in prepared],
+            )
             return [(g, None) for g in grads]
         except Exception:  # not traceable, or raises somewhere: find out case by case
             pass
@@ -287,23 +295,28 @@ def _judge_outcome(run: _Run, index: int, prep: Prepared, ref, outcome: Outcome,
     return judge_case(run.conv, prep, ref, unpacked, modified=modified, seconds=outcome.seconds)
 
 
-def _isolated(spec: str, convention: str | None, seed: int, timeout: float,
-              load_timeout: float | None) -> tuple[Convention, Entry, list, str]:
+def _isolated(
+    spec: str, convention: str | None, seed: int, timeout: float, load_timeout: float | None
+) -> tuple[Convention, Entry, list, str]:
     try:
         target = parse_target(spec)
     except LoadError as err:
         raise UsageError(str(err)) from None
     known = CONVENTIONS[convention] if convention else None
     if target.is_path and not Path(target.source).is_file():
-        raise SubmissionError(f"cannot load {target.source!r}: no such file (looked from {Path.cwd()}); pass "
-                              "path/to/file.py[:NAME] with a path relative to the current directory", known)
+        raise SubmissionError(
+            f"cannot load {target.source!r}: no such file (looked from {Path.cwd()}); pass "
+            "path/to/file.py[:NAME] with a path relative to the current directory",
+            known,
+        )
     with Worker(target, timeout=timeout, load_timeout=load_timeout) as worker:
         loaded = worker.load()
         if not loaded.ok:
             raise SubmissionError(cast(str, loaded.message), known)  # failed: it says why
         try:
-            entry = choose_entry(loaded.value["description"], source=target.source, entry=target.entry,
-                                 convention=convention)
+            entry = choose_entry(
+                loaded.value["description"], source=target.source, entry=target.entry, convention=convention
+            )
         except DetectError as err:
             raise SubmissionError(str(err), known) from None
         conv = CONVENTIONS[entry.convention]
@@ -320,9 +333,16 @@ def _isolated(spec: str, convention: str | None, seed: int, timeout: float,
     return conv, entry, results, label
 
 
-def check_user_backprop(fn: Callable | str | Any, *, convention: str | None = None, seed: int = 0,
-                        name: str | None = None, jit: bool = True, timeout: float = DEFAULT_TIMEOUT,
-                        load_timeout: float | None = None) -> BackpropReport:
+def check_user_backprop(
+    fn: Callable | str | Any,
+    *,
+    convention: str | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    jit: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    load_timeout: float | None = None,
+) -> BackpropReport:
     """Run a hand-written backprop on every case of its convention against jax.grad and central differences.
 
     The reference of every case is the convention's loss written with fnnjax (:func:`fnnjax.loss` of
@@ -378,5 +398,13 @@ def check_user_backprop(fn: Callable | str | Any, *, convention: str | None = No
             label = _function_name(fn)
             conv, entry, results = _in_process(fn, label, convention, seed, jit)
             isolated = False
-    return BackpropReport(all(r.passed for r in results), name or label, seed, tuple(results),
-                          time.perf_counter() - start, conv, entry, isolated)
+    return BackpropReport(
+        all(r.passed for r in results),
+        name or label,
+        seed,
+        tuple(results),
+        time.perf_counter() - start,
+        conv,
+        entry,
+        isolated,
+    )

@@ -28,10 +28,10 @@ import numpy as np
 
 __all__ = ["FrameReader", "Opaque", "WireError", "decode", "encode", "frame", "to_numpy"]
 
-MAX_HEADER = 16 * 2 ** 20
+MAX_HEADER = 16 * 2**20
 """The largest JSON header a frame may have (bytes)."""
 
-MAX_ARRAY_BYTES = 256 * 2 ** 20
+MAX_ARRAY_BYTES = 256 * 2**20
 """The most array bytes one frame may carry."""
 
 MAX_NODES = 100_000
@@ -89,14 +89,15 @@ def encode(value) -> tuple[Any, list[np.ndarray]]:
     def enc(v, depth):
         count[0] += 1
         if count[0] > MAX_NODES or depth > 100:
-            raise WireError(f"the returned value is too large to check (more than {MAX_NODES} items or "
-                            "nested more than 100 deep)")
+            raise WireError(
+                f"the returned value is too large to check (more than {MAX_NODES} items or nested more than 100 deep)"
+            )
         if v is None:
             return ["n"]
         if isinstance(v, bool):
             return ["b", v]
         if isinstance(v, int):
-            return ["i", v] if abs(v) < 2 ** 63 else ["f", float(v)]
+            return ["i", v] if abs(v) < 2**63 else ["f", float(v)]
         if isinstance(v, float):
             return ["f", v]
         if isinstance(v, str):
@@ -158,8 +159,12 @@ def decode(tree, arrays: Sequence[np.ndarray]) -> Any:
             return out
         if tag == "nt":
             name, fields, items = node[1], tuple(node[2]), node[3]
-            if not (isinstance(name, str) and name.isidentifier() and all(
-                    isinstance(f, str) and f.isidentifier() for f in fields) and len(fields) == len(items)):
+            if not (
+                isinstance(name, str)
+                and name.isidentifier()
+                and all(isinstance(f, str) and f.isidentifier() for f in fields)
+                and len(fields) == len(items)
+            ):
                 raise WireError(f"malformed named tuple {name!r}")
             cls = types.setdefault((name, fields), namedtuple(name, fields, rename=True))
             return cls(*(dec(x) for x in items))
@@ -212,7 +217,7 @@ class FrameReader:
         if len(buf) < 8 + size:
             return None
         try:
-            header = json.loads(bytes(buf[8:8 + size]))
+            header = json.loads(bytes(buf[8 : 8 + size]))
             specs = header["arrays"]
             message = header["message"]
             dtypes = [np.dtype(s["dtype"]) for s in specs]
@@ -229,7 +234,7 @@ class FrameReader:
             return None
         arrays, offset = [], 8 + size
         for d, s, n in zip(dtypes, shapes, sizes):
-            arrays.append(np.frombuffer(bytes(buf[offset:offset + n]), dtype=d).reshape(s).copy())
+            arrays.append(np.frombuffer(bytes(buf[offset : offset + n]), dtype=d).reshape(s).copy())
             offset += n
         del buf[:end]
         return message, arrays

@@ -46,15 +46,18 @@ def _read(fd: int, reader: FrameReader):
 def _write(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _failure(err: BaseException, files: tuple[str, ...]) -> dict:
     if isinstance(err, SystemExit):
         where = location(err, files)
-        return {"ok": False, "kind": "exit",
-                "error": f"your code called sys.exit({err.code!r}){f' ({where})' if where else ''}; a "
-                         "submission cannot end the check early"}
+        return {
+            "ok": False,
+            "kind": "exit",
+            "error": f"your code called sys.exit({err.code!r}){f' ({where})' if where else ''}; a "
+            "submission cannot end the check early",
+        }
     if isinstance(err, CallError):
         return {"ok": False, "kind": "contract", "error": str(err)}
     return {"ok": False, "kind": "raised", "error": one_line(err, files)}

@@ -50,33 +50,63 @@ def register(subparsers) -> None:
       subparsers: the object returned by ``ArgumentParser.add_subparsers``.
     """
     parser = subparsers.add_parser(
-        "verify", help="check every formula of the notes against independent evidence, or your own backprop",
-        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", metavar="IDS",
-                        help="comma-separated check IDs or prefixes (F10 selects every F10-* check)")
+        "verify",
+        help="check every formula of the notes against independent evidence, or your own backprop",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only", metavar="IDS", help="comma-separated check IDs or prefixes (F10 selects every F10-* check)"
+    )
     parser.add_argument("--list", action="store_true", help="list the checks (ID, formula page, claim) and exit")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller sizes and one seed per check; timing criteria reported, not judged")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes and one seed per check; timing criteria reported, not judged",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the report as markdown (a handout)")
-    parser.add_argument("--backprop", metavar="FILE.py[:NAME]",
-                        help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] or "
-                             "MODULE:NAME, run in its own process (see --convention)")
+    parser.add_argument(
+        "--backprop",
+        metavar="FILE.py[:NAME]",
+        help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] or "
+        "MODULE:NAME, run in its own process (see --convention)",
+    )
     group = parser.add_argument_group("--backprop options")
-    group.add_argument("--convention", choices=CONVENTION_NAMES, metavar="NAME",
-                       help="the convention the backprop is written in: " + ", ".join(CONVENTION_NAMES)
-                            + " (default: detected from what the file defines)")
-    group.add_argument("--timeout", type=float, metavar="SECONDS",
-                       help="seconds the backprop may take on each case (default 10; its import may take "
-                            "max(SECONDS, 60))")
-    group.add_argument("--gradescope", metavar="PATH",
-                       help="write Gradescope's results.json there (one test per case, the diagnosis in its "
-                            "output), atomically, even when the submission cannot be imported")
-    group.add_argument("--points", type=float, metavar="X",
-                       help="the total score of --gradescope, split evenly over the cases (default: 1 per case)")
-    group.add_argument("--visibility", choices=VISIBILITIES, metavar="WHEN",
-                       help="Gradescope visibility of the tests: " + ", ".join(VISIBILITIES) + " (default visible)")
+    group.add_argument(
+        "--convention",
+        choices=CONVENTION_NAMES,
+        metavar="NAME",
+        help="the convention the backprop is written in: "
+        + ", ".join(CONVENTION_NAMES)
+        + " (default: detected from what the file defines)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds the backprop may take on each case (default 10; its import may take max(SECONDS, 60))",
+    )
+    group.add_argument(
+        "--gradescope",
+        metavar="PATH",
+        help="write Gradescope's results.json there (one test per case, the diagnosis in its "
+        "output), atomically, even when the submission cannot be imported",
+    )
+    group.add_argument(
+        "--points",
+        type=float,
+        metavar="X",
+        help="the total score of --gradescope, split evenly over the cases (default: 1 per case)",
+    )
+    group.add_argument(
+        "--visibility",
+        choices=VISIBILITIES,
+        metavar="WHEN",
+        help="Gradescope visibility of the tests: " + ", ".join(VISIBILITIES) + " (default visible)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -92,8 +122,10 @@ def _check_output(path: str | None, option: str) -> Path | None:
         return None
     out = Path(path)
     if out.is_dir():
-        raise _usage(f"{option} {path} is a directory; give a file name, e.g. {option} {out / 'report'}"
-                     f"{'.md' if option == '--markdown' else '.json'}")
+        raise _usage(
+            f"{option} {path} is a directory; give a file name, e.g. {option} {out / 'report'}"
+            f"{'.md' if option == '--markdown' else '.json'}"
+        )
     if not out.parent.exists():
         raise _usage(f"{option} {path}: the folder {out.parent} does not exist; create it or choose another path")
     return out
@@ -107,11 +139,17 @@ def _list(checks) -> int:
 
 
 def _backprop_options(args) -> tuple[Path | None, float | None]:
-    for flag, value in (("--only", args.only), ("--list", args.list), ("--markdown", args.markdown),
-                        ("--quick", args.quick)):
+    for flag, value in (
+        ("--only", args.only),
+        ("--list", args.list),
+        ("--markdown", args.markdown),
+        ("--quick", args.quick),
+    ):
         if value:
-            raise _usage(f"{flag} applies to the formula suite, not to --backprop; use --backprop with "
-                         "--convention, --timeout, --seed, --json and --gradescope")
+            raise _usage(
+                f"{flag} applies to the formula suite, not to --backprop; use --backprop with "
+                "--convention, --timeout, --seed, --json and --gradescope"
+            )
     if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise _usage(f"--timeout {args.timeout:g} must be a positive number of seconds, e.g. --timeout 10")
     gradescope = _check_output(args.gradescope, "--gradescope")
@@ -138,13 +176,22 @@ def _run_backprop(args, json_path: Path | None) -> int:
     visibility = args.visibility or "visible"
     start = time.perf_counter()
     try:
-        report = check_user_backprop(args.backprop, convention=args.convention, seed=args.seed,
-                                     timeout=args.timeout or DEFAULT_TIMEOUT)
+        report = check_user_backprop(
+            args.backprop, convention=args.convention, seed=args.seed, timeout=args.timeout or DEFAULT_TIMEOUT
+        )
     except SubmissionError as err:
         if gradescope is None:
             raise
-        write_results(gradescope, failure_results(str(err), convention=err.convention, points=points,
-                                                  visibility=visibility, seconds=time.perf_counter() - start))
+        write_results(
+            gradescope,
+            failure_results(
+                str(err),
+                convention=err.convention,
+                points=points,
+                visibility=visibility,
+                seconds=time.perf_counter() - start,
+            ),
+        )
         print(f"FAIL: {err}")
         return 1
     except UsageError:  # the command line is wrong: the instructor's to fix (exit status 2)
@@ -152,17 +199,24 @@ def _run_backprop(args, json_path: Path | None) -> int:
     except Exception as err:  # the grader itself failed: the student still gets a results.json
         if gradescope is None:
             raise
-        write_results(gradescope, failure_results(f"the grader failed ({type(err).__name__}: {err}); please tell "
-                                                  "your instructor", points=points, visibility=visibility,
-                                                  seconds=time.perf_counter() - start))
+        write_results(
+            gradescope,
+            failure_results(
+                f"the grader failed ({type(err).__name__}: {err}); please tell your instructor",
+                points=points,
+                visibility=visibility,
+                seconds=time.perf_counter() - start,
+            ),
+        )
         traceback.print_exc()
         return 1
     print(report.render())
     if json_path is not None:
         env = environment()
         device = env.pop("device")
-        json_path.write_text(json.dumps({"backprop": report.to_dict(), "versions": env, "device": device},
-                                        indent=2) + "\n")
+        json_path.write_text(
+            json.dumps({"backprop": report.to_dict(), "versions": env, "device": device}, indent=2) + "\n"
+        )
     if gradescope is not None:
         write_results(gradescope, gradescope_results(report, points=points, visibility=visibility))
     return 0 if report.passed else 1

@@ -51,8 +51,7 @@ Example:
 """
 
 from fnnjax.gradcheck._check import FULL_FD_LIMIT, check_gradients
-from fnnjax.gradcheck._diagnose import (arrays_match, diagnose_leaf, fit_combination, name_factor,
-                                        tree_diagnosis)
+from fnnjax.gradcheck._diagnose import arrays_match, diagnose_leaf, fit_combination, name_factor, tree_diagnosis
 from fnnjax.gradcheck._judge import ORACLES, analyze_full
 from fnnjax.gradcheck._layout import LeafLayout, flat_function, leaf_layout
 from fnnjax.gradcheck._oracles import FullOracles, OraclePlan, evaluate_oracles, fd_steps, plan_oracles

@@ -43,8 +43,10 @@ def split_args(args: tuple) -> tuple[StaticArgs, tuple]:
             try:
                 hash(leaf)
             except TypeError:
-                raise TypeError(f"argument leaf {leaf!r} of type {type(leaf).__name__} is neither an array "
-                                "nor hashable; pass arrays, numbers, strings or hashable objects") from None
+                raise TypeError(
+                    f"argument leaf {leaf!r} of type {type(leaf).__name__} is neither an array "
+                    "nor hashable; pass arrays, numbers, strings or hashable objects"
+                ) from None
             static.append((i, leaf))
     return StaticArgs(treedef, tuple(static)), tuple(dynamic)
 

@@ -122,11 +122,22 @@ def check_gradients(
         raise ValueError(
             f"params have {layout.size} scalars: a full finite-difference check costs 4P + 1 = "
             f"{4 * layout.size + 1} evaluations of f; use fast=True (random probes) or leave 'fd' out "
-            "of oracles")
+            "of oracles"
+        )
     plan = plan_oracles(problem.theta, fd_steps(problem.theta, step), problem.d, stencil="fd" in oracles)
     values = full_oracles(f, static, params, dynamic, plan)
-    return analyze_full(values, plan, got_leaves, layout, oracles=oracles, rtol=rtol, atol=atol,
-                        factors=how.factors, suspects=how.suspects, step=base_h)
+    return analyze_full(
+        values,
+        plan,
+        got_leaves,
+        layout,
+        oracles=oracles,
+        rtol=rtol,
+        atol=atol,
+        factors=how.factors,
+        suspects=how.suspects,
+        step=base_h,
+    )
 
 
 def _problem(f, static, dynamic, params, layout: LeafLayout, key) -> _Problem:
@@ -170,8 +181,9 @@ def _suspect_leaves(suspects, layout: LeafLayout) -> tuple[tuple[str, list[np.nd
     items = []
     for words, tree in (suspects or {}).items():
         if jax.tree_util.tree_structure(tree) != layout.treedef:
-            raise TypeError(f"suspect {words!r} has treedef {jax.tree_util.tree_structure(tree)} but "
-                            f"params have {layout.treedef}")
+            raise TypeError(
+                f"suspect {words!r} has treedef {jax.tree_util.tree_structure(tree)} but params have {layout.treedef}"
+            )
         items.append((words, [np.asarray(x, np.float64) for x in jax.tree_util.tree_leaves(tree)]))
     return tuple(items)
 
@@ -182,17 +194,22 @@ def _check_structure(grads, layout: LeafLayout) -> list[np.ndarray]:
         raise TypeError(
             "grad_f returned a pytree whose structure differs from params; return one gradient "
             f"leaf per parameter, in params' structure (expected treedef: {layout.treedef}; "
-            f"got treedef: {got_def})")
+            f"got treedef: {got_def})"
+        )
     out = []
     for path, shape, leaf in zip(layout.paths, layout.shapes, jax.tree_util.tree_leaves(grads)):
         gshape = tuple(jnp.shape(leaf))
         gdt = jnp.result_type(leaf)
         if gshape != shape and not (len(shape) == 2 and gshape == shape[::-1]):
-            raise ValueError(f"grad_f's leaf {path} has shape {gshape} but params leaf {path} "
-                             f"has shape {shape}; a gradient has the shape of its parameter")
+            raise ValueError(
+                f"grad_f's leaf {path} has shape {gshape} but params leaf {path} "
+                f"has shape {shape}; a gradient has the shape of its parameter"
+            )
         if gdt != jnp.dtype(layout.dtype):
-            raise TypeError(f"grad_f's leaf {path} has dtype {gdt} but the parameters are {layout.dtype}; "
-                            f"compute the gradient in the parameters' dtype")
+            raise TypeError(
+                f"grad_f's leaf {path} has dtype {gdt} but the parameters are {layout.dtype}; "
+                f"compute the gradient in the parameters' dtype"
+            )
         out.append(np.asarray(leaf, np.float64))
     return out
 

@@ -17,8 +17,7 @@ import numpy as np
 
 from fnnjax.gradcheck._report import LeafResult, ProbeResult
 
-__all__ = ["arrays_match", "diagnose_leaf", "fit_combination", "name_factor", "overall_diagnosis",
-           "tree_diagnosis"]
+__all__ = ["arrays_match", "diagnose_leaf", "fit_combination", "name_factor", "overall_diagnosis", "tree_diagnosis"]
 
 
 def fit_combination(got, basis: Sequence) -> tuple[np.ndarray, float]:
@@ -106,8 +105,14 @@ def arrays_match(a, b, rtol: float) -> bool:
     return bool(np.all(np.isfinite(a))) and float(np.max(np.abs(a - b), initial=0.0)) <= rtol * scale
 
 
-def diagnose_leaf(expected, got, *, rtol: float = 1e-6, factors: Sequence[tuple[float, str]] = (),
-                  suspects: Sequence[tuple[str, Any]] = ()) -> str | None:
+def diagnose_leaf(
+    expected,
+    got,
+    *,
+    rtol: float = 1e-6,
+    factors: Sequence[tuple[float, str]] = (),
+    suspects: Sequence[tuple[str, Any]] = (),
+) -> str | None:
     """What a wrong gradient leaf looks like next to the right one, in words (None if no pattern).
 
     Tried in order: NaN/inf; transposed (``got.T == expected``, for any shape); named suspects
@@ -145,8 +150,10 @@ def diagnose_leaf(expected, got, *, rtol: float = 1e-6, factors: Sequence[tuple[
                 return f"transposed: got has shape {g.shape} and equals expected.T (shape {e.shape} expected)"
             c, res = fit_combination(g.T, [e])
             if res <= rtol:
-                return (f"transposed (got has shape {g.shape}, expected {e.shape}) and off by a factor "
-                        f"{name_factor(float(c[0]), factors)}")
+                return (
+                    f"transposed (got has shape {g.shape}, expected {e.shape}) and off by a factor "
+                    f"{name_factor(float(c[0]), factors)}"
+                )
             return f"has shape {g.shape}, the transpose of the expected {e.shape}, and different values"
         return f"has shape {g.shape} but the expected gradient has shape {e.shape}"
     for words, s in suspects:
@@ -160,8 +167,10 @@ def diagnose_leaf(expected, got, *, rtol: float = 1e-6, factors: Sequence[tuple[
     wrong = np.abs(g - e) > rtol * float(np.max(np.abs(e)))
     if 0 < np.sum(wrong) <= wrong.size // 10:
         first = [int(i) for i in np.argwhere(wrong)[0]]
-        return (f"wrong in {int(np.sum(wrong))} of {wrong.size} elements (the first at {first}); "
-                "every other element is right")
+        return (
+            f"wrong in {int(np.sum(wrong))} of {wrong.size} elements (the first at {first}); "
+            "every other element is right"
+        )
     c, res = fit_combination(g, [e])
     if res <= rtol:
         c = float(c[0])
@@ -169,8 +178,10 @@ def diagnose_leaf(expected, got, *, rtol: float = 1e-6, factors: Sequence[tuple[
             return "sign flipped (got = -expected)"
         if abs(c - 1) <= 1e-3:
             rel = float(np.max(np.abs(g - e)) / np.max(np.abs(e)))
-            return (f"close to the expected values but not within tolerance (relative error {rel:.1e}): "
-                    "rounding far above the dtype's, or computed from slightly different inputs?")
+            return (
+                f"close to the expected values but not within tolerance (relative error {rel:.1e}): "
+                "rounding far above the dtype's, or computed from slightly different inputs?"
+            )
         return f"off by a constant factor {name_factor(c, factors)} (got = {c:.6g} x expected)"
     if g.ndim == 2 and g.shape[0] == g.shape[1] and arrays_match(g.T, e, rtol):
         return "transposed: got equals expected.T"
@@ -215,8 +226,14 @@ def tree_diagnosis(failing: Sequence[LeafResult], paths: Sequence[str]) -> str |
     return None
 
 
-def overall_diagnosis(failing: Sequence[LeafResult], bad_probes: Sequence[ProbeResult], taylor_failed: bool,
-                      paths: Sequence[str], ad_checked: bool, fd_checked: bool) -> str:
+def overall_diagnosis(
+    failing: Sequence[LeafResult],
+    bad_probes: Sequence[ProbeResult],
+    taylor_failed: bool,
+    paths: Sequence[str],
+    ad_checked: bool,
+    fd_checked: bool,
+) -> str:
     """The verdict of a failed check in one line: which oracle disagrees where, and why.
 
     When the gradient agrees with one oracle element by element but not with the other, f itself
@@ -238,9 +255,11 @@ def overall_diagnosis(failing: Sequence[LeafResult], bad_probes: Sequence[ProbeR
     fd = [r for r in failing if r.oracle == "fd"]
     order = list(paths).index
     if ad and fd_checked and not fd:
-        return (f"your gradient agrees with central differences but not with jax.grad(f) in "
-                f"{', '.join(sorted({r.path for r in ad}, key=order))}: f's autodiff disagrees with f's own "
-                "values there (a wrong custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?)")
+        return (
+            f"your gradient agrees with central differences but not with jax.grad(f) in "
+            f"{', '.join(sorted({r.path for r in ad}, key=order))}: f's autodiff disagrees with f's own "
+            "values there (a wrong custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?)"
+        )
     primary = ad or (fd if not ad_checked else [])
     if primary:
         first = primary[0]
@@ -251,10 +270,12 @@ def overall_diagnosis(failing: Sequence[LeafResult], bad_probes: Sequence[ProbeR
         return f"{head}; {tree}" if tree else head
     if fd or bad_probes:
         where = sorted({r.path for r in fd} | {p.path for p in bad_probes}, key=order)
-        return (f"your gradient agrees with jax.grad(f) but not with central differences in "
-                f"{', '.join(where)}: f's autodiff disagrees with f's own values there (a wrong "
-                "custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?) or f is noisy; "
-                "the fd tolerance shown is the estimated error of the differences")
+        return (
+            f"your gradient agrees with jax.grad(f) but not with central differences in "
+            f"{', '.join(where)}: f's autodiff disagrees with f's own values there (a wrong "
+            "custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?) or f is noisy; "
+            "the fd tolerance shown is the estimated error of the differences"
+        )
     if taylor_failed:
         return "the Taylor remainder shrinks only like e: the gradient is wrong along a random direction"
     return "failed"

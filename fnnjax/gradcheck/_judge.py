@@ -77,8 +77,7 @@ def compare_leaf(path: str, oracle: str, expected, got, tol, skip=None) -> LeafR
     e, g, t = (np.asarray(a, np.float64) for a in (expected, got, tol))
     skip = np.zeros(e.shape, bool) if skip is None else np.asarray(skip, bool)
     err = np.abs(g - e)
-    ratio = np.where(skip, 0.0, np.where(np.isfinite(err), err / np.maximum(t, np.finfo(np.float64).tiny),
-                                         np.inf))
+    ratio = np.where(skip, 0.0, np.where(np.isfinite(err), err / np.maximum(t, np.finfo(np.float64).tiny), np.inf))
     flat = int(np.argmax(ratio)) if ratio.size else 0
     worst = tuple(int(i) for i in np.unravel_index(flat, e.shape)) if e.size else ()
     judged = ~skip
@@ -88,9 +87,19 @@ def compare_leaf(path: str, oracle: str, expected, got, tol, skip=None) -> LeafR
     scale = float(np.max(np.abs(e), initial=0.0))
     rel = max_err / scale if scale > 0 else (0.0 if max_err == 0 else float("inf"))
     passed = bool(np.all(ratio <= 1.0))
-    return LeafResult(path, oracle, passed, tuple(e.shape), max_err, rel, worst,
-                      float(e[worst]) if e.size else 0.0, float(g[worst]) if e.size else 0.0,
-                      float(t[worst]) if e.size else 0.0, int(np.sum(skip)))
+    return LeafResult(
+        path,
+        oracle,
+        passed,
+        tuple(e.shape),
+        max_err,
+        rel,
+        worst,
+        float(e[worst]) if e.size else 0.0,
+        float(g[worst]) if e.size else 0.0,
+        float(t[worst]) if e.size else 0.0,
+        int(np.sum(skip)),
+    )
 
 
 def _rounding_tolerance(A: np.ndarray, layout: LeafLayout, dtype: str) -> np.ndarray:
@@ -136,17 +145,31 @@ def _leaf_results(checks, grad: _Gradient, layout: LeafLayout) -> list[LeafResul
     results = []
     for i, sl in enumerate(layout.slices):
         for oracle, expected, tol, skip in checks:
-            r = compare_leaf(layout.paths[i], oracle,
-                             *(a[sl].reshape(layout.shapes[i]) for a in (expected, grad.flat, tol, skip)))
-            results.append(r._replace(passed=r.passed and not grad.transposed[i], shape=grad.leaves[i].shape,
-                                      param_shape=layout.shapes[i]))
+            r = compare_leaf(
+                layout.paths[i], oracle, *(a[sl].reshape(layout.shapes[i]) for a in (expected, grad.flat, tol, skip))
+            )
+            results.append(
+                r._replace(
+                    passed=r.passed and not grad.transposed[i], shape=grad.leaves[i].shape, param_shape=layout.shapes[i]
+                )
+            )
     return results
 
 
-def analyze_full(values: FullOracles, plan: OraclePlan, got_leaves: Sequence[np.ndarray], layout: LeafLayout,
-                 *, oracles: Sequence[str] = ORACLES, rtol: float | None = None, atol: float | None = None,
-                 factors: Sequence[tuple[float, str]] = (), suspects: Sequence[tuple[str, Sequence]] = (),
-                 step: float | None = None, gradient_dtype: str | None = None) -> GradCheckReport:
+def analyze_full(
+    values: FullOracles,
+    plan: OraclePlan,
+    got_leaves: Sequence[np.ndarray],
+    layout: LeafLayout,
+    *,
+    oracles: Sequence[str] = ORACLES,
+    rtol: float | None = None,
+    atol: float | None = None,
+    factors: Sequence[tuple[float, str]] = (),
+    suspects: Sequence[tuple[str, Sequence]] = (),
+    step: float | None = None,
+    gradient_dtype: str | None = None,
+) -> GradCheckReport:
     """Judge a gradient against evaluated oracles, every element against every oracle (the full check).
 
     Args:
@@ -194,8 +217,9 @@ def analyze_full(values: FullOracles, plan: OraclePlan, got_leaves: Sequence[np.
     checks = [("autodiff", A, ad_tol, ad_skip)] if "autodiff" in how.oracles else []
     kinks = False
     if plan.steps.shape[1] == G.shape[0]:
-        st = stencil_estimates(f0, np.asarray(values.stencil, np.float64), np.asarray(plan.steps, np.float64),
-                               machine_eps)
+        st = stencil_estimates(
+            f0, np.asarray(values.stencil, np.float64), np.asarray(plan.steps, np.float64), machine_eps
+        )
         kinked = nonsmooth(st)
         kinks = bool(np.any(kinked))
         # autodiff: where the stencil straddles a slope jump, either one-sided derivative is right
@@ -216,13 +240,21 @@ def analyze_full(values: FullOracles, plan: OraclePlan, got_leaves: Sequence[np.
         steps = np.asarray(plan.taylor_steps, np.float64)
         lin = steps @ np.where(np.isfinite(G), G, 0.0)
         lin_floor = None if g_round is None else np.abs(steps) @ g_round
-        tay = taylor_result(f0, np.stack([np.asarray(values.taylor, np.float64), lin], axis=1), machine_eps,
-                            kinks, lin_floor)
+        tay = taylor_result(
+            f0, np.stack([np.asarray(values.taylor, np.float64), lin], axis=1), machine_eps, kinks, lin_floor
+        )
     return _report("full", layout, how, results, (), tay, step if step is not None else machine_eps ** (1 / 3))
 
 
-def judge_fast(values: FastOracles, got_leaves: Sequence[np.ndarray], layout: LeafLayout, *, probes: int,
-               how: Judging = Judging(), step: float) -> GradCheckReport:
+def judge_fast(
+    values: FastOracles,
+    got_leaves: Sequence[np.ndarray],
+    layout: LeafLayout,
+    *,
+    probes: int,
+    how: Judging = Judging(),
+    step: float,
+) -> GradCheckReport:
     """Judge a gradient in fast mode: every element against jax.grad, random probes against differences.
 
     Args:
@@ -251,13 +283,26 @@ def judge_fast(values: FastOracles, got_leaves: Sequence[np.ndarray], layout: Le
         for j, path in enumerate(layout.paths):
             for k in range(probes):
                 n = j * probes + k
-                tol = (st.tolerance[n] if how.atol is None and how.rtol is None
-                       else (how.atol or 0.0) * unorm[n] + (how.rtol or 0.0) * gu_abs[n])
+                tol = (
+                    st.tolerance[n]
+                    if how.atol is None and how.rtol is None
+                    else (how.atol or 0.0) * unorm[n] + (how.rtol or 0.0) * gu_abs[n]
+                )
                 err = abs(lin_ext[n] - st.estimate[n])
                 at_kink = bool(err <= st.kink[n] + st.tolerance[n])
-                probe_results.append(ProbeResult(path, k, "fd", float(st.estimate[n]), float(lin_ext[n]),
-                                                 float(err), float(tol), bool(err <= tol or at_kink),
-                                                 at_kink and err > tol))
+                probe_results.append(
+                    ProbeResult(
+                        path,
+                        k,
+                        "fd",
+                        float(st.estimate[n]),
+                        float(lin_ext[n]),
+                        float(err),
+                        float(tol),
+                        bool(err <= tol or at_kink),
+                        at_kink and err > tol,
+                    )
+                )
     results = []
     if "autodiff" in how.oracles:
         tol = _user_tol(A, how, _rounding_tolerance(A, layout, dtype))
@@ -275,7 +320,11 @@ def _report(mode, layout: LeafLayout, how: Judging, results, probes, taylor, ste
     taylor_failed = taylor is not None and taylor.passed is False
     passed = not failing and not bad_probes and not taylor_failed
     checked = {r.oracle for r in results}
-    diagnosis = None if passed else overall_diagnosis(failing, bad_probes, taylor_failed, layout.paths,
-                                                      "autodiff" in checked, "fd" in checked)
-    return GradCheckReport(passed, mode, layout.dtype, layout.size, how.oracles, tuple(results), tuple(probes),
-                           taylor, diagnosis, step)
+    diagnosis = (
+        None
+        if passed
+        else overall_diagnosis(failing, bad_probes, taylor_failed, layout.paths, "autodiff" in checked, "fd" in checked)
+    )
+    return GradCheckReport(
+        passed, mode, layout.dtype, layout.size, how.oracles, tuple(results), tuple(probes), taylor, diagnosis, step
+    )

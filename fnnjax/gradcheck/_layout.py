@@ -108,8 +108,10 @@ def leaf_layout(params) -> LeafLayout:
         if dtype is None:
             dtype, first = dt, name
         elif dt != dtype:
-            raise TypeError(f"params leaf {name} has dtype {dt} but {first} has {dtype}; give every "
-                            f"parameter one dtype (jax.tree.map(lambda p: p.astype('{dtype}'), params))")
+            raise TypeError(
+                f"params leaf {name} has dtype {dt} but {first} has {dtype}; give every "
+                f"parameter one dtype (jax.tree.map(lambda p: p.astype('{dtype}'), params))"
+            )
         shape = tuple(jnp.shape(leaf))
         paths.append(name)
         shapes.append(shape)

@@ -23,15 +23,26 @@ from fnnjax.gradcheck._layout import flat_function
 from fnnjax.gradcheck._taylor import TAYLOR_START, TAYLOR_STEPS
 from fnnjax.gradcheck._tolerance import eps
 
-__all__ = ["VMAP_LIMIT", "FastOracles", "FastPlan", "FastPoint", "FullOracles", "OraclePlan", "evaluate_oracles",
-           "fast_oracles", "fd_steps", "full_oracles", "plan_oracles"]
+__all__ = [
+    "VMAP_LIMIT",
+    "FastOracles",
+    "FastPlan",
+    "FastPoint",
+    "FullOracles",
+    "OraclePlan",
+    "evaluate_oracles",
+    "fast_oracles",
+    "fd_steps",
+    "full_oracles",
+    "plan_oracles",
+]
 
 VMAP_LIMIT = 512
 """Up to this many parameters every evaluation point is built on the host and goes through one
 vmapped value-and-grad (one small program to compile); beyond, the stencil is evaluated inside the
 program in chunks of 64 coordinates."""
 
-_VMAP_ELEMENTS = 2 ** 22
+_VMAP_ELEMENTS = 2**22
 """Fast mode vmaps over all its evaluation points while points x P stays below this (memory)."""
 
 
@@ -121,10 +132,17 @@ def plan_oracles(theta, h, d, *, stencil: bool = True) -> OraclePlan:
     if not stencil:
         h = h[:0]
     m = h.size
-    steps = np.stack([(theta[:m] + h) - theta[:m], (theta[:m] - h) - theta[:m],
-                      (theta[:m] + 2 * h) - theta[:m], (theta[:m] - 2 * h) - theta[:m]])
-    signed = np.concatenate([TAYLOR_START * 0.5 ** np.arange(TAYLOR_STEPS),
-                             -TAYLOR_START * 0.5 ** np.arange(TAYLOR_STEPS)]).astype(dtype)
+    steps = np.stack(
+        [
+            (theta[:m] + h) - theta[:m],
+            (theta[:m] - h) - theta[:m],
+            (theta[:m] + 2 * h) - theta[:m],
+            (theta[:m] - 2 * h) - theta[:m],
+        ]
+    )
+    signed = np.concatenate(
+        [TAYLOR_START * 0.5 ** np.arange(TAYLOR_STEPS), -TAYLOR_START * 0.5 ** np.arange(TAYLOR_STEPS)]
+    ).astype(dtype)
     moved = theta[None, :] + signed[:, None] * d[None, :]
     n = theta.shape[0]
     points = None
@@ -161,8 +179,9 @@ def evaluate_oracles(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> F
     k = plan.taylor_steps.shape[0]
     if plan.points is not None:
         values, grads = jax.vmap(jax.value_and_grad(F))(jnp.asarray(plan.points))
-        return FullOracles(values[0], grads[0], values[1:1 + 4 * m].reshape(4, m).T,
-                           values[1 + 4 * m:1 + 4 * m + k])
+        return FullOracles(
+            values[0], grads[0], values[1 : 1 + 4 * m].reshape(4, m).T, values[1 + 4 * m : 1 + 4 * m + k]
+        )
     theta = jnp.asarray(plan.theta)
     f0, autodiff = jax.value_and_grad(F)(theta)
     steps = jnp.asarray(plan.steps)
@@ -170,8 +189,7 @@ def evaluate_oracles(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> F
     def column(i):
         return jax.vmap(lambda s: F(theta.at[i].add(s)))(steps[:, i])
 
-    stencil = (jax.lax.map(column, jnp.arange(m), batch_size=64) if m
-               else jnp.zeros((0, 4), theta.dtype))
+    stencil = jax.lax.map(column, jnp.arange(m), batch_size=64) if m else jnp.zeros((0, 4), theta.dtype)
     taylor = jax.vmap(F)(theta[None, :] + jnp.asarray(plan.taylor_steps))
     return FullOracles(f0, autodiff, stencil, taylor)
 
@@ -281,9 +299,10 @@ def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, 
 
     small = coef.shape[0] * theta.shape[0] <= _VMAP_ELEMENTS  # one vmap; else chunks of 16 points
     values, lin = jax.vmap(evaluate)((coef, which)) if small else jax.lax.map(evaluate, (coef, which), batch_size=16)
-    stencil = values[:4 * n].reshape(4, n).T
-    steps_lin = lin[:4 * n].reshape(4, n)
+    stencil = values[: 4 * n].reshape(4, n).T
+    steps_lin = lin[: 4 * n].reshape(4, n)
     lin_probe = jnp.stack([(steps_lin[0] - steps_lin[1]) / (2 * T), (steps_lin[2] - steps_lin[3]) / (4 * T)], axis=1)
-    taylor_values = jnp.stack([values[4 * n:], lin[4 * n:]], axis=1)
-    return FastOracles(f0, autodiff, stencil, lin_probe, T, jnp.sqrt(jnp.sum(U * U, axis=1)),
-                       jnp.abs(U) @ jnp.abs(grad), taylor_values)
+    taylor_values = jnp.stack([values[4 * n :], lin[4 * n :]], axis=1)
+    return FastOracles(
+        f0, autodiff, stencil, lin_probe, T, jnp.sqrt(jnp.sum(U * U, axis=1)), jnp.abs(U) @ jnp.abs(grad), taylor_values
+    )

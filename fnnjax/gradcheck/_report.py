@@ -156,13 +156,17 @@ class GradCheckReport:
 
     def render(self) -> str:
         """The report as a table, one line per leaf and oracle, then the verdict."""
-        head = (f"gradient check: {'PASS' if self.passed else 'FAIL'} ({self.mode} mode, {self.dtype}, "
-                f"{self.num_params} parameters; oracles: {', '.join(self.oracles)})")
+        head = (
+            f"gradient check: {'PASS' if self.passed else 'FAIL'} ({self.mode} mode, {self.dtype}, "
+            f"{self.num_params} parameters; oracles: {', '.join(self.oracles)})"
+        )
         lines = [head]
         if self.leaves:
             width = max(len(r.path) for r in self.leaves)
-            lines.append(f"  {'leaf':<{width}}  {'oracle':<8}  {'max abs err':>11}  {'rel err':>9}  "
-                         f"{'worst':<10} {'expected':>11} {'got':>11} {'tolerance':>9}  result")
+            lines.append(
+                f"  {'leaf':<{width}}  {'oracle':<8}  {'max abs err':>11}  {'rel err':>9}  "
+                f"{'worst':<10} {'expected':>11} {'got':>11} {'tolerance':>9}  result"
+            )
             for r in self.leaves:
                 status = "pass" if r.passed else "FAIL"
                 if r.skipped:
@@ -172,35 +176,47 @@ class GradCheckReport:
                 lines.append(
                     f"  {r.path:<{width}}  {r.oracle:<8}  {_fmt(r.max_abs_err, '11.2e')}  "
                     f"{_fmt(r.rel_err, '9.1e')}  {str(list(r.worst_index)):<10} {_fmt(r.expected, '11.4e')} "
-                    f"{_fmt(r.got, '11.4e')} {_fmt(r.tolerance, '9.1e')}  {status}")
+                    f"{_fmt(r.got, '11.4e')} {_fmt(r.tolerance, '9.1e')}  {status}"
+                )
         if self.probes:
             bad = [p for p in self.probes if not p.passed]
             skipped = sum(p.skipped for p in self.probes)
-            lines.append(f"  probes: {len(self.probes) - len(bad)} of {len(self.probes)} pass"
-                         + (f" ({skipped} skipped at kinks)" if skipped else ""))
+            lines.append(
+                f"  probes: {len(self.probes) - len(bad)} of {len(self.probes)} pass"
+                + (f" ({skipped} skipped at kinks)" if skipped else "")
+            )
             for p in bad[:6]:
-                lines.append(f"    {p.path} probe {p.probe} ({p.oracle}): <G, u> = {p.got:.6e}, oracle "
-                             f"{p.expected:.6e}, |diff| {p.abs_err:.2e} > tolerance {p.tolerance:.1e}")
+                lines.append(
+                    f"    {p.path} probe {p.probe} ({p.oracle}): <G, u> = {p.got:.6e}, oracle "
+                    f"{p.expected:.6e}, |diff| {p.abs_err:.2e} > tolerance {p.tolerance:.1e}"
+                )
         if self.taylor is not None:
             t = self.taylor
             rates = ", ".join("-" if r is None else f"{r:.2f}" for r in t.rates)
             verdict = {True: "pass", False: "FAIL", None: "inconclusive"}[t.passed]
-            lines.append(f"  taylor remainder: rates {rates} along +d, -d (2 = right gradient, "
-                         f"1 = wrong): {verdict}; {t.note}")
+            lines.append(
+                f"  taylor remainder: rates {rates} along +d, -d (2 = right gradient, 1 = wrong): {verdict}; {t.note}"
+            )
         if self.diagnosis:
             lines.append(f"  diagnosis: {self.diagnosis}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field (non-finite floats as strings)."""
-        return jsonable({
-            "passed": self.passed, "mode": self.mode, "dtype": self.dtype,
-            "num_params": self.num_params, "oracles": list(self.oracles), "step": self.step,
-            "diagnosis": self.diagnosis,
-            "leaves": [r._asdict() for r in self.leaves],
-            "probes": [p._asdict() for p in self.probes],
-            "taylor": None if self.taylor is None else self.taylor._asdict(),
-        })
+        return jsonable(
+            {
+                "passed": self.passed,
+                "mode": self.mode,
+                "dtype": self.dtype,
+                "num_params": self.num_params,
+                "oracles": list(self.oracles),
+                "step": self.step,
+                "diagnosis": self.diagnosis,
+                "leaves": [r._asdict() for r in self.leaves],
+                "probes": [p._asdict() for p in self.probes],
+                "taylor": None if self.taylor is None else self.taylor._asdict(),
+            }
+        )
 
     def raise_if_failed(self) -> None:
         """Raise :class:`GradientCheckError` (an AssertionError) with the rendered report on failure."""

@@ -101,5 +101,6 @@ def central_differences(values, plan, dtype) -> np.ndarray:
       >>> np.round(central_differences(values, plan, "float32"), 2)  # 3 theta^2
       array([ 3., 12.])
     """
-    return stencil_estimates(float(values.f0), np.asarray(values.stencil, np.float64),
-                             np.asarray(plan.steps, np.float64), eps(dtype)).estimate
+    return stencil_estimates(
+        float(values.f0), np.asarray(values.stencil, np.float64), np.asarray(plan.steps, np.float64), eps(dtype)
+    ).estimate

@@ -55,8 +55,9 @@ def _rate_verdict(rates: list[float]) -> tuple[float | None, bool | None]:
     return rate, None
 
 
-def taylor_result(f0: float, taylor: np.ndarray, machine_eps: float, nonsmooth: bool,
-                  lin_floor: np.ndarray | None = None) -> TaylorResult:
+def taylor_result(
+    f0: float, taylor: np.ndarray, machine_eps: float, nonsmooth: bool, lin_floor: np.ndarray | None = None
+) -> TaylorResult:
     """The verdict of the Taylor test from f and the linear term along +d then -d.
 
     Args:
@@ -83,9 +84,20 @@ def taylor_result(f0: float, taylor: np.ndarray, machine_eps: float, nonsmooth: 
         return TaylorResult(rates, True, tuple(steps), tuple(r[:k]), "remainder shrinks like e^2")
     if said == [False, False]:
         if nonsmooth:
-            return TaylorResult(rates, None, tuple(steps), tuple(r[:k]),
-                                "f has kinks here, so a rate of 1 does not prove the gradient wrong")
-        return TaylorResult(rates, False, tuple(steps), tuple(r[:k]),
-                            "remainder shrinks only like e: the gradient is wrong along d")
-    return TaylorResult(rates, None, tuple(steps), tuple(r[:k]),
-                        "the local rates are erratic or too few remainders lie above the rounding floor")
+            return TaylorResult(
+                rates,
+                None,
+                tuple(steps),
+                tuple(r[:k]),
+                "f has kinks here, so a rate of 1 does not prove the gradient wrong",
+            )
+        return TaylorResult(
+            rates, False, tuple(steps), tuple(r[:k]), "remainder shrinks only like e: the gradient is wrong along d"
+        )
+    return TaylorResult(
+        rates,
+        None,
+        tuple(steps),
+        tuple(r[:k]),
+        "the local rates are erratic or too few remainders lie above the rounding floor",
+    )

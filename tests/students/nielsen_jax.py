@@ -12,7 +12,6 @@ def sigmoid_prime(z):
 
 
 class Network:
-
     def __init__(self, sizes):
         self.num_layers = len(sizes)
         self.sizes = sizes

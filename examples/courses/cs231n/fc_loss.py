@@ -7,7 +7,6 @@ layers, the softmax loss averaged over the N rows of X, plus 0.5 * reg * sum ||W
 """
 
 import numpy as np
-
 from layers import affine_backward, affine_forward, relu_backward, relu_forward, softmax_loss
 
 

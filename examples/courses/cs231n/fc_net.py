@@ -8,7 +8,6 @@ Check it (fnnjax builds the net in float64, writes its own values into ``model.p
 """
 
 import numpy as np
-
 from layers import affine_backward, affine_forward, relu_backward, relu_forward, softmax_loss
 
 
@@ -45,8 +44,18 @@ class TwoLayerNet:
 class FullyConnectedNet:
     """{affine - relu} x (L - 1) - affine - softmax, with L2 regularisation 0.5 * reg * sum ||W||^2."""
 
-    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
-                 normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        hidden_dims,
+        input_dim=3 * 32 * 32,
+        num_classes=10,
+        dropout_keep_ratio=1,
+        normalization=None,
+        reg=0.0,
+        weight_scale=1e-2,
+        dtype=np.float32,
+        seed=None,
+    ):
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
         self.reg = reg

@@ -8,15 +8,24 @@ passes; fnnjax checks against the course's loss and names the factor:
 """
 
 import numpy as np
-
 from layers import affine_backward, affine_forward, relu_backward, relu_forward, softmax_loss
 
 
 class FullyConnectedNet:
     """{affine - relu} x (L - 1) - affine - softmax, regularised with reg * sum ||W||^2 (cs231n uses 0.5 * reg)."""
 
-    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
-                 normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        hidden_dims,
+        input_dim=3 * 32 * 32,
+        num_classes=10,
+        dropout_keep_ratio=1,
+        normalization=None,
+        reg=0.0,
+        weight_scale=1e-2,
+        dtype=np.float32,
+        seed=None,
+    ):
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
         self.reg = reg

@@ -12,8 +12,7 @@ import random
 import numpy as np
 
 
-class Network(object):
-
+class Network:
     def __init__(self, sizes):
         self.num_layers = len(sizes)
         self.sizes = sizes
@@ -29,7 +28,7 @@ class Network(object):
         n = len(training_data)
         for j in range(epochs):
             random.shuffle(training_data)
-            mini_batches = [training_data[k:k + mini_batch_size] for k in range(0, n, mini_batch_size)]
+            mini_batches = [training_data[k : k + mini_batch_size] for k in range(0, n, mini_batch_size)]
             for mini_batch in mini_batches:
                 self.update_mini_batch(mini_batch, eta)
 
@@ -66,7 +65,7 @@ class Network(object):
         return (nabla_b, nabla_w)
 
     def cost_derivative(self, output_activations, y):
-        return (output_activations - y)
+        return output_activations - y
 
 
 def sigmoid(z):
