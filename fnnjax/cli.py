@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return text.splitlines()[0].rstrip(":") if text else type(err).__name__  # details (treedefs) dropped
 
 
 if __name__ == "__main__":

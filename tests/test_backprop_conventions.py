@@ -366,14 +366,14 @@ NIELSEN_MISTAKES = [
     ),
     (
         "cost_derivative_sign",
-        [("return (output_activations - y)", "return (y - output_activations)")],
+        [("return output_activations - y", "return y - output_activations")],
         [True] * 4,
         r"sign flipped \(the gradient = -expected\): cost_derivative\(output_activations, y\) is "
         r"output_activations - y",
     ),
     (
         "cost_derivative_doubled",
-        [("return (output_activations - y)", "return 2 * (output_activations - y)")],
+        [("return output_activations - y", "return 2 * (output_activations - y)")],
         [True] * 4,
         r"off by a factor 2 \(the gradient is doubled\): the cost ½‖a − y‖² has the derivative a − y",
     ),
