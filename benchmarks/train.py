@@ -12,11 +12,14 @@ from its ``--seed`` as the command does):
   ``gradient="backprop"``, the hand-written delta recursion: fit's bare epoch (no evaluation);
 - ``fnnjax_grad``: the same with ``gradient="grad"`` (jax.grad);
 - ``fnnjax_train``: the ``fnnjax train`` command (the notes' recipe, its defaults: test-set
-  evaluation after every epoch and a checkpoint every epoch), run in a thread of this process
-  and paused after each epoch, so that its epochs interleave with the others'; an epoch is
-  everything the command does between two epochs' ends (training, evaluation, the progress
-  callback, the checkpoint); ``fnnjax_train_nockpt``: the same with ``--checkpoint-every 0``
-  (the difference is the checkpoint's cost);
+  evaluation after every epoch and a checkpoint at most every 30 s), run in a thread of this
+  process and paused after each epoch, so that its epochs interleave with the others'; an epoch
+  is everything the command does between two epochs' ends (training, evaluation, the progress
+  callback, a checkpoint when one is due). Its 30 s are wall time, pauses included, so here it
+  saves every few rounds, far more often per epoch than an uninterrupted run does;
+  ``fnnjax_train_nockpt``: the same with ``--checkpoint-every 0``; ``fnnjax_train_ckpt1``: with
+  ``--checkpoint-every 1``, a checkpoint after every epoch (its difference from
+  ``fnnjax_train_nockpt`` is the cost of one save);
 - ``jax_plain``: a plain ``jax.grad`` + optax step in a jitted ``lax.scan`` over batches (it drops
   the last partial batch, as such loops usually do; fnnjax keeps it);
 - ``fnnjax_backprop_unrollK``, ``fnnjax_grad_unrollK``: the same with ``fit(..., unroll=K)`` for
@@ -82,6 +85,7 @@ METHODS = (
     "fnnjax_grad",
     "fnnjax_train",
     "fnnjax_train_nockpt",
+    "fnnjax_train_ckpt1",
     "jax_plain",
     "torch_eager",
     "torch_loop",
@@ -488,7 +492,8 @@ def _torch_device(option: str) -> str:
 def _make(method: str, d: _Data, epochs: int, args, folder: str | None) -> _Method:
     x, y = d.x, d.y
     if method.startswith("fnnjax_train"):
-        extra = ("--checkpoint-every", "0") if method == "fnnjax_train_nockpt" else ()
+        every = {"fnnjax_train_nockpt": "0", "fnnjax_train_ckpt1": "1"}.get(method)
+        extra = ("--checkpoint-every", every) if every else ()
         return _CommandMethod(folder, epochs, extra)
     if method.startswith("fnnjax_"):
         gradient, _, unroll = method.removeprefix("fnnjax_").partition("_unroll")
@@ -658,13 +663,25 @@ def _targets(platform: str, times: dict[str, list[float]], results: dict) -> dic
             "met": speedup >= TARGET_PEER_SPEEDUP,
         }
     if fit and "fnnjax_train" in times:
+        # judged on the ratio of the total times, which counts every checkpoint the command saved
+        # (the median of the per-round ratios is that of an epoch without one), and on the median
         ratio = paired_ratio(times["fnnjax_train"], times[fit])
-        out["command_vs_fit"] = {"ratio": ratio, "target": TARGET_COMMAND_RATIO, "met": ratio <= TARGET_COMMAND_RATIO}
+        total = sum(times["fnnjax_train"]) / sum(times[fit])
+        out["command_vs_fit"] = {
+            "ratio": ratio,
+            "ratio_of_totals": total,
+            "target": TARGET_COMMAND_RATIO,
+            "met": max(ratio, total) <= TARGET_COMMAND_RATIO,
+        }
         if "fnnjax_train_nockpt" in times:
-            out["command_vs_fit"]["checkpoint_s_per_epoch"] = statistics.median(
-                a - b for a, b in zip(times["fnnjax_train"], times["fnnjax_train_nockpt"])
-            )
             out["command_vs_fit"]["ratio_without_checkpoints"] = paired_ratio(times["fnnjax_train_nockpt"], times[fit])
+            if "fnnjax_train_ckpt1" in times:
+                out["command_vs_fit"]["checkpoint_s"] = statistics.median(
+                    a - b for a, b in zip(times["fnnjax_train_ckpt1"], times["fnnjax_train_nockpt"])
+                )
+                out["command_vs_fit"]["ratio_checkpoint_every_epoch"] = paired_ratio(
+                    times["fnnjax_train_ckpt1"], times[fit]
+                )
     if fit:
         key = "gpu_epoch" if platform == "gpu" else "notes_loop"
         met = results[fit].get("target_met")
@@ -687,14 +704,17 @@ def _targets_text(targets: dict) -> str:
         )
     if "command_vs_fit" in targets:
         t = targets["command_vs_fit"]
-        extra = (
-            f"; without checkpoints {t['ratio_without_checkpoints']:.3f}x, so a checkpoint costs "
-            f"{t['checkpoint_s_per_epoch'] * 1e3:.1f} ms per epoch"
-            if "checkpoint_s_per_epoch" in t
-            else ""
-        )
+        extra = ""
+        if "ratio_without_checkpoints" in t:
+            extra += f"; without checkpoints {t['ratio_without_checkpoints']:.3f}x"
+        if "checkpoint_s" in t:
+            extra += (
+                f"; with a checkpoint every epoch {t['ratio_checkpoint_every_epoch']:.3f}x, so one save "
+                f"costs {t['checkpoint_s'] * 1e3:.1f} ms"
+            )
         lines.append(
-            f"- the fnnjax train command's epoch / fit's bare epoch: {t['ratio']:.3f} (target "
+            f"- the fnnjax train command's epoch / fit's bare epoch: {t['ratio']:.3f} (median of the "
+            f"per-round ratios), {t['ratio_of_totals']:.3f} (total time, every save counted; target "
             f"<= {t['target']}): {'met' if t['met'] else 'NOT met'}{extra}"
         )
     if "notes_loop" in targets:

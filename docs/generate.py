@@ -448,8 +448,10 @@ _CHECKPOINTS = f"{_RUN}/checkpoints"
 
 
 def _train(*options: str, resume: bool = False, status: bool = False) -> Command:
-    """``fnnjax train`` of a small net (784-16-10, batch 64) into runs/notes, without a progress bar."""
-    argv = _fnnjax("train", "--sizes", "784,16,10", "--batch-size", "64", *options, "--quiet", "--out", _RUN)
+    """``fnnjax train`` of a small net (784-16-10, batch 64) into runs/notes, without a progress bar,
+    with a checkpoint after every epoch (the sessions show what happens to each of them)."""
+    net = ("--sizes", "784,16,10", "--batch-size", "64", "--checkpoint-every", "1")
+    argv = _fnnjax("train", *net, *options, "--quiet", "--out", _RUN)
     return Command("", argv + (("--resume",) if resume else ()), status=status)
 
 

@@ -732,20 +732,33 @@ def restore_checkpoint(
     )
 
 
+_clock = time.monotonic  # the time Checkpointer(seconds=...) measures (tests substitute a fake one)
+
+
 class Checkpointer:
-    """A :func:`fnnjax.fit` callback that saves a checkpoint every ``every`` epochs.
+    """A :func:`fnnjax.fit` callback that saves a checkpoint every ``every`` epochs, or at most once
+    every ``seconds`` of training, and always after ``final_epoch``.
 
     It also keeps the history (starting from ``history``, the records of a resumed run) so that
-    each checkpoint holds every epoch's record.
+    each checkpoint holds every epoch's record. A save of a small model costs tens of
+    milliseconds (orbax writes a folder of files and fnnjax checksums them), a noticeable share of
+    a sub-second epoch: ``seconds`` bounds both that cost and the training a crash can lose (at
+    most ``seconds`` plus one epoch).
 
     Args:
       directory: the checkpoint folder.
       mlp: the model.
-      every: save after epochs ``every, 2 every, ...`` (and after ``final_epoch``).
-      final_epoch: the last epoch of the run, always saved (None: only the multiples of every).
+      every: save after epochs ``every, 2 every, ...`` (default 1 when ``seconds`` is None).
+      seconds: instead of ``every``: save after an epoch that ends at least ``seconds`` after the
+        last save (or after this callback was made).
+      final_epoch: the last epoch of the run, always saved (None: only the due epochs).
       history: records of epochs done before (when resuming).
       config: JSON settings stored with every checkpoint.
       max_to_keep: how many checkpoints to keep (the newest; None: all).
+
+    Raises:
+      ValueError: ``every`` not a positive integer, ``seconds`` not a positive number, or both
+        given.
 
     Attributes:
       last_saved: the epoch of the last checkpoint this callback saved (None: none yet).
@@ -753,6 +766,7 @@ class Checkpointer:
     Example:
       >>> import tempfile, fnnjax
       >>> ckpt = fnnjax.Checkpointer(tempfile.mkdtemp(), mlp=fnnjax.MLP((2, 2)), every=5)
+      >>> ckpt = fnnjax.Checkpointer(tempfile.mkdtemp(), mlp=fnnjax.MLP((2, 2)), seconds=30.0, final_epoch=50)
     """
 
     def __init__(
@@ -760,26 +774,49 @@ class Checkpointer:
         directory,
         *,
         mlp: MLP,
-        every: int = 1,
+        every: int | None = None,
+        seconds: float | None = None,
         final_epoch: int | None = None,
         history: Sequence[dict] = (),
         config: Mapping | None = None,
         max_to_keep: int | None = 2,
     ):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        if every is not None and seconds is not None:
+            raise ValueError(
+                f"every = {every!r} and seconds = {seconds!r}: pass one of them (epochs between saves, "
+                "or the least seconds between saves), not both"
+            )
+        if every is None and seconds is None:
+            every = 1
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"every = {every!r} but it must be a positive integer (epochs)")
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf")
+        ):
+            raise ValueError(
+                f"seconds = {seconds!r} but it must be a positive number (the least seconds between saves)"
+            )
         if max_to_keep is not None and (
             isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1
         ):
             raise ValueError(f"max_to_keep = {max_to_keep!r} but it must be a positive integer or None (all)")
-        self.directory, self.mlp, self.every, self.final_epoch = directory, mlp, every, final_epoch
+        self.directory, self.mlp, self.every, self.seconds = directory, mlp, every, seconds
+        self.final_epoch = final_epoch
         self.history, self.config, self.max_to_keep = list(history), dict(config or {}), max_to_keep
         self.last_saved: int | None = None
+        self._since = _clock()
 
     def __call__(self, record: dict, state: TrainState) -> None:
         self.history.append(record)
-        if state.epoch % self.every == 0 or state.epoch == self.final_epoch:
+        if self._due(int(state.epoch)):
             self.save(state)
+
+    def _due(self, epoch: int) -> bool:
+        if epoch == self.final_epoch:
+            return True
+        if self.every is not None:
+            return epoch % self.every == 0
+        return self.seconds is not None and _clock() - self._since >= self.seconds
 
     def save(self, state: TrainState) -> Path:
         """Save ``state`` now, with the history so far (e.g. before stopping between two due saves)."""
@@ -787,6 +824,7 @@ class Checkpointer:
             self.directory, state, mlp=self.mlp, history=self.history, config=self.config, max_to_keep=self.max_to_keep
         )
         self.last_saved = int(state.epoch)
+        self._since = _clock()
         return path
 
 

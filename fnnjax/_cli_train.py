@@ -179,8 +179,7 @@ def _check_train_args(args) -> None:
             f"{args.devices}; each device takes batch-size / devices samples of "
             f"every batch, so use a multiple of {args.devices}"
         )
-    if args.checkpoint_every < 0:
-        raise _usage_error(f"--checkpoint-every {args.checkpoint_every} must be >= 0 (0: no checkpoints)")
+    args.checkpoint_policy = _checkpoint_policy(args.checkpoint_every)
     if args.keep_checkpoints < 0:
         raise _usage_error(
             f"--keep-checkpoints {args.keep_checkpoints} must be >= 0 (0: keep all), e.g. --keep-checkpoints 2"
@@ -190,6 +189,28 @@ def _check_train_args(args) -> None:
             f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
             f"to the folder holding {args.dataset}/ (or its four IDX files)"
         )
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _checkpoint_policy(text: str) -> dict | None:
+    """``--checkpoint-every``: ``N`` epochs, or a duration ``30s``, ``5m``, ``1h`` (the least time
+    between saves); ``0``: never. Returns the :class:`fnnjax.Checkpointer` keywords, or None."""
+    text = str(text).strip().lower()
+    try:
+        if text and text[-1] in _UNITS:
+            seconds = float(text[:-1]) * _UNITS[text[-1]]
+            if seconds > 0 and seconds != float("inf"):
+                return {"seconds": seconds}
+        elif int(text) >= 0:
+            return {"every": int(text)} if int(text) else None
+    except ValueError:
+        pass
+    raise _usage_error(
+        f"--checkpoint-every {text!r} is neither a number of epochs (1, 2, ...; 0: no checkpoints) "
+        "nor a positive duration (30s, 5m, 1h), e.g. --checkpoint-every 1"
+    )
 
 
 def _build_mlp(args, sizes):
@@ -408,7 +429,7 @@ def run_train(args) -> int:
         raise _usage_error(f"--out {out} cannot be written ({err.strerror}); choose a folder you can write to") from err
     try:
         stopping = "stopping after the epoch in progress" + (
-            ", once it is checkpointed" if args.checkpoint_every else ""
+            ", once it is checkpointed" if args.checkpoint_policy else ""
         )
         with Preemption(stopping) as preempt, quiet_orbax():
             return _train(args, sizes, scheme, init_options, mlp, out, preempt)
@@ -437,7 +458,7 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     if args.resume and latest is None:
         raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without --resume to start training")
     train, val, test, classes = _load_data(args, sizes)
-    if args.checkpoint_every:
+    if args.checkpoint_policy:
         _check_writable(ckpt_dir)
     optimizer = _optimizer(args.optimizer, args.lr, args.schedule, args.epochs * -(-len(train[0]) // args.batch_size))
     run_key = jax.random.key(args.seed)
@@ -454,11 +475,11 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
             print(f"checkpoint epoch {start} already reaches --epochs {args.epochs}; writing outputs")
     evals = {"test": test} if val is None else {"val": val, "test": test}
     ckpt = None
-    if args.checkpoint_every:
+    if args.checkpoint_policy:
         ckpt = Checkpointer(
             ckpt_dir,
             mlp=mlp,
-            every=args.checkpoint_every,
+            **args.checkpoint_policy,
             final_epoch=args.epochs,
             history=records,
             config=config,
@@ -700,7 +721,11 @@ def register(subparsers) -> None:
         "agree with 1 to float rounding",
     )
     t.add_argument(
-        "--checkpoint-every", type=int, default=1, help="save a checkpoint every N epochs (default 1; 0: never)"
+        "--checkpoint-every",
+        default="30s",
+        help="save a checkpoint every N epochs (e.g. 1), or after the first epoch that ends at least "
+        "a duration after the last save (30s, 5m, 1h; default 30s); the last epoch and a stop on "
+        "a signal are always saved; 0: never",
     )
     t.add_argument(
         "--keep-checkpoints",

@@ -89,6 +89,40 @@ def test_checkpointer_saves_every_n_and_the_final_epoch(tmp_path):
         fnnjax.Checkpointer(tmp_path, mlp=MLP, every=0)
 
 
+def test_checkpointer_with_seconds_saves_when_that_long_has_passed_and_the_final_epoch(tmp_path, monkeypatch):
+    """A fake clock that advances 10 s per epoch: with seconds=25 the saves fall after epoch 3
+    (30 s after the start) and after the final epoch 5 (only 20 s after that save)."""
+    now = [0.0]
+    monkeypatch.setattr(fnnjax._checkpoint, "_clock", lambda: now[0])
+    ckpt = fnnjax.Checkpointer(tmp_path, mlp=MLP, seconds=25, final_epoch=5, max_to_keep=None)
+    saved = []
+    for epoch in range(1, 6):
+        now[0] += 10.0
+        before = ckpt.last_saved
+        ckpt({"epoch": epoch}, _state(epoch))
+        if ckpt.last_saved != before:
+            saved.append(epoch)
+    assert saved == [3, 5]
+    assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [3, 5]
+    restored = fnnjax.restore_checkpoint(tmp_path, mlp=MLP, optimizer=MOMENTUM)
+    assert [r["epoch"] for r in restored.history] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"every": 2, "seconds": 30}, r"every = 2 and seconds = 30: pass one of them"),
+        ({"seconds": 0}, r"seconds = 0 but it must be a positive number"),
+        ({"seconds": float("inf")}, r"seconds = inf but it must be a positive number"),
+        ({"seconds": True}, r"seconds = True but it must be a positive number"),
+        ({"every": 1.5}, r"every = 1.5 but it must be a positive integer"),
+    ],
+)
+def test_checkpointer_refuses_a_bad_policy(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fnnjax.Checkpointer(tmp_path, mlp=MLP, **kwargs)
+
+
 def _state(epoch, scale=1.0):
     params = jax.tree.map(lambda a: a * scale, P0)
     return fnnjax.TrainState(params, MOMENTUM.init(params), jax.random.key(epoch), epoch)

@@ -75,6 +75,8 @@ def train_args(data_dir, out, *extra) -> list[str]:
         "--out",
         str(out),
         "--quiet",
+        "--checkpoint-every",  # one checkpoint per epoch (the default saves at most every 30 s)
+        "1",
         *extra,
     ]
 

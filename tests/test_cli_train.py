@@ -35,6 +35,8 @@ def train_args(data_dir, out, *extra):
         "--out",
         str(out),
         "--quiet",
+        "--checkpoint-every",  # one checkpoint per epoch (the default saves at most every 30 s)
+        "1",
         *extra,
     ]
 
@@ -174,6 +176,10 @@ BAD = [
     (["--data-dir", "/nonexistent/fnnjax-data"], "--data-dir /nonexistent/fnnjax-data does not exist"),
     (["--resume"], "--resume but there is no checkpoint in"),
     (["--keep-checkpoints", "-1"], "--keep-checkpoints -1 must be >= 0 (0: keep all)"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every '-1' is neither a number of epochs (1, 2, ...; 0: no"),
+    (["--checkpoint-every", "1.5"], "--checkpoint-every '1.5' is neither a number of epochs"),
+    (["--checkpoint-every", "0s"], "nor a positive duration (30s, 5m, 1h), e.g. --checkpoint-every 1"),
+    (["--checkpoint-every", "soon"], "--checkpoint-every 'soon' is neither a number of epochs"),
 ]
 
 
@@ -183,6 +189,27 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys, extra, mes
     err = capsys.readouterr().err
     assert err.startswith("fnnjax train: error: ") and err.count("\n") == 1, err
     assert message in err
+
+
+def _checkpointed_epochs(out):
+    return sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_by_default_a_short_run_checkpoints_its_last_epoch_and_a_duration_bounds_the_saves(data_dir, tmp_path, capsys):
+    """The default (--checkpoint-every 30s) saves after the first epoch that ends 30 s after the last
+    save: a run of a few seconds saves only its last epoch, which --resume continues from."""
+    argv = train_args(data_dir, tmp_path / "default", "--keep-checkpoints", "0")
+    i = argv.index("--checkpoint-every")
+    assert main(argv[:i] + argv[i + 2 :]) == 0
+    assert _checkpointed_epochs(tmp_path / "default") == [3]
+    assert main(train_args(data_dir, tmp_path / "every", "--keep-checkpoints", "0")) == 0
+    assert _checkpointed_epochs(tmp_path / "every") == [1, 2, 3]
+    short = train_args(data_dir, tmp_path / "short", "--keep-checkpoints", "0", "--checkpoint-every", "0.001s")
+    assert main(short) == 0
+    assert _checkpointed_epochs(tmp_path / "short") == [1, 2, 3]
+    assert main(train_args(data_dir, tmp_path / "long", "--keep-checkpoints", "0", "--checkpoint-every", "2H")) == 0
+    assert _checkpointed_epochs(tmp_path / "long") == [3]
+    capsys.readouterr()
 
 
 def test_missing_data_files_are_one_line(tmp_path, capsys):

@@ -42,10 +42,10 @@ def test_readme_is_a_front_page_with_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 150
     assert 'python3 -m venv .venv && .venv/bin/pip install ".[dev,docs]" && .venv/bin/fnnjax verify' in text
-    assert ".venv/bin/python -m pytest -q" in text
+    assert ".venv/bin/python -m pytest -q -n 2\n" in text
     assert text.count("```bash") == 2  # exactly two commands for a fresh machine
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python -m pytest -q" in ci  # README's test command is the one CI runs
+    assert "\npython -m pytest -q -n 2\n" in ci  # README's test command is the one CI runs
     assert 'pip install -q ".[dev,docs]"' in ci  # in the environment README's first command builds
 
 
