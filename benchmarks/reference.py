@@ -35,6 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fnnjax._presets import PRESETS
 from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "NOTES", "TARGETS", "RECIPE", "summarise_run"]
@@ -42,18 +43,18 @@ __all__ = ["add_arguments", "run", "main", "NOTES", "TARGETS", "RECIPE", "summar
 RECIPE = (
     "--dataset",
     "fashion-mnist",
-    "--sizes",
-    "784,256,10",
-    "--hidden",
-    "relu",
-    "--init",
-    "normal:0.01",
-    "--optimizer",
-    "sgd",
-    "--lr",
-    "0.1",
-    "--batch-size",
-    "256",
+    *(
+        token
+        for flag, name in (
+            ("--sizes", "sizes"),
+            ("--hidden", "hidden"),
+            ("--init", "init"),
+            ("--optimizer", "optimizer"),
+            ("--lr", "lr"),
+            ("--batch-size", "batch_size"),
+        )
+        for token in (flag, str(PRESETS["notes"][name]))
+    ),
 )
 """The notes' recipe as ``fnnjax train`` options (epochs, seed and gradient are added per run)."""
 

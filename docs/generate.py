@@ -52,6 +52,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.reference import RECIPE
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
@@ -199,22 +201,7 @@ def _python(*args: str) -> tuple[str, ...]:
     return (sys.executable, *args)
 
 
-_NOTES = (
-    "--dataset",
-    "fashion-mnist",
-    "--sizes",
-    "784,256,10",
-    "--hidden",
-    "relu",
-    "--init",
-    "normal:0.01",
-    "--optimizer",
-    "sgd",
-    "--lr",
-    "0.1",
-    "--batch-size",
-    "256",
-)
+_NOTES = RECIPE  # the notes' recipe as fnnjax train options, as the reference benchmark runs it
 _FOUR_DEVICES = (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),)
 
 _MYGRADS = """\
