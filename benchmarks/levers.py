@@ -13,8 +13,10 @@ method changes exactly one thing of it:
   divided by 255 inside the step (the same float32 values as the loader's);
 - ``weights_in_out``: the weights stored as ``W^T`` (``(M_{l-1}, M_l)``), so the forward products
   are ``A W^T`` without a transposed operand;
-- ``dW_from_transposed_D``: the weight gradient from an explicitly transposed error term
-  (``(D^T) A`` behind an optimisation barrier), a form XLA hands to its YNNPACK dot;
+- ``dW_as_written``: the weight gradient as written, ``D^T A`` (a product that contracts both
+  operands' first axis), instead of fit's ``(D^T) A`` with ``D^T`` written out first behind an
+  optimisation barrier (the form XLA's CPU backend hands to its YNNPACK dot; as written it goes
+  to Eigen);
 - ``xla_*``: the same program compiled with XLA CPU options (``compile(compiler_options=...)``,
   per program, no global flag): ``xla_eigen_dots`` (no YNNPACK: every dot on Eigen),
   ``xla_onednn_dots`` (every dot through oneDNN), ``xla_onednn_dots_eltwise`` (oneDNN dots and
@@ -68,7 +70,7 @@ class Variant:
     images: str = "float32"  # or "uint8"
     gather: str = "scan"  # or "whole": x[perm] before the scan
     layout: str = "out_in"  # or "in_out": W^T stored
-    grad: str = "as_written"  # or "transposed_D"
+    grad: str = "transposed_D"  # or "as_written"
     options: tuple = ()  # XLA compiler options, (name, value) pairs
 
 
@@ -78,7 +80,7 @@ VARIANTS = {
     "whole_set_permutation": Variant(gather="whole"),
     "uint8_images": Variant(images="uint8"),
     "weights_in_out": Variant(layout="in_out"),
-    "dW_from_transposed_D": Variant(grad="transposed_D"),
+    "dW_as_written": Variant(grad="as_written"),
     "xla_eigen_dots": Variant(options=(("xla_cpu_experimental_ynn_fusion_type", ""),)),
     "xla_onednn_dots": Variant(
         options=_ONEDNN + (("xla_cpu_experimental_onednn_fusion_type", "LIBRARY_FUSION_TYPE_DOT"),)
@@ -138,9 +140,9 @@ def _epoch_program(v: Variant, n: int):
             xb, yb = x[idx], y[idx]  # type: ignore[index]
         xb = batch_images(xb)
         (w1, b1), (w2, b2) = p
-        z1 = dot_w(xb, w1) + b1
+        z1 = dot_w(xb, w1) + b1[None, :]
         h = jnp.maximum(z1, 0)
-        z2 = dot_w(h, w2) + b2
+        z2 = dot_w(h, w2) + b2[None, :]
         t = jax.nn.one_hot(yb, SIZES[-1], dtype=jnp.float32)
         vf = valid.astype(jnp.float32)
         d2 = (jax.nn.softmax(z2) - t) * (vf / jnp.sum(vf))[:, None]

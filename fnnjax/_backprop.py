@@ -60,6 +60,27 @@ def backward(
     return ds[::-1]
 
 
+def _materialised_transpose_product(d: Array, a: Array) -> Array:
+    return jax.lax.optimization_barrier(d.T) @ a
+
+
+def _plain_product(d: Array, a: Array) -> Array:
+    return d.T @ a
+
+
+def weight_gradient(d: Array, a_prev: Array) -> Array:
+    """``delta^T a^(l-1)``: the sum over the batch of the outer products ``delta_i a_i^T`` (F12),
+    ``(N, M_l), (N, M_{l-1}) -> (M_l, M_{l-1})``.
+
+    On the CPU ``delta^T`` is written out first (a copy of ``(M_l, N)``, behind an optimisation
+    barrier that keeps XLA from folding it back into the product): XLA's CPU backend hands a plain
+    product to its fast dot library but runs one that contracts both operands' first axis on a
+    slower path, and the copy costs less than the difference. Elsewhere (GPU, TPU) the product
+    takes the transposed operand as it is.
+    """
+    return jax.lax.platform_dependent(d, a_prev, cpu=_materialised_transpose_product, default=_plain_product)
+
+
 def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy") -> tuple[Array, ...]:
     """The error terms ``delta^(l) = dL_i/dz_i^(l)`` of every layer, per sample (F10, F11).
 
@@ -130,7 +151,7 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
     ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)
     grads = []
     for d, a_prev, layer in zip(ds, trace.a[:-1], params):
-        gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta^(L))
+        gw = weight_gradient(d, a_prev)  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta^(L))
         if not is_static_zero(l2):  # a Python 0 leaves the weight-decay pass out of the program
             gw = gw + jnp.asarray(l2, gw.dtype) * layer.W
         grads.append(Layer(gw, jnp.sum(d, axis=0)))

@@ -66,7 +66,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from fnnjax._backprop import backward, output_delta
+from fnnjax._backprop import backward, output_delta, weight_gradient
 from fnnjax._losses import LOSSES, check_l2, check_loss, l2_penalty, per_sample_loss, prepare
 from fnnjax._model import MLP, Layer, Params, Trace, _layer_of, check_params, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
@@ -292,7 +292,7 @@ def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array,
     ds = backward(spec.mlp, params, trace, delta_out, scales)
     grads = []
     for d, a_prev, layer in zip(ds, trace.a[:-1], params):
-        gw = d.T @ a_prev  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
+        gw = weight_gradient(d, a_prev)  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
         if spec.l2:
             gw = gw + hyper.l2.astype(gw.dtype) * layer.W
         grads.append(Layer(gw, jnp.sum(d, axis=0)))

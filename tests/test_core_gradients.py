@@ -283,3 +283,41 @@ def test_cross_entropy_stable_for_huge_logits():
             assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(g))
         bp, ag = fnnjax.backprop(mlp, params, x, y), fnnjax.gradient(mlp, params, x, y, method="grad")
         assert rel_err(bp, ag) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_weight_gradient_is_the_sum_of_outer_products(dtype):
+    """weight_gradient(d, a) = d^T a = sum_i d_i a_i^T, eagerly, under jit, vmap and both modes of
+    autodiff, whichever form of the product the platform gets."""
+    from fnnjax._backprop import weight_gradient
+
+    with jax.enable_x64(dtype == jnp.float64):
+        rng = np.random.default_rng(3)
+        d, a = (jnp.asarray(rng.normal(size=s), dtype) for s in ((6, 4), (6, 5)))
+        outer = sum(np.outer(np.asarray(d[i], np.float64), np.asarray(a[i], np.float64)) for i in range(6))
+        tol = 1e-12 if dtype == jnp.float64 else 1e-5
+        for got in (weight_gradient(d, a), jax.jit(weight_gradient)(d, a)):
+            assert got.shape == (4, 5) and got.dtype == dtype
+            np.testing.assert_allclose(got, outer, rtol=tol, atol=tol)
+        batched = jax.vmap(weight_gradient)(jnp.stack([d, 2 * d]), jnp.stack([a, a]))
+        np.testing.assert_allclose(batched[1], 2 * outer, rtol=tol, atol=tol)
+        _, tangent = jax.jvp(weight_gradient, (d, a), (jnp.ones_like(d), jnp.zeros_like(a)))
+        np.testing.assert_allclose(tangent, np.ones((4, 6)) @ np.asarray(a, np.float64), rtol=tol, atol=tol)
+        np.testing.assert_allclose(
+            jax.grad(lambda a: jnp.sum(weight_gradient(d, a)))(a),
+            np.asarray(d, np.float64).sum(1, keepdims=True) * np.ones((6, 5)),
+            rtol=tol,
+            atol=tol,
+        )
+
+
+def test_weight_gradient_writes_delta_transposed_out_on_the_cpu():
+    """On the CPU the product gets D^T behind an optimisation barrier (the form XLA's CPU backend
+    runs in its fast dot library); for a GPU it is the plain transposed product."""
+    from fnnjax._backprop import weight_gradient
+
+    d, a = jnp.ones((6, 4)), jnp.ones((6, 5))
+    cpu = jax.jit(weight_gradient).trace(d, a).lower(lowering_platforms=("cpu",)).as_text()
+    gpu = jax.jit(weight_gradient).trace(d, a).lower(lowering_platforms=("cuda",)).as_text()
+    assert "optimization_barrier" in cpu
+    assert "optimization_barrier" not in gpu and "dot_general" in gpu
