@@ -66,8 +66,14 @@ def _operands(mm: Matmul, rng):
     return a, b
 
 
-def _best_of(fn, repeats: int) -> float:
+def _best_of(fn, repeats: int, warmup_s: float = 0.2) -> float:
+    """Median seconds of ``repeats`` calls of ``fn``, after calling it for ``warmup_s`` seconds (so
+    that the library's threads are up and another library's, which may still spin after its last
+    call, have gone idle)."""
+    start = time.perf_counter()
     fn()
+    while time.perf_counter() - start < warmup_s:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
