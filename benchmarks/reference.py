@@ -11,7 +11,7 @@ gradient G asked for, without checkpoints (they cost time and are tested elsewhe
   test acc >= 0.88 after the last epoch.
 
 Plain SGD at lr 0.1 moves the test accuracy by several points from one epoch to the next (up to
-8.7 after epoch 20 in ``results/reference_cpu.md``), so the test accuracy of a single epoch is a
+9.4 after epoch 20 in ``results/reference_cpu.md``), so the test accuracy of a single epoch is a
 noisy statistic: the table reports, per run, the last epoch's
 value, the median of the last ten epochs and the best epoch, and across seeds the median, min and
 max of each, and in how many runs the last-epoch target holds.
