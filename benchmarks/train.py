@@ -79,6 +79,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fnnjax._cli_train import CHECKPOINT_EVERY, _checkpoint_policy
 from fnnjax.errors import UsageError
 
 __all__ = ["add_arguments", "run", "main", "METHODS", "PEERS", "DEFAULT_METHODS"]
@@ -113,8 +114,9 @@ peer's (median of the per-round ratios)."""
 TARGET_COMMAND_RATIO = 1.10
 """The command's target: an epoch of ``fnnjax train`` (evaluation and checkpoint included) at
 most 1.10x fit's bare epoch (median of the per-round ratios, and an uninterrupted run's epoch)."""
-COMMAND_CHECKPOINT_S = 30.0
-"""``fnnjax train``'s default ``--checkpoint-every 30s``: an uninterrupted run saves once per 30 s."""
+COMMAND_CHECKPOINT_S: float = (_checkpoint_policy(CHECKPOINT_EVERY) or {})["seconds"]
+"""The seconds between saves of ``fnnjax train``'s default ``--checkpoint-every`` (30 s): an
+uninterrupted run saves once per that many seconds of its own time."""
 TARGET_GPU_EPOCH_S = 0.005
 """The GPU speed target: at most 5 ms per epoch after compilation."""
 _TORCH_METHODS = ("torch_eager", "torch_loop", "torch_compile")

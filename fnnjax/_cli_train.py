@@ -33,7 +33,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["register", "OPTIMIZERS", "PRETRAIN_METHODS", "run_train", "run_predict"]
+__all__ = ["register", "OPTIMIZERS", "PRETRAIN_METHODS", "CHECKPOINT_EVERY", "run_train", "run_predict"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 """``--optimizer`` names: optax.sgd (momentum 0.9 for momentum/nesterov), adam, adamw, rmsprop,
@@ -41,6 +41,9 @@ adagrad, each with learning rate ``--lr``."""
 
 PRETRAIN_METHODS = ("none", "autoencoder")
 """``--pretrain`` values: none (default) or autoencoder (F28, :func:`fnnjax.pretrain`)."""
+
+CHECKPOINT_EVERY = "30s"
+"""``--checkpoint-every``'s default: at most one checkpoint every 30 seconds of training."""
 
 RESUME_KEYS = (
     "dataset",
@@ -203,8 +206,8 @@ def _checkpoint_policy(text: str) -> dict | None:
             seconds = float(text[:-1]) * _UNITS[text[-1]]
             if seconds > 0 and seconds != float("inf"):
                 return {"seconds": seconds}
-        elif int(text) >= 0:
-            return {"every": int(text)} if int(text) else None
+        elif (epochs := int(text)) >= 0:
+            return {"every": epochs} if epochs else None
     except ValueError:
         pass
     raise _usage_error(
@@ -722,10 +725,10 @@ def register(subparsers) -> None:
     )
     t.add_argument(
         "--checkpoint-every",
-        default="30s",
+        default=CHECKPOINT_EVERY,
         help="save a checkpoint every N epochs (e.g. 1), or after the first epoch that ends at least "
-        "a duration after the last save (30s, 5m, 1h; default 30s); the last epoch and a stop on "
-        "a signal are always saved; 0: never",
+        f"a duration after the last save (30s, 5m, 1h; default {CHECKPOINT_EVERY}); the last epoch and a "
+        "stop on a signal are always saved; 0: never",
     )
     t.add_argument(
         "--keep-checkpoints",
