@@ -38,6 +38,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -198,7 +199,8 @@ def _from_orbax(filename: str) -> bool:
 
 def _is_orbax_leftover(unraisable) -> bool:
     """What orbax leaves behind after a failure: callbacks into its closed event loop, and its
-    abandoned coroutines reporting the failure again when they are collected."""
+    abandoned coroutines reporting the failure again, or that they were never awaited, when they
+    are collected."""
     if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
         return True
     code = getattr(unraisable.object, "cr_code", None)
@@ -226,7 +228,11 @@ def quiet_orbax():
     absl.addFilter(keep)
     sys.unraisablehook = hook
     try:
-        yield
+        with warnings.catch_warnings():
+            # "coroutine ... was never awaited" raised instead of printed: Python then reports it
+            # through sys.unraisablehook with the coroutine, which `hook` drops when it is orbax's
+            warnings.filterwarnings("error", message="coroutine .* was never awaited", category=RuntimeWarning)
+            yield
     finally:
         sys.unraisablehook = previous_hook
         absl.removeFilter(keep)

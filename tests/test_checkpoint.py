@@ -7,6 +7,7 @@ the library API (fallback, ``Restored``, retention, params files) behaves as doc
 every kind, signals, locks and full disks: tests/test_checkpoint_faults.py.
 """
 
+import gc
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import optax
 import pytest
 
 import fnnjax
+from fnnjax import _checkpoint
 
 MLP = fnnjax.MLP((6, 5, 4), hidden="relu", output="softmax")
 MOMENTUM = optax.sgd(0.2, momentum=0.9)  # a non-empty optimizer state that must be restored too
@@ -353,3 +355,28 @@ def test_the_manifest_checksums_what_was_saved(tmp_path):
         manifest["sha256"]
         == hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     )
+
+
+def _unawaited_coroutine(filename: str) -> None:
+    """Make a coroutine whose code comes from ``filename`` and drop it without awaiting it."""
+    namespace: dict = {}
+    exec(compile("async def write_fragment():\n    pass\n", filename, "exec"), namespace)
+    coroutine = namespace["write_fragment"]()
+    del coroutine
+    gc.collect()
+
+
+def test_quiet_orbax_drops_orbaxs_unawaited_coroutines_and_reports_others(monkeypatch, capsys, recwarn):
+    """A failed orbax save can abandon coroutines; collected later, they would print "coroutine ...
+    was never awaited" under fnnjax's one error line. Inside quiet_orbax, orbax's are dropped and
+    anybody else's are still reported (through sys.unraisablehook)."""
+    monkeypatch.delenv("FNNJAX_DEBUG", raising=False)
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(str(u.exc_value)))
+    with _checkpoint.quiet_orbax():
+        _unawaited_coroutine(os.path.join(os.sep, "site-packages", "orbax", "serialization.py"))
+        assert reported == [] and capsys.readouterr().err == "" and len(recwarn) == 0
+        _unawaited_coroutine(os.path.join(os.sep, "work", "mine.py"))
+        assert len(reported) == 1 and "was never awaited" in reported[0]
+    with pytest.warns(RuntimeWarning, match="was never awaited"):  # outside it: a plain warning again
+        _unawaited_coroutine(os.path.join(os.sep, "site-packages", "orbax", "serialization.py"))
