@@ -1,1 +1,1 @@
-"""fnnjax's benchmarks: each a script (``python -m benchmarks.NAME``) and ``fnnjax bench NAME``."""
+"""fnnjax's benchmarks: each a script (``python -m fnnjax.benchmarks.NAME``) and ``fnnjax bench NAME``."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from benchmarks._fit import Fit, clean_pairs
+from fnnjax.benchmarks._fit import Fit, clean_pairs
 
 __all__ = ["new_figure", "loglog_panel", "save", "palette"]
 

@@ -1,6 +1,6 @@
 """Hand-written backprop against jax.grad on the notes' network: is the delta recursion as fast?
 
-``python -m benchmarks.backprop [--quick] [--out DIR]`` (or ``fnnjax bench backprop``) compiles
+``python -m fnnjax.benchmarks.backprop [--quick] [--out DIR]`` (or ``fnnjax bench backprop``) compiles
 ``jax.jit(fnnjax.backprop)`` (the delta recursion of F10-F13, no autodiff) and
 ``jax.jit(jax.grad(fnnjax.loss))`` for the notes' network 784-256-10 (ReLU hidden layer, softmax
 output, cross-entropy, batch 256, float32), and times them in alternation (plus the loss itself,
@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnnjax
-from benchmarks import _harness, _plot
 from fnnjax.errors import UsageError
+
+from . import _harness, _plot
 
 __all__ = ["add_arguments", "run", "main", "jaxpr_primitives", "hlo_instructions", "program_report"]
 
@@ -243,8 +244,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.backprop [--quick] [--out DIR] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.backprop", description=(__doc__ or "").splitlines()[0])
+    """``python -m fnnjax.benchmarks.backprop [--quick] [--out DIR] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.backprop", description=(__doc__ or "").splitlines()[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -32,7 +32,7 @@ BENCHMARKS = {
 
 
 def build_parser(name: str, prog: str = "fnnjax bench") -> argparse.ArgumentParser:
-    """The argument parser of benchmark ``name`` (imports ``benchmarks.NAME``).
+    """The argument parser of benchmark ``name`` (imports ``fnnjax.benchmarks.NAME``).
 
     Raises:
       fnnjax.errors.UsageError: for an unknown name or a benchmark whose module is not installed.
@@ -41,7 +41,7 @@ def build_parser(name: str, prog: str = "fnnjax bench") -> argparse.ArgumentPars
 
     if name not in BENCHMARKS:
         raise UsageError(f"unknown benchmark {name!r}; valid names are {', '.join(BENCHMARKS)}")
-    module_name = f"benchmarks.{name}"
+    module_name = f"{__package__}.{name}"
     if importlib.util.find_spec(module_name) is None:
         raise UsageError(
             f"benchmark {name!r} is not available: module {module_name} is missing from this "

@@ -1,6 +1,6 @@
 """The cost of every way to compute the gradient of the risk R (F7), against the parameter count P.
 
-``python -m benchmarks.gradients [--quick] [--out DIR]`` (or ``fnnjax bench gradients``) times
+``python -m fnnjax.benchmarks.gradients [--quick] [--out DIR]`` (or ``fnnjax bench gradients``) times
 ``fnnjax.gradient(..., method=M)`` (jitted) for M in backprop, grad, jacrev, jacfwd, jvp,
 fd_central and fd_forward, next to one evaluation of R itself (``fnnjax.loss``), for ReLU MLPs
 with a softmax + cross-entropy output on a batch of N inputs: a width sweep
@@ -47,8 +47,9 @@ from jax.flatten_util import ravel_pytree
 from tqdm import tqdm
 
 import fnnjax
-from benchmarks import _fit, _harness, _plot
 from fnnjax.errors import UsageError
+
+from . import _fit, _harness, _plot
 
 __all__ = ["METHODS", "ONE_PASS", "O_P", "PASSES_SLOPE", "configurations", "add_arguments", "run", "main", "analyse"]
 
@@ -565,8 +566,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.gradients [--quick] [--out DIR] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gradients", description=(__doc__ or "").splitlines()[0])
+    """``python -m fnnjax.benchmarks.gradients [--quick] [--out DIR] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.gradients", description=(__doc__ or "").splitlines()[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

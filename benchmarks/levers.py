@@ -37,7 +37,7 @@ counted (``transposes``, and the dots that run in YNNPACK, oneDNN or Eigen: ``yn
 ``onednn_dots``, ``eigen_dots``). Results:
 ``benchmarks/results/levers_<platform>.json``, ``.md`` and ``.png``.
 
-Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.levers`` (or ``fnnjax bench
+Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m fnnjax.benchmarks.levers`` (or ``fnnjax bench
 levers``); ``--quick`` for a smoke run.
 """
 
@@ -100,7 +100,7 @@ METHODS = ("fit", *VARIANTS, "eval_fit", "eval_chunks_8192", "eval_one_pass")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options to ``parser``."""
-    from benchmarks._harness import add_common_arguments
+    from fnnjax.benchmarks._harness import add_common_arguments
 
     add_common_arguments(parser, default_repeats=20)
     parser.add_argument(
@@ -295,7 +295,7 @@ def _interleaved(made: dict, warmup: int, repeats: int) -> dict[str, list[float]
 
 
 def _plot(results: dict, path: Path, source: str) -> Path:
-    from benchmarks._plot import new_figure, save
+    from fnnjax.benchmarks._plot import new_figure, save
 
     fig, axes = new_figure(1, 1, width=7.5, height=4.2)
     ax = axes[0, 0]
@@ -315,8 +315,8 @@ def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
     import jax
 
-    from benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
-    from benchmarks.train import _initial_weights, _load
+    from fnnjax.benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
+    from fnnjax.benchmarks.train import _initial_weights, _load
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -418,8 +418,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.levers [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.levers", description=(__doc__ or "").split("\n")[0])
+    """``python -m fnnjax.benchmarks.levers [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.levers", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -1,6 +1,6 @@
 """Forward vs reverse mode for the input Jacobian of an MLP f: R^n -> R^m as n grows (F21).
 
-``python -m benchmarks.modes [--quick] [--out DIR]`` (or ``fnnjax bench modes``) times, for a tanh
+``python -m fnnjax.benchmarks.modes [--quick] [--out DIR]`` (or ``fnnjax bench modes``) times, for a tanh
 MLP ``n -> width^depth -> m``, one evaluation of f, one jvp (J v), one vjp (u^T J, forward pass
 included), the full Jacobian by ``jax.jacfwd`` (n jvps, vmapped) and by ``jax.jacrev`` (m vjps),
 for one input and for B inputs under ``jax.vmap``; and the input Hessian of a scalar f
@@ -47,8 +47,9 @@ import jax
 from tqdm import tqdm
 
 import fnnjax
-from benchmarks import _fit, _harness, _plot
 from fnnjax.errors import UsageError
+
+from . import _fit, _harness, _plot
 
 __all__ = [
     "JACOBIAN_METHODS",
@@ -687,8 +688,10 @@ def _summary_text(summary) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.modes [--quick] [--out DIR] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.modes", description=(__doc__ or "").splitlines()[0])
+    """``python -m fnnjax.benchmarks.modes [--quick] [--out DIR] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.modes", description=(__doc__ or "").splitlines()[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

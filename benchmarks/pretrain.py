@@ -23,7 +23,7 @@ timings: the numbers are what one seed gives, and the times are only indicative.
 
 Results: ``benchmarks/results/pretrain_<platform>.{json,md,png}`` (``--tag`` replaces the platform;
 ``--quick`` adds ``_quick``). Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m
-benchmarks.pretrain``; ``--quick`` is a smoke run (a small net and, without data, synthetic images).
+fnnjax.benchmarks.pretrain``; ``--quick`` is a smoke run (a small net and, without data, synthetic images).
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ import numpy as np
 import optax
 
 import fnnjax
-from benchmarks import _harness, _plot as plot
 from fnnjax import data
 from fnnjax.errors import UsageError
+
+from . import _harness, _plot as plot
 
 __all__ = ["add_arguments", "run", "main", "ARMS", "synthetic_images", "delta_norms"]
 
@@ -398,8 +399,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.pretrain [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pretrain", description=(__doc__ or "").split("\n")[0])
+    """``python -m fnnjax.benchmarks.pretrain [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.pretrain", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

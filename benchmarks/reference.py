@@ -21,7 +21,7 @@ Output: ``reference_<platform>.json`` (every run's per-epoch history), ``.md`` (
 timing benchmark: the seconds per epoch it reports include the test-set evaluation and are
 indicative only (``train`` measures speed).
 
-Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.reference`` (or ``fnnjax bench
+Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m fnnjax.benchmarks.reference`` (or ``fnnjax bench
 reference``); ``--quick`` for a smoke run (2 epochs, one seed, both gradients).
 """
 
@@ -70,7 +70,7 @@ LAST = 10
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options to ``parser``."""
-    from benchmarks._harness import add_common_arguments, int_list
+    from fnnjax.benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, timing=False)  # --quick: 2 epochs, the first seed only, both gradients
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
@@ -144,7 +144,7 @@ def _spread(rows: list[dict], key: str) -> str:
 
 
 def _tables(runs: list[dict], epochs: int) -> str:
-    from benchmarks._harness import markdown_table
+    from fnnjax.benchmarks._harness import markdown_table
 
     lines = [
         f"The notes' recipe, {epochs} epochs, one `fnnjax train` run per seed and gradient "
@@ -198,7 +198,7 @@ def _plot(runs: list[dict], histories: list[list[dict]], path: Path) -> Path:
     """Test accuracy and train loss against epoch: every run thin, their median per epoch bold."""
     import numpy as np
 
-    from benchmarks._plot import new_figure, save
+    from fnnjax.benchmarks._plot import new_figure, save
 
     fig, axes = new_figure(1, 2, width=6.0, height=4.2)
     epochs = min(len(h) for h in histories)
@@ -236,7 +236,7 @@ def _plot(runs: list[dict], histories: list[list[dict]], path: Path) -> Path:
 
 def run(args) -> int:
     """Run the recipe for every seed and gradient; write the results; return 0."""
-    from benchmarks._harness import result_name, write_results
+    from fnnjax.benchmarks._harness import result_name, write_results
 
     gradients = [g.strip() for g in args.gradients.split(",") if g.strip()]
     bad = [g for g in gradients if g not in ("backprop", "grad")]
@@ -279,8 +279,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.reference [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.reference", description=(__doc__ or "").split("\n")[0])
+    """``python -m fnnjax.benchmarks.reference [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.reference", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

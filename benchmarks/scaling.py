@@ -7,7 +7,7 @@ time per epoch does not depend on the pixel values), trained by :class:`fnnjax.T
 split over D devices, params replicated, the gradient combined by XLA.
 
 Method: one Trainer per D (compiled before timing; compile seconds reported apart); their epochs
-run in alternation (``benchmarks._harness.time_interleaved``: round r runs one epoch of every D,
+run in alternation (``fnnjax.benchmarks._harness.time_interleaved``: round r runs one epoch of every D,
 reversed order on odd rounds), 2 warm-up rounds then ``--repeats`` timed rounds. Reported per D:
 median/min/max seconds per epoch, samples/s = N / median, and the speed-up over D = 1 (median of
 per-round ratios). Results: ``benchmarks/results/scaling_<platform>.json`` and ``.md``.
@@ -18,7 +18,7 @@ memory bandwidth, so they do not add compute and the speed-up stays near (or bel
 result shows that the sharded program runs and what the collectives cost. Run it on a host with
 several GPUs to measure real scaling (there ``jax.devices()`` lists them and no flag is needed).
 
-Run: ``python -m benchmarks.scaling`` (sets the XLA flag itself when run this way on CPU) or
+Run: ``python -m fnnjax.benchmarks.scaling`` (sets the XLA flag itself when run this way on CPU) or
 ``fnnjax bench scaling`` (re-runs itself in a subprocess with the flag when the process has fewer
 CPU devices than asked for); ``--quick`` for a smoke run.
 """
@@ -41,7 +41,7 @@ FLAG = "--xla_force_host_platform_device_count"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options (and the shared --quick, --out, --repeats, --tag) to ``parser``."""
-    from benchmarks._harness import add_common_arguments, int_list
+    from fnnjax.benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, default_repeats=20)
     parser.add_argument(
@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _with_host_devices(argv: list[str], count: int) -> int:
     """Run this benchmark again in a fresh Python whose XLA has ``count`` CPU host devices."""
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FLAG}={count}".strip())
-    cmd = [sys.executable, "-m", "benchmarks.scaling", *argv]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run(cmd, env=env, cwd=root, check=False).returncode
+    cmd = [sys.executable, "-m", "fnnjax.benchmarks.scaling", *argv]
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 def _argv(args) -> list[str]:
@@ -106,7 +105,7 @@ def run(args) -> int:
     """Measure, print the table, write the results; returns 0."""
     import jax
 
-    from benchmarks._harness import markdown_table, paired_ratio, result_name, time_interleaved, write_results
+    from fnnjax.benchmarks._harness import markdown_table, paired_ratio, result_name, time_interleaved, write_results
     from fnnjax.errors import UsageError
 
     if args.quick:
@@ -183,10 +182,12 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.scaling [options]``; on CPU gives this process 8 host devices."""
+    """``python -m fnnjax.benchmarks.scaling [options]``; on CPU gives this process 8 host devices."""
     if "jax" not in sys.modules and FLAG not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FLAG}=8".strip()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.scaling", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

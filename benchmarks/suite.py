@@ -1,6 +1,6 @@
 """Every benchmark in one call, inside a time budget: what one session on a GPU machine runs.
 
-``python -m benchmarks.suite --out DIR --archive FILE`` runs, in this order (the most important
+``python -m fnnjax.benchmarks.suite --out DIR --archive FILE`` runs, in this order (the most important
 numbers first), each benchmark in a subprocess of its own with a time limit:
 
 1. ``train``: seconds per epoch of the notes' recipe (fnnjax backprop and grad at several
@@ -32,7 +32,7 @@ data set has to be there: copy it into an ignored folder of the checkout first (
 "Run the benchmarks on a GPU")::
 
     mkdir -p .devdata && cp -r /path/to/fashion-mnist .devdata/ && echo /.devdata/ >> .git/info/exclude
-    PYTHONPATH=. FNNJAX_DATA=.devdata python3 -m benchmarks.suite --out /tmp/gpu \\
+    PYTHONPATH=. FNNJAX_DATA=.devdata python3 -m fnnjax.benchmarks.suite --out /tmp/gpu \\
         --archive gpu_results.tar.gz
 
 then unpack the archive into ``benchmarks/results/`` and commit the ``*_gpu.*`` files.
@@ -98,13 +98,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="seeds of the reference step (default 0..4)")
 
 
+def _package_root() -> Path:
+    """The folder that holds the ``fnnjax`` package (a checkout's root, or site-packages)."""
+    import fnnjax
+
+    return Path(fnnjax.__file__).resolve().parent.parent
+
+
 def step_commands(out: str, *, quick: bool, tag: str | None, seeds: str, platform: str = "cpu") -> dict[str, list[str]]:
     """The command line (after ``python -m``) of every step (``platform`` names results when
     ``tag`` is None)."""
     common = ["--out", out] + (["--tag", tag] if tag else []) + (["--quick"] if quick else [])
     return {
         "train": [
-            "benchmarks.train",
+            "fnnjax.benchmarks.train",
             *common,
             "--unroll",
             "1,4,16" if quick else "1,4,16,64",
@@ -112,13 +119,13 @@ def step_commands(out: str, *, quick: bool, tag: str | None, seeds: str, platfor
             "2" if quick else "50",
         ]
         + (["--samples", "4096"] if quick else []),
-        "time_to_accuracy": ["benchmarks.time_to_accuracy", *common],
-        "backprop": ["benchmarks.backprop", *common],
-        "reference": ["benchmarks.reference", *common, "--seeds", seeds],
-        "gradients": ["benchmarks.gradients", *common],
-        "modes": ["benchmarks.modes", *common],
+        "time_to_accuracy": ["fnnjax.benchmarks.time_to_accuracy", *common],
+        "backprop": ["fnnjax.benchmarks.backprop", *common],
+        "reference": ["fnnjax.benchmarks.reference", *common, "--seeds", seeds],
+        "gradients": ["fnnjax.benchmarks.gradients", *common],
+        "modes": ["fnnjax.benchmarks.modes", *common],
         "train_while": [
-            "benchmarks.train",
+            "fnnjax.benchmarks.train",
             "--out",
             out,
             "--tag",
@@ -194,9 +201,7 @@ def run(args) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1")  # no progress bars in the logs
     # JAX would otherwise take 75% of the GPU's memory at start, leaving torch (train step) little
     env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.5")
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_root()), env.get("PYTHONPATH")]))
     platform = _platform()
     commands = step_commands(str(out), quick=args.quick, tag=args.tag, seeds=args.seeds, platform=platform)
     deadline = time.perf_counter() + args.budget_s
@@ -253,13 +258,15 @@ def _platform() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.suite --out DIR [--archive FILE] [--quick] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=(__doc__ or "").split("\n")[0])
+    """``python -m fnnjax.benchmarks.suite --out DIR [--archive FILE] [--quick] ...``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.suite", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))
     except UsageError as err:
-        print(f"benchmarks.suite: error: {err}", file=sys.stderr)
+        print(f"fnnjax.benchmarks.suite: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -15,7 +15,7 @@ in DAWNBench), and runs to the end of the recipe (so the final accuracy is repor
   its defaults (checkpoints included); the clock starts before the command, so reading the IDX
   files is included too;
 - ``torch_loop``, ``torch_compile``, ``flax_nnx``, ``equinox``: the peers of
-  :mod:`benchmarks._peers` (the ``bench`` extra) on the same recipe, with a test evaluation after
+  :mod:`fnnjax.benchmarks._peers` (the ``bench`` extra) on the same recipe, with a test evaluation after
   every epoch; the clock starts before the loop is built (the tensors' placement and, for
   ``torch_compile``, compilation in the first epoch are included).
 
@@ -30,7 +30,7 @@ and the preset's median final test accuracy over the seeds at least 0.89. Result
 ``time_to_accuracy_<platform>.json``, ``.md`` and ``.png`` (test accuracy against wall time), with
 the load average before and after.
 
-Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.time_to_accuracy`` (or
+Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m fnnjax.benchmarks.time_to_accuracy`` (or
 ``fnnjax bench time_to_accuracy``); it needs the real data set (accuracy on random labels means
 nothing), except with ``--quick`` (2 epochs, one seed, a small random problem; a smoke test).
 """
@@ -65,7 +65,7 @@ TARGET_SECONDS = 60.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options to ``parser``."""
-    from benchmarks._harness import add_common_arguments, int_list
+    from fnnjax.benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, timing=False)
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
@@ -129,7 +129,7 @@ def _initial(recipe, seed: int):
 
 def _run_fit(recipe, seed: int, d, target: float) -> dict:
     import fnnjax
-    from benchmarks._peers import optax_optimizer
+    from fnnjax.benchmarks._peers import optax_optimizer
 
     mlp, params, train_key, _ = _initial(recipe, seed)
     clock = _Clock(target, time.perf_counter())
@@ -149,7 +149,7 @@ def _run_fit(recipe, seed: int, d, target: float) -> dict:
 
 
 def _run_command(preset: str, seed: int, folder: str | None, target: float, epochs: int | None) -> dict:
-    from benchmarks._command import fit_callbacks
+    from fnnjax.benchmarks._command import fit_callbacks
     from fnnjax.cli import main
 
     with tempfile.TemporaryDirectory(prefix="fnnjax-bench-tta-") as tmp:
@@ -176,7 +176,7 @@ def _run_command(preset: str, seed: int, folder: str | None, target: float, epoc
 
 
 def _run_peer(name: str, recipe, seed: int, d, target: float, threads: int) -> dict:
-    from benchmarks import _peers
+    from . import _peers
 
     _, _, _, weights = _initial(recipe, seed)
     clock = _Clock(target, time.perf_counter())
@@ -218,7 +218,7 @@ def _load(args):
 
 
 def _write_folder(d: dict, root: Path) -> str:
-    from benchmarks.train import _Data, _write_idx_folder
+    from fnnjax.benchmarks.train import _Data, _write_idx_folder
 
     return _write_idx_folder(_Data(d["x"], d["y"], d["x_test"], d["y_test"], "", None), root)
 
@@ -281,7 +281,7 @@ def _targets(summary: dict, target: float, platform: str) -> dict:
 
 
 def _plot(runs: dict[str, list[dict]], target: float, path: Path, title: str) -> Path:
-    from benchmarks._plot import new_figure, save
+    from fnnjax.benchmarks._plot import new_figure, save
 
     fig, axes = new_figure(1, 1, width=7.5, height=4.5)
     ax = axes[0, 0]
@@ -302,9 +302,10 @@ def _plot(runs: dict[str, list[dict]], target: float, path: Path, title: str) ->
 
 def run(args) -> int:
     """Run every method for every seed; write the results; return 0."""
-    from benchmarks import _peers
-    from benchmarks._harness import markdown_table, result_name, write_results
     from fnnjax._presets import PRESETS
+    from fnnjax.benchmarks._harness import markdown_table, result_name, write_results
+
+    from . import _peers
 
     if args.preset not in PRESETS:
         raise UsageError(f"unknown --preset {args.preset!r}; valid presets are {', '.join(PRESETS)}")
@@ -451,9 +452,9 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.time_to_accuracy [options]``."""
+    """``python -m fnnjax.benchmarks.time_to_accuracy [options]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.time_to_accuracy", description=(__doc__ or "").split("\n")[0]
+        prog="python -m fnnjax.benchmarks.time_to_accuracy", description=(__doc__ or "").split("\n")[0]
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -31,7 +31,7 @@ from its ``--seed`` as the command does):
   with ``float(...)`` per batch; only when torch is importable. Where torch sees a CUDA GPU the
   net lives on it and every batch is moved there (d2l's GPU loop, ``X.to(device)``), unless
   ``--torch-device cpu``;
-- the peers (:mod:`benchmarks._peers`, the ``bench`` extra): ``torch_loop``, the best-effort
+- the peers (:mod:`fnnjax.benchmarks._peers`, the ``bench`` extra): ``torch_loop``, the best-effort
   PyTorch loop (tensors preloaded on the device, ``randperm`` indexing, loss and accuracy
   accumulated on the device, one sync per epoch, fused SGD); ``torch_compile``, the same step
   through ``torch.compile`` (recorded as failed, with the reason, when it does not compile);
@@ -39,7 +39,7 @@ from its ``--seed`` as the command does):
   ``equinox``, Equinox's ``filter_jit`` step; each skipped (with a note) when its package is
   missing;
 - ``blas_matmuls``: no training, only the products of ``ceil(N / B)`` steps' matrix
-  multiplications (:mod:`benchmarks._gemm`) with the faster of numpy's and torch's BLAS for each:
+  multiplications (:mod:`fnnjax.benchmarks._gemm`) with the faster of numpy's and torch's BLAS for each:
   the time an epoch would take if it were nothing but its matmuls at BLAS speed.
 
 Method: the methods' epochs are run in alternation (round r runs one epoch of every method, in
@@ -60,7 +60,7 @@ faster; (GPU): at most 5 ms per epoch.
 Results: ``benchmarks/results/train_<platform>.json``, ``.md`` and ``.png`` (``--tag`` replaces
 the platform), with the load average before and after.
 
-Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m benchmarks.train`` (or ``fnnjax bench
+Run: ``FNNJAX_DATA=/path/holding/fashion-mnist python -m fnnjax.benchmarks.train`` (or ``fnnjax bench
 train``); ``--quick`` for a smoke run.
 """
 
@@ -124,7 +124,7 @@ _TORCH_METHODS = ("torch_eager", "torch_loop", "torch_compile")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this benchmark's options (and the shared --quick, --out, --repeats, --tag) to ``parser``."""
-    from benchmarks._harness import add_common_arguments, int_list
+    from fnnjax.benchmarks._harness import add_common_arguments, int_list
 
     add_common_arguments(parser, default_repeats=20)
     parser.add_argument(
@@ -360,10 +360,10 @@ class _TorchMethod(_Method):
 
 
 class _PeerMethod(_Method):
-    """A peer of :mod:`benchmarks._peers` on the notes' recipe (SGD lr 0.1, batch 256)."""
+    """A peer of :mod:`fnnjax.benchmarks._peers` on the notes' recipe (SGD lr 0.1, batch 256)."""
 
     def __init__(self, name: str, x, y, args):
-        from benchmarks import _peers
+        from . import _peers
 
         _, params = _initial_weights()
         weights = [(np.asarray(layer.W), np.asarray(layer.b)) for layer in params]
@@ -396,13 +396,13 @@ class _CommandMethod(_Method):
     """``fnnjax train`` (the notes' recipe) in a thread, paused after every epoch.
 
     The command runs in-process (``fnnjax.cli.main``); a last callback appended to the ones the
-    command passes to ``fnnjax.fit`` (:func:`benchmarks._command.fit_callbacks`, this thread only)
+    command passes to ``fnnjax.fit`` (:func:`fnnjax.benchmarks._command.fit_callbacks`, this thread only)
     marks the end of each epoch and waits until ``epoch()`` lets the next one start, so the
     command's epochs interleave with the other methods' and nothing else runs while one is timed.
     """
 
     def __init__(self, folder: str | None, epochs: int, extra: tuple[str, ...] = ()):
-        from benchmarks._command import fit_callbacks
+        from fnnjax.benchmarks._command import fit_callbacks
 
         self._tmp = tempfile.TemporaryDirectory(prefix="fnnjax-bench-train-")
         self.argv = [
@@ -468,10 +468,10 @@ class _CommandMethod(_Method):
 
 
 class _BlasMethod(_Method):
-    """``ceil(N / B)`` steps' matmuls at BLAS speed (:class:`benchmarks._gemm.BlasMatmuls`)."""
+    """``ceil(N / B)`` steps' matmuls at BLAS speed (:class:`fnnjax.benchmarks._gemm.BlasMatmuls`)."""
 
     def __init__(self, n: int, args):
-        from benchmarks._gemm import BlasMatmuls
+        from fnnjax.benchmarks._gemm import BlasMatmuls
 
         device = _torch_device(args.torch_device) if _torch_available() else None
         self.blas = BlasMatmuls(SIZES, BATCH, -(-n // BATCH), device)
@@ -516,7 +516,7 @@ def _make(method: str, d: _Data, epochs: int, args, folder: str | None) -> _Meth
 
 def _runnable(methods: list[str]) -> tuple[list[str], dict[str, str]]:
     """The methods whose packages are importable, and a note for each one skipped."""
-    from benchmarks import _peers
+    from . import _peers
 
     keep, skipped = [], {}
     for m in methods:
@@ -580,7 +580,7 @@ def _plot_rounds(times: dict[str, list[float]], path: Path, source: str) -> Path
     """Seconds of every timed epoch, round by round, one line per method."""
     from matplotlib.ticker import MaxNLocator
 
-    from benchmarks._plot import new_figure, save
+    from fnnjax.benchmarks._plot import new_figure, save
 
     fig, axes = new_figure(1, 1, width=8.0, height=4.8)
     ax = axes[0, 0]
@@ -655,7 +655,7 @@ def _full_run(x, y, epochs: int, unroll: int = 1) -> dict:
 
 def _targets(platform: str, times: dict[str, list[float]], results: dict) -> dict:
     """The targets judged on this run (a target whose methods did not run is left out)."""
-    from benchmarks._harness import paired_ratio
+    from fnnjax.benchmarks._harness import paired_ratio
 
     out = {}
     fit = "fnnjax_backprop" if "fnnjax_backprop" in times else None
@@ -760,8 +760,8 @@ def _targets_text(targets: dict) -> str:
 
 def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -> tuple[dict, str]:
     """The step's matmuls at BLAS speed, a large square product, and each method's matmul rate."""
-    from benchmarks._gemm import BlasMatmuls, square_gflops, step_flops
-    from benchmarks._harness import markdown_table
+    from fnnjax.benchmarks._gemm import BlasMatmuls, square_gflops, step_flops
+    from fnnjax.benchmarks._harness import markdown_table
 
     steps = -(-n // BATCH)
     epoch_flops = steps * step_flops(SIZES, BATCH)
@@ -793,7 +793,7 @@ def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -
 
 def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
-    from benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
+    from fnnjax.benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -935,8 +935,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.train [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=(__doc__ or "").split("\n")[0])
+    """``python -m fnnjax.benchmarks.train [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fnnjax.benchmarks.train", description=(__doc__ or "").split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

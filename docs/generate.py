@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.reference import RECIPE
+from fnnjax.benchmarks.reference import RECIPE
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -730,7 +730,7 @@ def _verify_run() -> dict[str, str]:
 
 
 def _measured(value) -> str:
-    from verify._report import format_value
+    from fnnjax.verify.formulas._report import format_value
 
     return format_value(value)
 
@@ -744,7 +744,7 @@ def _md(text: str) -> str:
 def formula_checks(report: dict, number: int) -> str:
     """The markdown list of formula F<number>'s checks: claim, evidence, criterion, what a full run
     measured (from the JSON report ``report``) and the command that runs them."""
-    from verify import all_checks
+    from fnnjax.verify import all_checks
 
     checks = {c["id"]: c for c in report["checks"]}
     mine = [c for c in all_checks() if c.number == number]

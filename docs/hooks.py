@@ -22,7 +22,7 @@ import griffe
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from verify._registry import formula_page
+from fnnjax.verify.formulas._registry import formula_page
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = "benchmarks/results"

@@ -22,7 +22,7 @@ from fnnjax.errors import InputError, UsageError
 
 __all__ = ["main", "UsageError"]
 
-SUBCOMMAND_MODULES = ("verify.cli", "fnnjax._cli_train", "benchmarks.cli")
+SUBCOMMAND_MODULES = ("fnnjax.verify.cli", "fnnjax._cli_train", "fnnjax.benchmarks.cli")
 """Modules that register subcommands, in the order they appear in ``--help``."""
 
 

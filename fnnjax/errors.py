@@ -8,7 +8,7 @@ fnnjax's command line sorts every exception into one of two kinds and says which
 - **a bug in fnnjax** (exit status 3): any other exception, reported as an internal error with
   the advice to rerun with ``FNNJAX_DEBUG=1`` for the traceback.
 
-Subcommand modules (``verify.cli``, ``benchmarks.cli``, ``fnnjax``'s own ``train``/``predict``)
+Subcommand modules (``fnnjax.verify.cli``, ``fnnjax.benchmarks.cli``, ``fnnjax``'s own ``train``/``predict``)
 raise :class:`UsageError`; they import it from here, so no subcommand imports the ``fnnjax.cli``
 entry point that registers them.
 """

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fnnjax.errors import UsageError
-from verify._submission import Target, import_target
-from verify._user_backprop import SubmissionError, check_user_backprop
+from fnnjax.verify.grader._submission import Target, import_target
+from fnnjax.verify.grader._user_backprop import SubmissionError, check_user_backprop
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSES = ROOT / "examples" / "courses"
@@ -89,7 +89,7 @@ def test_right_course_submissions_pass_in_their_own_process(spec, convention, n_
 
 
 def test_cases_vary_depth_widths_batch_and_reg():
-    from verify._conventions import CONVENTIONS
+    from fnnjax.verify.grader._conventions import CONVENTIONS
 
     for conv in CONVENTIONS.values():
         cases = conv.all_cases

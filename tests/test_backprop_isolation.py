@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fnnjax.cli import main
-from verify._user_backprop import SubmissionError, check_user_backprop
+from fnnjax.verify.grader._user_backprop import SubmissionError, check_user_backprop
 
 ROOT = Path(__file__).resolve().parent.parent
 CS231N = ROOT / "examples" / "courses" / "cs231n"
@@ -235,20 +235,20 @@ def test_the_instructors_page_shows_the_committed_run_autograder():
 
 
 def test_the_parsers_lists_are_the_conventions_and_visibilities():
-    from verify import cli
-    from verify._conventions import CONVENTIONS
-    from verify._gradescope import VISIBILITIES
+    from fnnjax.verify import cli
+    from fnnjax.verify.grader._conventions import CONVENTIONS
+    from fnnjax.verify.grader._gradescope import VISIBILITIES
 
     assert cli.CONVENTION_NAMES == tuple(CONVENTIONS) and cli.VISIBILITIES == VISIBILITIES
 
 
 def test_a_grader_that_fails_still_writes_results(tmp_path, monkeypatch, capsys):
-    import verify._user_backprop
+    import fnnjax.verify.grader._user_backprop
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(verify._user_backprop, "check_user_backprop", broken)
+    monkeypatch.setattr(fnnjax.verify.grader._user_backprop, "check_user_backprop", broken)
     out = tmp_path / "results.json"
     assert main(["verify", "--backprop", str(CS231N / "fc_net.py"), "--gradescope", str(out)]) == 1
     data = results_of(out)

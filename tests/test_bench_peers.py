@@ -11,8 +11,8 @@ import optax
 import pytest
 
 import fnnjax
-from benchmarks import _gemm, _peers, train as bench
 from fnnjax import cli
+from fnnjax.benchmarks import _gemm, _peers, train as bench
 
 SIZES = (12, 8, 3)
 

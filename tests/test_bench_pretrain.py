@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pytest
 
 import fnnjax
-from benchmarks import pretrain as bench
+from fnnjax.benchmarks import pretrain as bench
 from fnnjax.errors import UsageError
 
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import reference
 from fnnjax import cli
+from fnnjax.benchmarks import reference
 
 
 def history(test_accs, *, loss1=1.04, train_acc=0.915):

@@ -4,20 +4,20 @@ killed and recorded, the rest of the budget goes on), the archive, and option er
 import json
 import tarfile
 
-from benchmarks import suite
+from fnnjax.benchmarks import suite
 
 
 def test_step_commands_carry_the_common_options():
     cmds = suite.step_commands("/tmp/r", quick=False, tag="gpu", seeds="0,1")
     assert list(cmds) == list(suite.STEPS)
     for name, argv in cmds.items():
-        assert argv[0].startswith("benchmarks.") and "--quick" not in argv
+        assert argv[0].startswith("fnnjax.benchmarks.") and "--quick" not in argv
         tag = "gpu_cmdbuf_while" if name == "train_while" else "gpu"
         assert argv[1:5] == ["--out", "/tmp/r", "--tag", tag]
     assert cmds["train"][-4:] == ["--unroll", "1,4,16,64", "--full-run", "50"]
     assert cmds["reference"][-2:] == ["--seeds", "0,1"]
-    assert cmds["time_to_accuracy"] == ["benchmarks.time_to_accuracy", "--out", "/tmp/r", "--tag", "gpu"]
-    assert cmds["train_while"][0] == "benchmarks.train" and "WHILE" in suite.STEP_ENV["train_while"]["XLA_FLAGS"]
+    assert cmds["time_to_accuracy"] == ["fnnjax.benchmarks.time_to_accuracy", "--out", "/tmp/r", "--tag", "gpu"]
+    assert cmds["train_while"][0] == "fnnjax.benchmarks.train" and "WHILE" in suite.STEP_ENV["train_while"]["XLA_FLAGS"]
     quick = suite.step_commands("/tmp/r", quick=True, tag=None, seeds="0", platform="cpu")
     assert all("--quick" in argv for argv in quick.values())
     assert all("--tag" not in argv for name, argv in quick.items() if name != "train_while")

@@ -7,8 +7,8 @@ import time
 import jax
 import pytest
 
-from benchmarks import time_to_accuracy as tta
 from fnnjax import cli
+from fnnjax.benchmarks import time_to_accuracy as tta
 
 
 def test_the_clock_records_the_first_epoch_at_the_target():

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import fnnjax
-from benchmarks import _fit, _harness, gradients, modes
 from fnnjax import cli
+from fnnjax.benchmarks import _fit, _harness, gradients, modes
 
 POW2 = [2.0**k for k in range(11)]  # 1 .. 1024
 

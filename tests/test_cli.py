@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-import verify.cli
+import fnnjax.verify.cli
 from fnnjax import cli
 from fnnjax.errors import DataError, InputError, UsageError
 
@@ -56,7 +56,7 @@ def failing_with(error):
 )
 def test_errors_are_sorted_into_input_and_bugs(error, status, line, monkeypatch, capsys):
     monkeypatch.delenv("FNNJAX_DEBUG", raising=False)
-    monkeypatch.setattr(verify.cli, "run", failing_with(error))
+    monkeypatch.setattr(fnnjax.verify.cli, "run", failing_with(error))
     assert cli.main(["verify"]) == status
     err = capsys.readouterr().err
     assert line in err
@@ -66,12 +66,12 @@ def test_errors_are_sorted_into_input_and_bugs(error, status, line, monkeypatch,
 @pytest.mark.parametrize("error", [UsageError("bad option"), ValueError("a bug")])
 def test_debug_shows_the_traceback(error, monkeypatch):
     monkeypatch.setenv("FNNJAX_DEBUG", "1")
-    monkeypatch.setattr(verify.cli, "run", failing_with(error))
+    monkeypatch.setattr(fnnjax.verify.cli, "run", failing_with(error))
     with pytest.raises(type(error)):
         cli.main(["verify"])
 
 
 def test_interrupt_is_130(monkeypatch, capsys):
-    monkeypatch.setattr(verify.cli, "run", failing_with(KeyboardInterrupt()))
+    monkeypatch.setattr(fnnjax.verify.cli, "run", failing_with(KeyboardInterrupt()))
     assert cli.main(["verify"]) == 130
     assert "fnnjax verify: interrupted" in capsys.readouterr().err

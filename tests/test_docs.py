@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import verify
+from fnnjax import verify
 from fnnjax.cli import main
-from verify import Check, Outcome, all_checks, formula_page, select_checks
+from fnnjax.verify import Check, Outcome, all_checks, formula_page, select_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

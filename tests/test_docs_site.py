@@ -45,7 +45,7 @@ def site(tmp_path_factory):
 
 
 def test_strict_build_has_every_formula_anchor_and_the_plots(site):
-    from verify import formula_page
+    from fnnjax.verify import formula_page
 
     for n in range(1, 29):
         page, anchor = str(formula_page(n)).removeprefix("docs/").split("#")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from benchmarks import levers
 from fnnjax import cli
+from fnnjax.benchmarks import levers
 
 
 @pytest.mark.slow

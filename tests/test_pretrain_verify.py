@@ -3,9 +3,9 @@
 import numpy as np
 
 import fnnjax
-from verify._checks_pretraining import layerwise_autoencoders
-from verify._registry import get_check
-from verify._runner import run_check
+from fnnjax.verify.formulas._checks_pretraining import layerwise_autoencoders
+from fnnjax.verify.formulas._registry import get_check
+from fnnjax.verify.formulas._runner import run_check
 
 CHECK = get_check("F28-layerwise-autoencoders")
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import train as bench
 from fnnjax import cli
+from fnnjax.benchmarks import train as bench
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 
 import fnnjax
 from fnnjax.cli import UsageError
-from verify._user_backprop import BATCH_SIZE, CASES, check_user_backprop, load_user_function
+from fnnjax.verify.grader._user_backprop import BATCH_SIZE, CASES, check_user_backprop, load_user_function
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RIGHT = f"{EXAMPLES}/student_backprop.py:backprop"

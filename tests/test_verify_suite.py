@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import verify
+from fnnjax import verify
 from fnnjax.cli import main
-from verify import Check, Outcome, _registry, all_checks, check, checks_in, get_check, run_check, select_checks
+from fnnjax.verify import Check, Outcome, all_checks, check, checks_in, get_check, run_check, select_checks
+from fnnjax.verify.formulas import _registry
 
 
 def test_every_formula_f1_to_f27_has_a_check_and_ids_are_unique():
@@ -82,7 +83,8 @@ def test_a_check_module_is_found_by_its_name(monkeypatch):
     module.one_plus_one = one_plus_one
     assert checks_in(module) == [one_plus_one]
     monkeypatch.setitem(sys.modules, "verify._checks_zz_example", module)
-    monkeypatch.setattr(_registry, "_check_modules", lambda: ["verify._checks_forward", "verify._checks_zz_example"])
+    forward = "fnnjax.verify.formulas._checks_forward"
+    monkeypatch.setattr(_registry, "_check_modules", lambda: [forward, "verify._checks_zz_example"])
     found = all_checks()
     assert found[-1].id == "F99-example" and found[0].id == "F1-composition"
     assert run_check(found[-1]).passed
@@ -90,7 +92,8 @@ def test_a_check_module_is_found_by_its_name(monkeypatch):
 
 
 def test_duplicate_ids_are_an_error(monkeypatch):
-    monkeypatch.setattr(_registry, "_check_modules", lambda: ["verify._checks_forward", "verify._checks_forward"])
+    forward = "fnnjax.verify.formulas._checks_forward"
+    monkeypatch.setattr(_registry, "_check_modules", lambda: [forward, forward])
     with pytest.raises(ValueError, match="check ID F1-composition is defined twice"):
         all_checks()
 

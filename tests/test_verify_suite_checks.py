@@ -16,7 +16,7 @@ import pytest
 
 import fnnjax
 from fnnjax import Layer
-from verify import get_check, run_check
+from fnnjax.verify import get_check, run_check
 
 
 def run(check_id: str, **implementations):

@@ -1,4 +1,4 @@
-"""fnnjax's verification suite: one or more checks per formula F1-F28.
+"""``fnnjax.verify``: the formula suite and the course grader, two subpackages under one name.
 
 The formulas are stated and derived in the documentation's formula pages (``docs/formulas/``, one
 heading per formula, e.g. ``docs/formulas/backprop.md#f10``: see :func:`formula_page`).
@@ -6,9 +6,9 @@ heading per formula, e.g. ``docs/formulas/backprop.md#f10``: see :func:`formula_
 Each check compares an fnnjax implementation with independent evidence (autodiff of a reference
 written from ``jax.nn``, finite differences, closed forms, worked examples, an LP certificate) and
 records what it measured against a stated criterion. Run it with ``fnnjax verify`` (or
-``python -m verify``), or from Python:
+``python -m fnnjax.verify``), or from Python:
 
-    >>> import verify
+    >>> from fnnjax import verify
     >>> result = verify.run_suite(verify.select_checks(verify.all_checks(), "F3"), progress=False)
     >>> result.passed
     True
@@ -24,26 +24,42 @@ Check a hand-written backprop (yours, or a course submission in the cs231n, deep
 Nielsen conventions, run in its own process) with :func:`check_user_backprop`; write Gradescope's
 results.json with :func:`gradescope_results` and :func:`write_results`.
 
-A new check module is one file: ``verify/_checks_<topic>.py`` defining functions decorated with
-:func:`check` (see :mod:`verify._registry`); the suite finds it by its name.
+The two products live in two subpackages, and this package re-exports the public names of both:
+:mod:`fnnjax.verify.formulas` (the checks of F1-F28, their runner and reports) and
+:mod:`fnnjax.verify.grader` (a submission's backprop, run in its own process and judged in its
+course's terms). In a checkout the folder is ``verify/`` at the repository's top level.
 """
 
-from verify._gradescope import failure_results, gradescope_results, write_results
-from verify._registry import (
+from .formulas import (
     CHECK_MODULE_PREFIX,
     FORMULA_PAGES,
     Check,
+    CheckResult,
     Outcome,
+    SuiteResult,
     all_checks,
     check,
     checks_in,
+    environment,
     formula_page,
     get_check,
+    render_markdown,
+    render_table,
+    run_check,
+    run_suite,
     select_checks,
+    to_json,
 )
-from verify._report import render_markdown, render_table, to_json
-from verify._runner import CheckResult, SuiteResult, environment, run_check, run_suite
-from verify._user_backprop import BackpropReport, CaseResult, SubmissionError, check_user_backprop, load_user_function
+from .grader import (
+    BackpropReport,
+    CaseResult,
+    SubmissionError,
+    check_user_backprop,
+    failure_results,
+    gradescope_results,
+    load_user_function,
+    write_results,
+)
 
 __all__ = [
     "BackpropReport",

@@ -1,4 +1,4 @@
-"""``python -m verify [options]``: the same as ``fnnjax verify [options]``."""
+"""``python -m fnnjax.verify [options]`` (``python -m verify`` in a checkout): ``fnnjax verify [options]``."""
 
 import sys
 

@@ -1,6 +1,6 @@
 """``fnnjax verify``: run the verification suite, or check a user's own backprop.
 
-Registered by :mod:`fnnjax.cli` through :func:`register`; ``python -m verify`` runs the same command.
+Registered by :mod:`fnnjax.cli` through :func:`register`; ``python -m fnnjax.verify`` runs the same command.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ["register", "run"]
 
 CONVENTION_NAMES = ("fnnjax", "cs231n", "deeplearning-ai", "nielsen")
-"""The --convention names (verify._conventions.CONVENTIONS, listed here so the parser imports no JAX)."""
+"""The --convention names (fnnjax.verify.grader._conventions.CONVENTIONS, listed here so the parser imports no JAX)."""
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 """Gradescope's visibility settings."""
@@ -132,7 +132,7 @@ def _check_output(path: str | None, option: str) -> Path | None:
 
 
 def _list(checks) -> int:
-    from verify._report import render_list
+    from .formulas._report import render_list
 
     print(render_list(checks))
     return 0
@@ -169,9 +169,10 @@ def _run_backprop(args, json_path: Path | None) -> int:
     import traceback
 
     from fnnjax.errors import UsageError
-    from verify._gradescope import failure_results, gradescope_results, write_results
-    from verify._runner import environment
-    from verify._user_backprop import DEFAULT_TIMEOUT, SubmissionError, check_user_backprop
+
+    from .formulas._runner import environment
+    from .grader._gradescope import failure_results, gradescope_results, write_results
+    from .grader._user_backprop import DEFAULT_TIMEOUT, SubmissionError, check_user_backprop
 
     visibility = args.visibility or "visible"
     start = time.perf_counter()
@@ -237,9 +238,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             raise _usage(f"--{flag} applies to --backprop; add --backprop FILE.py[:NAME] or leave --{flag} out")
 
-    from verify._registry import all_checks, select_checks
-    from verify._report import render_markdown, render_table, to_json
-    from verify._runner import run_suite
+    from .formulas._registry import all_checks, select_checks
+    from .formulas._report import render_markdown, render_table, to_json
+    from .formulas._runner import run_suite
 
     checks = all_checks()
     try:

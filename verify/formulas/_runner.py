@@ -11,7 +11,7 @@ from typing import Any
 
 import jax
 
-from verify._registry import Check, Outcome
+from ._registry import Check, Outcome
 
 __all__ = ["CheckResult", "SuiteResult", "environment", "run_check", "run_suite"]
 
@@ -112,7 +112,7 @@ def run_check(check: Check, *, seed: int = 0, quick: bool = False, **implementat
       A :class:`CheckResult`.
 
     Example:
-      >>> from verify import get_check, run_check
+      >>> from fnnjax.verify import get_check, run_check
       >>> run_check(get_check("F3-linear-collapse"), quick=True).status
       'pass'
     """

@@ -1,16 +1,17 @@
 """Every convention a backprop can be written in, by its ``--convention`` name.
 
-One small adapter per course over the shared checker (see :mod:`verify._convention`):
-``fnnjax`` (:mod:`verify._convention_fnnjax`), ``cs231n`` (:mod:`verify._convention_cs231n`),
-``deeplearning-ai`` (:mod:`verify._convention_deeplearning_ai`) and ``nielsen``
-(:mod:`verify._convention_nielsen`).
+One small adapter per course over the shared checker (see :mod:`fnnjax.verify.grader._convention`):
+``fnnjax`` (:mod:`fnnjax.verify.grader._convention_fnnjax`),
+``cs231n`` (:mod:`fnnjax.verify.grader._convention_cs231n`),
+``deeplearning-ai`` (:mod:`fnnjax.verify.grader._convention_deeplearning_ai`) and ``nielsen``
+(:mod:`fnnjax.verify.grader._convention_nielsen`).
 """
 
-from verify._convention import BATCH_SIZE, Case, Convention, Entry
-from verify._convention_cs231n import CS231N
-from verify._convention_deeplearning_ai import DEEPLEARNING_AI
-from verify._convention_fnnjax import FNNJAX
-from verify._convention_nielsen import NIELSEN
+from ._convention import BATCH_SIZE, Case, Convention, Entry
+from ._convention_cs231n import CS231N
+from ._convention_deeplearning_ai import DEEPLEARNING_AI
+from ._convention_fnnjax import FNNJAX
+from ._convention_nielsen import NIELSEN
 
 __all__ = ["BATCH_SIZE", "CASES", "CONVENTIONS", "Case", "Convention", "Entry"]
 

@@ -1,7 +1,7 @@
 """Loading a submission and saying what it defines: ``file.py[:NAME]`` or ``module.name:NAME``.
 
-Used in the worker process that runs the submission (:mod:`verify._worker`), and in the grader's
-own process by :func:`verify._user_backprop.load_user_function`. Errors are :class:`LoadError` s
+Used in the worker process that runs the submission (:mod:`fnnjax.verify.grader._worker`), and in the grader's
+own process by :func:`fnnjax.verify.grader._user_backprop.load_user_function`. Errors are :class:`LoadError` s
 whose message is one line saying what is wrong and where (an exception in the submission's import
 is summarised with its file and line). Imports only the standard library.
 """
@@ -55,7 +55,7 @@ def parse_target(spec: str, *, require_entry: bool = False) -> Target:
       LoadError: neither form, or ``NAME`` is not an identifier.
 
     Example:
-      >>> from verify._submission import parse_target
+      >>> from fnnjax.verify.grader._submission import parse_target
       >>> parse_target("hw/fc_net.py:FullyConnectedNet")
       Target(spec='hw/fc_net.py:FullyConnectedNet', source='hw/fc_net.py', entry='FullyConnectedNet', is_path=True)
       >>> parse_target("network.py").entry is None
@@ -97,7 +97,7 @@ def one_line(err: BaseException, files: tuple[str, ...] = ()) -> str:
     """``SyntaxError: invalid syntax (file.py line 3)``: an exception in one line, with its location.
 
     Example:
-      >>> from verify._submission import one_line
+      >>> from fnnjax.verify.grader._submission import one_line
       >>> one_line(ZeroDivisionError("division by zero"))
       'ZeroDivisionError: division by zero'
     """
@@ -213,7 +213,7 @@ def describe(obj) -> dict[str, Any]:
       ``[name, kind, has_default]`` (None when the callable has none).
 
     Example:
-      >>> from verify._submission import describe
+      >>> from fnnjax.verify.grader._submission import describe
       >>> [p[0] for p in describe(lambda params, X, y, reg: None)["functions"]["<lambda>"]]
       ['params', 'X', 'y', 'reg']
     """

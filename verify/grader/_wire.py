@@ -1,6 +1,6 @@
 """Messages between the grader and the submission's worker process: JSON plus raw arrays, no pickle.
 
-A submission runs in its own process (see :mod:`verify._isolation`); what it returns travels back
+A submission runs in its own process (see :mod:`fnnjax.verify.grader._isolation`); what it returns travels back
 as a *frame*: an 8-byte length, a JSON header, then the raw bytes of every array. Nothing is
 unpickled, so a submission that writes to the channel can at worst send a malformed frame (the
 case then fails), never run code in the grader. Values are encoded as tagged JSON lists:
@@ -187,7 +187,7 @@ class FrameReader:
 
     Example:
       >>> import numpy as np
-      >>> from verify._wire import FrameReader, frame
+      >>> from fnnjax.verify.grader._wire import FrameReader, frame
       >>> reader = FrameReader()
       >>> reader.feed(frame({"ok": True}, [np.arange(3.0)]))
       >>> message, arrays = reader.next()

@@ -9,14 +9,14 @@ convention's loss written with fnnjax and with central differences
 Two ways in:
 
 - a *submission*, named by a string ``path/to/file.py[:NAME]`` or ``module:NAME``: it runs in its
-  own process (:mod:`verify._isolation`) with a time limit per case, and whatever it does (raise,
+  own process (:mod:`fnnjax.verify.grader._isolation`) with a time limit per case, and whatever it does (raise,
   loop forever, exit, print megabytes, change its inputs, return the wrong structure) fails the
   case it is in, never the grader;
 - a Python object (your own function, class or module, trusted): it runs in this process, so
   JAX functions are traced with ``jax.jit`` (one compile for every case); a returned value of the
   wrong structure raises :class:`fnnjax.errors.UsageError` at once.
 
-The convention is detected from what the file defines (:mod:`verify._detect`) unless given.
+The convention is detected from what the file defines (:mod:`fnnjax.verify.grader._detect`) unless given.
 """
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ import jax.numpy as jnp
 
 import fnnjax
 from fnnjax.errors import UsageError
-from verify._backprop_report import BackpropReport, CaseResult
-from verify._calls import CallError, call
-from verify._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch
-from verify._convention_fnnjax import FNNJAX
-from verify._conventions import CASES, CONVENTIONS
-from verify._detect import DetectError, choose_entry
-from verify._grading import Prepared, failed_case, judge_case, modified_inputs, prepare, references, unpack_or_fail
-from verify._isolation import Outcome, Worker
-from verify._submission import LoadError, describe, import_target, one_line, parse_target
-from verify._wire import decode, encode
+
+from ._backprop_report import BackpropReport, CaseResult
+from ._calls import CallError, call
+from ._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch
+from ._convention_fnnjax import FNNJAX
+from ._conventions import CASES, CONVENTIONS
+from ._detect import DetectError, choose_entry
+from ._grading import Prepared, failed_case, judge_case, modified_inputs, prepare, references, unpack_or_fail
+from ._isolation import Outcome, Worker
+from ._submission import LoadError, describe, import_target, one_line, parse_target
+from ._wire import decode, encode
 
 __all__ = [
     "BATCH_SIZE",
@@ -114,7 +115,7 @@ def load_user_function(spec: str) -> Callable:
         name that is not callable, a function with the wrong signature.
 
     Example:
-      >>> from verify._user_backprop import load_user_function
+      >>> from fnnjax.verify.grader._user_backprop import load_user_function
       >>> load_user_function("fnnjax:backprop").__name__
       'backprop'
     """
@@ -383,7 +384,7 @@ def check_user_backprop(
 
     Example:
       >>> import fnnjax
-      >>> from verify._user_backprop import check_user_backprop
+      >>> from fnnjax.verify.grader._user_backprop import check_user_backprop
       >>> check_user_backprop(fnnjax.backprop).passed
       True
     """

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from verify._registry import Check, formula_page
-from verify._runner import SuiteResult
+from ._registry import Check, formula_page
+from ._runner import SuiteResult
 
 __all__ = ["format_measured", "format_value", "render_list", "render_markdown", "render_table", "to_json"]
 
@@ -65,8 +65,8 @@ def render_list(checks: Sequence[Check]) -> str:
     """What ``fnnjax verify --list`` prints: one line per check with its ID, formula page and claim.
 
     Example:
-      >>> from verify import all_checks
-      >>> from verify._report import render_list
+      >>> from fnnjax.verify import all_checks
+      >>> from fnnjax.verify.formulas._report import render_list
       >>> print(render_list(all_checks()[:1]))
       F1-composition  docs/formulas/forward.md#f1  z(l) = W(l) a(l-1) + b(l), a(l) = f_l(z(l)); ...
     """
@@ -181,7 +181,7 @@ def render_markdown(result: SuiteResult) -> str:
         "Reproduce: `fnnjax verify --seed "
         + str(result.seed)
         + (" --quick" if result.quick else "")
-        + "` (or `python -m verify`).",
+        + "` (or `python -m fnnjax.verify`).",
         "",
     ]
     return "\n".join(out)

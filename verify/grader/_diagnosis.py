@@ -10,7 +10,7 @@ recursions (a missing ReLU mask or σ', σ' taken at the activation, an extra ou
 compiled per case when a case fails (tried first: they are exact hypotheses), then with the
 generic patterns of
 :func:`fnnjax.gradcheck.diagnose_leaf` (transposed, zero, non-finite). Each convention supplies
-the words (:class:`verify._conventions.Convention`).
+the words (:class:`fnnjax.verify.grader._conventions.Convention`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import numpy as np
 
 import fnnjax
 from fnnjax import gradcheck as gc
-from verify._conventions import Case, Convention
+
+from ._conventions import Case, Convention
 
 __all__ = ["Evidence", "LossTerms", "diagnose_case", "loss_diagnosis", "variant_gradients"]
 

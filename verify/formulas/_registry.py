@@ -3,7 +3,7 @@
 A check is a function ``fn(*, seed: int, quick: bool, **implementations) -> Outcome`` decorated with
 :func:`check`. The decorator returns a :class:`Check`, and the suite collects every :class:`Check`
 defined at module level in the modules of this package whose names start with ``_checks_`` (see
-:data:`CHECK_MODULE_PREFIX`): adding a check module, e.g. ``verify/_checks_pretraining.py`` for F28,
+:data:`CHECK_MODULE_PREFIX`): adding a check module, e.g. ``verify/formulas/_checks_pretraining.py`` for F28,
 is a one-file addition. Keyword arguments other than ``seed`` and ``quick`` are the implementations
 under test (a deltas function, a derivative table, a loss...), with fnnjax's as defaults, so that a
 test can inject a deliberately wrong one and see the check fail.
@@ -65,7 +65,7 @@ def formula_page(formula: str | int) -> str | None:
       ValueError: for a string that is not a formula or check ID.
 
     Example:
-      >>> from verify import formula_page
+      >>> from fnnjax.verify import formula_page
       >>> formula_page("F10-softmax-ce"), formula_page(28)
       ('docs/formulas/backprop.md#f10', 'docs/formulas/pretraining.md#f28')
     """
@@ -148,7 +148,7 @@ def check(id: str, *, claim: str, method: str) -> Callable[[Callable[..., Outcom
       ValueError: for a malformed ID or an empty claim/method.
 
     Example:
-      >>> from verify._registry import Outcome, check
+      >>> from fnnjax.verify.formulas._registry import Outcome, check
       >>> @check("F99-example", claim="1 + 1 = 2", method="integer arithmetic")
       ... def one_plus_one(*, seed=0, quick=False, add=lambda a, b: a + b):
       ...     got = add(1, 1)
@@ -177,25 +177,24 @@ def checks_in(module) -> list[Check]:
 
 
 def _check_modules() -> list[str]:
-    import verify
-
+    package = importlib.import_module(__package__ or "")
     names = sorted(
-        info.name for info in pkgutil.iter_modules(verify.__path__) if info.name.startswith(CHECK_MODULE_PREFIX)
+        info.name for info in pkgutil.iter_modules(package.__path__) if info.name.startswith(CHECK_MODULE_PREFIX)
     )
-    return [f"verify.{name}" for name in names]
+    return [f"{__package__}.{name}" for name in names]
 
 
 def all_checks() -> list[Check]:
     """Every check of the suite, ordered by formula number (then definition order).
 
     Returns:
-      The checks of every ``verify._checks_*`` module.
+      The checks of every ``verify/formulas/_checks_*.py`` module.
 
     Raises:
       ValueError: when two checks share an ID (naming both modules).
 
     Example:
-      >>> from verify import all_checks
+      >>> from fnnjax.verify import all_checks
       >>> all_checks()[0].id
       'F1-composition'
     """
@@ -248,7 +247,7 @@ def select_checks(checks: Sequence[Check], only: str | Sequence[str] | None) -> 
         selection.
 
     Example:
-      >>> from verify import all_checks, select_checks
+      >>> from fnnjax.verify import all_checks, select_checks
       >>> [c.id for c in select_checks(all_checks(), "F10-sigmoid")]
       ['F10-sigmoid-bce', 'F10-sigmoid-mse']
     """

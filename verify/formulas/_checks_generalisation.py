@@ -12,7 +12,8 @@ import optax
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import (
+
+from ._evidence import (
     QUICK_PAIRINGS,
     case_set,
     compiled,
@@ -24,7 +25,7 @@ from verify._evidence import (
     max_rel_error,
     seeds_for,
 )
-from verify._registry import Outcome, check
+from ._registry import Outcome, check
 
 __all__ = [
     "dropout_expectation",

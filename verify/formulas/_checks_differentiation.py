@@ -19,8 +19,9 @@ from jax.flatten_util import ravel_pytree
 
 import fnnjax
 from fnnjax import Layer
-from verify._evidence import case_set, compiled, fit_slope, max_rel_error, median_seconds, reference_risk
-from verify._registry import Outcome, check
+
+from ._evidence import case_set, compiled, fit_slope, max_rel_error, median_seconds, reference_risk
+from ._registry import Outcome, check
 
 __all__ = [
     "autodiff_programs",

@@ -1,6 +1,6 @@
 """What every convention adapter shares: the case, the entry, the data, and reading returned values.
 
-A convention says how a course writes backprop. Its adapter (``verify/_convention_<name>.py``) is
+A convention says how a course writes backprop. Its adapter (``verify/grader/_convention_<name>.py``) is
 a small subclass of :class:`Convention` that says, for its course: the cases (depths 1-4,
 nonsquare widths and one square layer, batch sizes that are no layer width, ``reg`` on and off
 where the course has it); the container the submission is given (``params["W1"]: (D, H)`` for
@@ -23,8 +23,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 
 import fnnjax
-from verify._evidence import host_layer
-from verify._wire import Opaque
+
+from ._wire import Opaque
 
 __all__ = [
     "BATCH_SIZE",
@@ -264,7 +264,7 @@ class Convention:
         raise NotImplementedError
 
     def request(self, case: Case, inputs: Inputs, entry: Entry) -> tuple[str, str | None, dict]:
-        """``(form, entry name or None, request)`` for :func:`verify._calls.call`."""
+        """``(form, entry name or None, request)`` for :func:`fnnjax.verify.grader._calls.call`."""
         raise NotImplementedError
 
     # -- reading what came back ----------------------------------------------------------------
@@ -275,7 +275,7 @@ class Convention:
         """The returned gradient (and loss, output) of one case, checked for structure.
 
         Args:
-          result: what :func:`verify._calls.call` returned (``returned``, ``given``, ...), decoded.
+          result: what :func:`fnnjax.verify.grader._calls.call` returned (``returned``, ``given``, ...), decoded.
           case: the case.
           inputs: its inputs.
           entry: what was called.
@@ -347,6 +347,11 @@ def _targets(case: Case, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(0.0, 1.0, (n, m))
 
 
+def _host_layer(W: np.ndarray, b: np.ndarray) -> fnnjax.Layer:
+    """``fnnjax.Layer(W, b)`` of float64 NumPy arrays (Layer's fields are typed as jax.Array)."""
+    return fnnjax.Layer(cast(Any, W), cast(Any, b))
+
+
 def make_inputs(convention: Convention, case: Case, seed: int, index: int) -> Inputs:
     """Random float64 parameters (biases nonzero), inputs, targets and a Taylor direction for a case.
 
@@ -355,7 +360,7 @@ def make_inputs(convention: Convention, case: Case, seed: int, index: int) -> In
     """
     rng = np.random.default_rng([seed, index])
     layers = tuple(
-        host_layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
+        _host_layer(rng.normal(0.0, 1.5 / math.sqrt(n), (m, n)), rng.normal(0.0, 0.5, (m,)))
         for n, m in zip(case.sizes[:-1], case.sizes[1:])
     )
     x = rng.normal(0.0, 1.0, (case.batch, case.sizes[0]))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from verify._conventions import CONVENTIONS, Entry
-from verify._submission import LoadError
+from ._conventions import CONVENTIONS, Entry
+from ._submission import LoadError
 
 __all__ = ["DetectError", "choose_entry", "format_signature"]
 
@@ -96,7 +96,7 @@ def choose_entry(description: dict, *, source: str, entry: str | None = None, co
     """The :class:`Entry` to check.
 
     Args:
-      description: what :func:`verify._submission.describe` says the submission defines.
+      description: what :func:`fnnjax.verify.grader._submission.describe` says the submission defines.
       source: the submission, for messages (``fc_net.py``).
       entry: the name given after ``:``, or None.
       convention: the name given with ``--convention``, or None (detect it).
@@ -109,7 +109,7 @@ def choose_entry(description: dict, *, source: str, entry: str | None = None, co
         for), or several entries fit and none is preferred.
 
     Example:
-      >>> from verify._detect import choose_entry
+      >>> from fnnjax.verify.grader._detect import choose_entry
       >>> d = {"functions": {"sigmoid": [["z", "POSITIONAL_OR_KEYWORD", False]]},
       ...      "classes": {"Network": {"init": [["sizes", "POSITIONAL_OR_KEYWORD", False]],
       ...                              "methods": ["SGD", "backprop", "feedforward"]}}}

@@ -7,7 +7,8 @@ import math
 from typing import Any, NamedTuple
 
 from fnnjax import gradcheck as gc
-from verify._convention import Case, Convention, Entry
+
+from ._convention import Case, Convention, Entry
 
 __all__ = ["BackpropReport", "CaseResult", "ValueCheck"]
 
@@ -227,7 +228,7 @@ class BackpropReport:
         """The convention (fnnjax's when none was recorded)."""
         if self.convention is not None:
             return self.convention
-        from verify._convention_fnnjax import FNNJAX
+        from ._convention_fnnjax import FNNJAX
 
         return FNNJAX
 

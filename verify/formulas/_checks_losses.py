@@ -10,8 +10,9 @@ import numpy as np
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import PAIRINGS, compiled, evidence_for, gradient_cases, jit_reference_forward, max_rel_error
-from verify._registry import Outcome, check
+
+from ._evidence import PAIRINGS, compiled, evidence_for, gradient_cases, jit_reference_forward, max_rel_error
+from ._registry import Outcome, check
 
 __all__ = [
     "binary_cross_entropy",

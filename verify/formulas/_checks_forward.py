@@ -12,7 +12,8 @@ from scipy.optimize import linprog
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import (
+
+from ._evidence import (
     N,
     case_set,
     compiled,
@@ -24,7 +25,7 @@ from verify._evidence import (
     random_case,
     seeds_for,
 )
-from verify._registry import Outcome, check
+from ._registry import Outcome, check
 
 __all__ = [
     "augmented_weight",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from verify._wire import to_numpy
+from ._wire import to_numpy
 
 __all__ = ["FORMS", "CallError", "call", "prepare"]
 

@@ -1,8 +1,8 @@
 """Running a submission in its own process, with a time limit per case and a limit on its output.
 
-:class:`Worker` starts ``python -c BOOTSTRAP`` (:mod:`verify._worker`) in a new session (its own
+:class:`Worker` starts ``python -c BOOTSTRAP`` (:mod:`fnnjax.verify.grader._worker`) in a new session (its own
 process group), imports the submission there once, and sends it one case at a time. The grader's
-process never imports the submission, never unpickles what it sends (see :mod:`verify._wire`) and
+process never imports the submission, never unpickles what it sends (see :mod:`fnnjax.verify.grader._wire`) and
 keeps its own copies of every array it hands out. A case *fails* (and only that case) when the
 submission
 
@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from verify._submission import Target
-from verify._wire import FrameReader, WireError, decode, encode, frame
-from verify._worker import BOOTSTRAP
+from ._submission import Target
+from ._wire import FrameReader, WireError, decode, encode, frame
+from ._worker import BOOTSTRAP
 
 __all__ = ["OUTPUT_LIMIT", "Outcome", "Worker"]
 
@@ -76,7 +76,7 @@ class Worker:
     """One submission's process; restarted after a kill or a crash.
 
     Args:
-      target: the submission (see :func:`verify._submission.parse_target`).
+      target: the submission (see :func:`fnnjax.verify.grader._submission.parse_target`).
       timeout: seconds each case may take.
       load_timeout: seconds the import of the submission may take.
       output_limit: bytes the submission may print per request.
@@ -84,8 +84,8 @@ class Worker:
     Use as a context manager (the process group is killed on exit).
 
     Example:
-      >>> from verify._isolation import Worker
-      >>> from verify._submission import parse_target
+      >>> from fnnjax.verify.grader._isolation import Worker
+      >>> from fnnjax.verify.grader._submission import parse_target
       >>> with Worker(parse_target("examples/courses/nielsen/network.py"), timeout=5) as worker:
       ...     sorted(worker.load().value["description"]["classes"])
       ['Network']

@@ -1,12 +1,13 @@
 """The submission's process: load the submission once, then run one case per request.
 
-Started by :class:`verify._isolation.Worker` as ``python -c BOOTSTRAP FOLDER REQUESTS REPLIES``:
-BOOTSTRAP registers ``verify`` as a bare package whose path is FOLDER (so ``verify/__init__``,
-which imports JAX for the formula suite, is not run: a worker starts in the time NumPy takes to
-import) and calls :func:`serve` with the two pipe descriptors. The submission's stdout and stderr
-are the grader's capture pipe; the replies travel on their own descriptor as :mod:`verify._wire`
-frames. Every exception of the submission, ``SystemExit`` included, becomes a reply: the worker
-only ends when the grader closes the requests pipe (or kills it: timeouts, crashes, floods).
+Started by :class:`fnnjax.verify.grader._isolation.Worker` as ``python -c BOOTSTRAP FOLDER REQUESTS REPLIES``:
+BOOTSTRAP registers the grader's folder FOLDER as a bare package of its own (so neither
+``fnnjax/__init__`` nor ``fnnjax/verify/__init__``, which import JAX, is run: a worker starts in the
+time NumPy takes to import; the grader's modules import each other relatively) and calls
+:func:`serve` with the two pipe descriptors. The submission's stdout and stderr are the grader's
+capture pipe; the replies travel on their own descriptor as :mod:`fnnjax.verify.grader._wire` frames.
+Every exception of the submission, ``SystemExit`` included, becomes a reply: the worker only ends
+when the grader closes the requests pipe (or kills it: timeouts, crashes, floods).
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ import os
 import sys
 from pathlib import Path
 
-from verify._calls import CallError, call, prepare
-from verify._submission import LoadError, Target, describe, import_target, location, one_line
-from verify._wire import FrameReader, WireError, decode, encode, frame
+from ._calls import CallError, call, prepare
+from ._submission import LoadError, Target, describe, import_target, location, one_line
+from ._wire import FrameReader, WireError, decode, encode, frame
 
 __all__ = ["BOOTSTRAP", "serve"]
 
 BOOTSTRAP = (
     "import sys, types\n"
-    "package = types.ModuleType('verify')\n"
+    "package = types.ModuleType('fnnjax_grader')\n"
     "package.__path__ = [sys.argv[1]]\n"
-    "sys.modules['verify'] = package\n"
-    "from verify._worker import serve\n"
+    "sys.modules['fnnjax_grader'] = package\n"
+    "from fnnjax_grader._worker import serve\n"
     "serve(int(sys.argv[2]), int(sys.argv[3]))\n"
 )
-"""The ``python -c`` program that starts a worker (arguments: verify's folder, the two descriptors)."""
+"""The ``python -c`` program that starts a worker (arguments: the grader's folder, the two descriptors)."""
 
 
 def _read(fd: int, reader: FrameReader):
@@ -67,9 +68,9 @@ def serve(requests: int, replies: int) -> None:
     """Answer the grader's requests until it closes the requests pipe.
 
     Requests: ``{"op": "load", "target": Target fields}`` (import the submission, reply with
-    :func:`verify._submission.describe`), ``{"op": "prepare", "form": ...}`` (import what the form
+    :func:`fnnjax.verify.grader._submission.describe`), ``{"op": "prepare", "form": ...}`` (import what the form
     needs), ``{"op": "call", "form": ..., "entry": NAME or None, "request": encoded value}`` (reply
-    with the encoded :func:`verify._calls.call` result).
+    with the encoded :func:`fnnjax.verify.grader._calls.call` result).
     """
     sys.path[:] = [p for p in sys.path if p != ""]  # python -c put the current directory first
     reader = FrameReader()

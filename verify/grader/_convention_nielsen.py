@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import fnnjax
-from verify._convention import (
+
+from ._convention import (
     Case,
     Convention,
     Mismatch,

@@ -8,8 +8,9 @@ import numpy as np
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import NUMPY_DERIVATIVES, REFERENCE_ACTIVATIONS, compiled, fit_slope, seeds_for
-from verify._registry import Outcome, check
+
+from ._evidence import NUMPY_DERIVATIVES, REFERENCE_ACTIVATIONS, compiled, fit_slope, seeds_for
+from ._registry import Outcome, check
 
 __all__ = ["derivative_bounds", "derivatives", "identities", "vanishing_gradients"]
 

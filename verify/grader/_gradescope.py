@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from verify._backprop_report import BackpropReport, CaseResult
-from verify._convention import Case, Convention
+from ._backprop_report import BackpropReport, CaseResult
+from ._convention import Case, Convention
 
 __all__ = ["VISIBILITIES", "failure_results", "gradescope_results", "split_points", "write_results"]
 
@@ -31,7 +31,7 @@ def split_points(total: float, n: int) -> list[float]:
     """``total`` over ``n`` tests in whole hundredths, adding up to ``total`` exactly.
 
     Example:
-      >>> from verify._gradescope import split_points
+      >>> from fnnjax.verify.grader._gradescope import split_points
       >>> split_points(10, 6), sum(split_points(10, 6))
       ([1.67, 1.67, 1.67, 1.67, 1.66, 1.66], 10.0)
     """

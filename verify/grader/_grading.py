@@ -1,6 +1,6 @@
 """The shared checker core of every convention: the reference, the judging, the diagnosis of a case.
 
-For each case of a convention (:mod:`verify._convention`): the parameters are drawn in float64
+For each case of a convention (:mod:`fnnjax.verify.grader._convention`): the parameters are drawn in float64
 and laid out as one vector; the finite-difference stencil and the Taylor points are planned on the
 host (:func:`fnnjax.gradcheck.plan_oracles`); and one compiled program per case (kept for every
 submission checked in the process) evaluates ``jax.grad`` and every difference of the reference loss
@@ -8,7 +8,7 @@ submission checked in the process) evaluates ``jax.grad`` and every difference o
 the loss without its L2 term. What the submission returned is then judged by
 :func:`fnnjax.gradcheck.analyze_full` (float32 results with float32 tolerances), its loss and
 output compared with the reference, its inputs with the pristine copies, and a failing case
-diagnosed in the course's terms (:mod:`verify._diagnosis`; the gradients of the classic wrong
+diagnosed in the course's terms (:mod:`fnnjax.verify.grader._diagnosis`; the gradients of the classic wrong
 recursions it compares with are compiled per case, only when a case fails).
 """
 
@@ -23,9 +23,10 @@ import numpy as np
 
 import fnnjax
 from fnnjax import gradcheck as gc
-from verify._backprop_report import CaseResult, ValueCheck
-from verify._convention import Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
-from verify._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
+
+from ._backprop_report import CaseResult, ValueCheck
+from ._convention import Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
+from ._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
 
 __all__ = [
     "Prepared",

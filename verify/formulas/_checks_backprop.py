@@ -1,7 +1,7 @@
 """Checks of backpropagation, the delta recursion: F10-F16.
 
 Each compares fnnjax's hand-written deltas/backprop (or an injected implementation) with autodiff of
-a reference network written from ``jax.nn`` (see :mod:`verify._evidence`), with closed forms, or
+a reference network written from ``jax.nn`` (see :mod:`fnnjax.verify.formulas._evidence`), with closed forms, or
 with the notes' worked examples done by hand, node by node.
 """
 
@@ -15,7 +15,8 @@ import numpy as np
 
 import fnnjax
 from fnnjax import MLP, Layer
-from verify._evidence import (
+
+from ._evidence import (
     NUMPY_DERIVATIVES,
     PAIRINGS,
     TAYLOR_STEPS,
@@ -26,7 +27,7 @@ from verify._evidence import (
     max_rel_error,
     unit_direction,
 )
-from verify._registry import Outcome, check
+from ._registry import Outcome, check
 
 __all__ = [
     "algorithm",

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 import fnnjax
-from verify._convention import (
+
+from ._convention import (
     Case,
     Convention,
     Entry,

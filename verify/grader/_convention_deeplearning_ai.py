@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 import fnnjax
-from verify._convention import (
+
+from ._convention import (
     Case,
     Convention,
     Mismatch,

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 
 import fnnjax
-from verify._evidence import max_rel_error
-from verify._registry import Outcome, check
+
+from ._evidence import max_rel_error
+from ._registry import Outcome, check
 
 __all__ = ["layerwise_autoencoders"]
 

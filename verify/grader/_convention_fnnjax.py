@@ -9,7 +9,8 @@ import numpy as np
 
 import fnnjax
 from fnnjax.gradcheck import leaf_layout
-from verify._convention import BATCH_SIZE, Case, Convention, Inputs, Mismatch, Unpacked, match_path, near
+
+from ._convention import BATCH_SIZE, Case, Convention, Inputs, Mismatch, Unpacked, match_path, near
 
 __all__ = ["FNNJAX", "Fnnjax"]
 
