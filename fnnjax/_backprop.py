@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from fnnjax._activations import activation_derivative, softmax_vjp
 from fnnjax._losses import check_l2, is_static_zero, prepare
-from fnnjax._model import MLP, Layer, Params, Trace, trace_batch
+from fnnjax._model import MLP, Layer, Params, Trace, params_dtype, trace_batch
 
 __all__ = ["deltas", "backprop"]
 
@@ -95,10 +95,11 @@ def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entr
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
 
     Returns:
-      ``(delta^(1), ..., delta^(L))``, each ``(N, M_l)`` (``(M_l,)`` for one sample).
+      ``(delta^(1), ..., delta^(L))``, each ``(N, M_l)`` (``(M_l,)`` for one sample); an empty batch
+      (N = 0) gives empty arrays ``(0, M_l)`` (per-sample terms, no mean is taken).
 
     Raises:
-      ValueError/TypeError: as :func:`fnnjax.loss`.
+      ValueError/TypeError: as :func:`fnnjax.loss` (except that N = 0 is allowed).
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -107,7 +108,7 @@ def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entr
       >>> fnnjax.deltas(mlp, params, jnp.ones(2), jnp.array(0))[0]  # y_hat - y
       Array([-0.6666666 ,  0.33333334,  0.33333334], dtype=float32)
     """
-    params, batch = prepare(mlp, params, x, y, loss)
+    params, batch = prepare(mlp, params, x, y, loss, allow_empty=True)
     trace = trace_batch(mlp, params, batch.x)
     ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target))
     return tuple(d[0] for d in ds) if batch.single else tuple(ds)
@@ -126,14 +127,14 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
       y: targets, as for :func:`fnnjax.loss`.
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
       l2: the weight-decay coefficient lambda >= 0 (may be traced; a concrete 0 leaves the
-        ``l2 * W`` pass out of the program).
+        ``l2 * W`` pass out of the program; its rule: :func:`fnnjax.loss`).
 
     Returns:
       A tuple of :class:`Layer` s ``(dR/dW^(l): (M_l, M_{l-1}), dR/db^(l): (M_l,))``, the structure of
       params.
 
     Raises:
-      ValueError/TypeError: as :func:`fnnjax.loss`.
+      ValueError/TypeError: as :func:`fnnjax.loss`, an empty batch (N = 0) included.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -145,7 +146,7 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
       True
     """
     params, batch = prepare(mlp, params, x, y, loss)
-    l2 = check_l2(l2)
+    l2 = check_l2(l2, params_dtype(params))
     trace = trace_batch(mlp, params, batch.x)
     n = batch.x.shape[0]
     ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)

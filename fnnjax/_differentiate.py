@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import jax
+import jax.core
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from fnnjax._backprop import backprop
 from fnnjax._losses import check_l2, prepare, risk
-from fnnjax._model import MLP, Params
+from fnnjax._model import MLP, Params, params_dtype
 
 __all__ = ["METHODS", "gradient", "default_step", "finite_difference_gradient"]
 
@@ -57,30 +59,67 @@ def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=No
 
     ``(f(theta + h e_i) - f(theta - h e_i)) / (2h)`` (central, O(h^2)) or
     ``(f(theta + h e_i) - f(theta)) / h`` (forward, O(h)), with ``h_i = step * max(1, |theta_i|)``
-    (``step`` defaults to :func:`default_step`); h is rounded so that ``theta_i + h`` is exact.
+    (``step`` defaults to :func:`default_step`), never so large that ``theta_i + h`` (or
+    ``theta_i - h``) overflows the dtype; h is rounded so that ``theta_i + h`` is exact. The
+    default step survives rounding at any finite ``|theta_i|`` below the dtype's largest value:
+    it grows with ``|theta_i|``. A step given explicitly is used as is, unscaled, and can vanish
+    (``theta_i + h == theta_i``: h = 1e-3 at ``|theta_i| = 1e8`` in float32) or overflow.
     Costs 2P (central) or P + 1 (forward) evaluations of f, done in sequence by ``lax.map``.
 
     Args:
       f: a scalar function of a flat vector.
-      theta: the point, shape ``(P,)``.
+      theta: the point, a floating vector ``(P,)``.
       central: central (True) or forward (False) differences.
-      step: the base step h; None for the dtype's default. A number h > 0 is used as is, unscaled.
+      step: the base step h; None for the dtype's default. A finite number h > 0 is used as is,
+        unscaled (it may be traced, e.g. a sweep over steps under ``vmap``).
 
     Returns:
-      The estimated gradient, shape ``(P,)``.
+      The estimated gradient, shape ``(P,)``. Under ``jit`` or ``vmap`` (``theta`` or ``step``
+      traced, so nothing can be raised), a coordinate whose step vanished, overflowed or was not
+      > 0, or whose ``theta_i`` is not finite, is NaN, never an inf or a plausible number.
+
+    Raises:
+      ValueError: for a step that is not a finite number > 0, a ``theta`` that is not a floating
+        vector, and (``theta`` concrete) a coordinate whose step vanishes or overflows after
+        rounding, or that is not finite (naming the coordinate, its value and the step to use).
 
     Example:
       >>> import jax.numpy as jnp, fnnjax
       >>> g = fnnjax.finite_difference_gradient(lambda t: jnp.sum(t ** 3), jnp.array([1.0, 2.0]))
       >>> [round(v, 2) for v in g.tolist()]  # 3 t^2
       [3.0, 12.0]
+      >>> fnnjax.finite_difference_gradient(jnp.sum, jnp.array([1e8]), step=1e-3)
+      Traceback (most recent call last):
+      ...
+      ValueError: finite differences at theta[0] = 1e+08 (float32): the step 0.001 vanishes there ...
     """
+    _check_step(step)
+    if jnp.ndim(theta) != 1 or not jnp.issubdtype(jnp.result_type(theta), jnp.floating):
+        raise ValueError(
+            f"theta has shape {jnp.shape(theta)} and dtype {jnp.result_type(theta)} but finite differences "
+            "take a floating vector (P,); flatten a pytree with jax.flatten_util.ravel_pytree"
+        )
+    dtype = theta.dtype
+    biggest = float(jnp.finfo(dtype).max)
+    largest = jnp.asarray(biggest, dtype)
+    if step is not None and not isinstance(step, jax.core.Tracer) and float(step) > biggest:
+        raise ValueError(
+            f"step = {step!r} overflows {np.dtype(dtype).name} (largest {biggest:g}); pass a smaller "
+            "step, or step=None (the default, kept inside the dtype's range)"
+        )
     if step is None:
-        base = default_step(theta.dtype, "fd_central" if central else "fd_forward")
+        base = default_step(dtype, "fd_central" if central else "fd_forward")
         h = base * jnp.maximum(1, jnp.abs(theta))
+        room = largest - (jnp.abs(theta) if central else theta)  # theta +- h stays finite (Sterbenz: exact)
+        h = jnp.minimum(h, room)
     else:
         h = jnp.full_like(theta, step)
     h = (theta + h) - theta  # make theta + h exactly representable
+    usable = jnp.isfinite(theta) & jnp.isfinite(h) & (h > 0)
+    if central:
+        usable = usable & jnp.isfinite(theta - h)
+    if not isinstance(usable, jax.core.Tracer) and not bool(jnp.all(usable)):  # theta and h concrete
+        _raise_unusable_step(theta, h, step, central)
     f0 = None if central else f(theta)
 
     def partial(i):
@@ -89,7 +128,53 @@ def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=No
             return (f(theta + e) - f(theta - e)) / (2 * h[i])
         return (f(theta + e) - f0) / h[i]
 
-    return jax.lax.map(partial, jnp.arange(theta.shape[0]))
+    estimate = jax.lax.map(partial, jnp.arange(theta.shape[0]))
+    return jnp.where(usable, estimate, jnp.asarray(jnp.nan, estimate.dtype))
+
+
+def _check_step(step) -> None:
+    """A concrete step must be a finite real number > 0; a traced one (a sweep over steps under
+    ``vmap``) cannot be checked: a bad value gives NaN (see :func:`finite_difference_gradient`)."""
+    if step is None or isinstance(step, jax.core.Tracer):
+        return
+    real = isinstance(step, (int, float, np.integer, np.floating)) or (
+        np.ndim(step) == 0 and hasattr(step, "dtype") and jnp.issubdtype(step.dtype, jnp.floating)
+    )
+    if isinstance(step, (bool, np.bool_)) or not real:
+        raise ValueError(f"step = {step!r} but the finite-difference step must be a number > 0 (or None)")
+    if not (np.isfinite(float(step)) and float(step) > 0):
+        raise ValueError(f"step = {step!r} but the finite-difference step must be a finite number > 0 (or None)")
+
+
+def _raise_unusable_step(theta: Array, h: Array, step, central: bool):
+    """One line for the first coordinate where finite differences cannot be taken."""
+    host_theta, host_h = np.asarray(theta), np.asarray(h)
+    ok = np.isfinite(host_theta) & np.isfinite(host_h) & (host_h > 0)
+    if central:
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok &= np.isfinite(host_theta - host_h)
+    i = int(np.flatnonzero(~ok)[0])
+    value, name = host_theta[i], np.dtype(theta.dtype).name
+    where = f"finite differences at theta[{i}] = {float(value):g} ({name})"
+    if not np.isfinite(value):
+        raise ValueError(f"{where}: theta is not finite there; finite differences need a finite point")
+    if step is None:  # only |theta| at the dtype's largest value leaves no room on both sides
+        sides = "both sides" if central else "the right"
+        instead = "forward differences (central=False) or " if central else ""
+        raise ValueError(
+            f"{where}: |theta| is the largest {name} value, so no step fits on {sides} without "
+            f"overflowing; use {instead}params of a wider dtype"
+        )
+    if host_h[i] == 0:
+        need = float(np.spacing(np.abs(value)))
+        raise ValueError(
+            f"{where}: the step {step:g} vanishes there (theta + h == theta in {name}); pass a step >= {need:g} "
+            "there, or step=None (the default, scaled to max(1, |theta|))"
+        )
+    raise ValueError(
+        f"{where}: the step {step:g} overflows {name} there (theta + h is inf); pass a smaller step, or "
+        "step=None (the default, kept inside the dtype's range)"
+    )
 
 
 def _check_method(method: str, step) -> None:
@@ -98,8 +183,7 @@ def _check_method(method: str, step) -> None:
     if step is not None:
         if not method.startswith("fd_"):
             raise ValueError(f"step applies only to fd_central and fd_forward, not to method {method!r}")
-        if not isinstance(step, (int, float)) or not step > 0:
-            raise ValueError(f"step must be a positive number, got {step!r}")
+        _check_step(step)
 
 
 def gradient(
@@ -147,7 +231,7 @@ def gradient(
     if method == "backprop":
         return backprop(mlp, params, x, y, loss=loss, l2=l2)
     params, batch = prepare(mlp, params, x, y, loss)
-    l2 = check_l2(l2)
+    l2 = check_l2(l2, params_dtype(params))
 
     def R(p):
         return risk(mlp, p, batch, loss, l2)

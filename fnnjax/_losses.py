@@ -15,9 +15,20 @@ an out-of-range label gives a target row of NaN: the loss and every gradient of 
 (visible, and :func:`fnnjax.fit` stops naming the step), never a silently different value.
 
 Dtypes. Arrays are computed in the params' dtype. An input or target is converted to it only
-when JAX's own type promotion of the two dtypes is the params' dtype (integers, booleans, narrower
-floats: nothing is lost); a wider float (float64 data for float32 params, or float32 data for
-bfloat16 params) is refused with a line saying how to choose, never cast down silently.
+when nothing is lost: a float when JAX's own type promotion of the two dtypes is the params' dtype
+(narrower floats; a wider float, float64 data for float32 params or float32 data for bfloat16
+params, is refused with a line saying how to choose, never cast down silently); an integer when
+its value is exact in the params' dtype (every integer up to 2048 in float16, 2^24 in float32;
+a concrete one that is not raises, a traced one becomes NaN); booleans always. A Python list is
+read as an array (its floats, weakly typed in JAX, take the params' dtype).
+
+Empty batches. The risk is a mean over the samples, so :func:`loss`, :func:`fnnjax.backprop`
+and :func:`fnnjax.gradient` refuse a batch of N = 0 (the shape is static: under ``jit`` too).
+
+The weight-decay coefficient. ``l2`` is a real scalar (an integer or a float, not a bool) that
+is finite, >= 0 and finite in the params' dtype: concrete, anything else raises; traced, it cannot
+be checked, so a value that breaks the rule makes the L2 term NaN (visible), never a different
+number.
 """
 
 from __future__ import annotations
@@ -29,7 +40,17 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from fnnjax._model import MLP, Params, Trace, check_dtype, check_params, check_x, params_dtype, trace_batch
+from fnnjax._model import (
+    MLP,
+    Params,
+    Trace,
+    as_array,
+    check_params,
+    check_x,
+    params_dtype,
+    to_params_dtype,
+    trace_batch,
+)
 
 __all__ = ["LOSSES", "loss", "per_sample_loss", "l2_penalty", "is_static_zero", "check_l2"]
 
@@ -108,8 +129,7 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
             )
         if shape != batch + (m,):
             fail(f"one-hot targets of shape {batch + (m,)} (or integer labels of shape {batch})")
-        check_dtype("y", y, dtype)
-        return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
+        return jnp.reshape(to_params_dtype("y", y, dtype), (-1, m))
 
     # binary cross-entropy (sigmoid outputs) and the squared errors: real targets, one per output
     allowed = {batch + (m,)} | ({batch} if m == 1 else set())
@@ -122,17 +142,30 @@ def _check_target(mlp: MLP, loss: str, y, n: int, single: bool, dtype) -> Array:
         if ((values < 0) | (values > 1)).any():
             bad = values[(values < 0) | (values > 1)].flat[0]
             raise ValueError(f"y contains {bad:g}, but binary cross-entropy targets must lie in [0, 1] (labels 0 or 1)")
-    check_dtype("y", y, dtype)
-    return jnp.reshape(jnp.asarray(y).astype(dtype), (-1, m))
+    return jnp.reshape(to_params_dtype("y", y, dtype), (-1, m))
 
 
-def prepare(mlp: MLP, params, x, y, loss: str) -> tuple[Params, Batch]:
-    """Check everything a loss or gradient call receives; return checked params and batch."""
+def empty_batch_error(what: str, shape) -> ValueError:
+    """The one error for a batch of no samples (``loss``, ``backprop``, ``gradient``, ``fit``)."""
+    return ValueError(
+        f"{what} has shape {tuple(shape)}: no samples (N = 0), but the risk is the mean of the loss "
+        "over the samples; pass at least one sample"
+    )
+
+
+def prepare(mlp: MLP, params, x, y, loss: str, *, allow_empty: bool = False) -> tuple[Params, Batch]:
+    """Check everything a loss or gradient call receives; return checked params and batch.
+
+    A batch of N = 0 samples is refused (:func:`empty_batch_error`) unless ``allow_empty`` (per-sample
+    results such as :func:`fnnjax.deltas` are empty then, which is right)."""
     check_loss(mlp, loss)
     params = check_params(mlp, params)
     dtype = params_dtype(params)
     x2d, single = check_x(mlp, x, dtype)
     n = x2d.shape[0]
+    if n == 0 and not allow_empty:
+        raise empty_batch_error("x", jnp.shape(x2d))
+    y = as_array("y", y, dtype)
     y_shape = tuple(jnp.shape(y))
     if not single and len(y_shape) >= 1 and y_shape[0] != n:
         raise ValueError(
@@ -184,26 +217,60 @@ def _concrete_scalar(v) -> float | None:
     return float(v)
 
 
-def check_l2(l2):
-    """Check the weight-decay coefficient: a real scalar, and (when concrete) finite and >= 0.
+def check_l2(l2, dtype=None):
+    """Check the weight-decay coefficient by one rule, concrete or traced (see the module docstring).
 
-    Returns ``l2`` unchanged (a traced value cannot be checked and is used as given).
+    The rule: a real scalar (an integer or a float; not a bool, not complex) that is finite, >= 0
+    and, given the params' ``dtype``, finite in it (``l2 = 1e39`` overflows float32).
+
+    Args:
+      l2: the coefficient lambda (a Python, NumPy or JAX number, or a traced scalar).
+      dtype: the params' dtype, or None to skip the overflow check.
+
+    Returns:
+      ``l2`` unchanged when concrete; when traced (it cannot be checked), ``l2`` in ``dtype``
+      where it keeps the rule and NaN where it does not, so a bad value shows as a NaN risk and
+      gradient, never as a different number.
 
     Raises:
-      ValueError: for a non-scalar, a non-real value, a negative or a non-finite coefficient.
+      ValueError: for a non-scalar, a bool or non-real value, and (concrete) a negative, a
+        non-finite or an overflowing coefficient.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from fnnjax._losses import check_l2
+      >>> check_l2(1), check_l2(0.5, jnp.float32)
+      (1, 0.5)
+      >>> float(jax.jit(lambda v: check_l2(v, jnp.float32))(-1.0))
+      nan
     """
     if np.ndim(l2) != 0:
         raise ValueError(f"l2 has shape {np.shape(l2)} but the weight-decay coefficient lambda must be a scalar")
+    kind = jnp.result_type(l2) if isinstance(l2, jax.core.Tracer) or hasattr(l2, "dtype") else None
+    if isinstance(l2, (bool, np.bool_)) or (
+        kind is not None and not (jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.integer))
+    ):
+        shown = f"l2 has dtype {kind}" if kind is not None else f"l2 = {l2!r}"
+        raise ValueError(
+            f"{shown} but the weight-decay coefficient lambda must be a real number (an integer or a float) >= 0"
+        )
     if not _is_concrete(l2):
-        if not jnp.issubdtype(jnp.result_type(l2), jnp.floating):
-            raise ValueError(
-                f"l2 has dtype {jnp.result_type(l2)} but the weight-decay coefficient lambda must be a real number"
-            )
-        return l2
+        assert kind is not None
+        if dtype is None:
+            dtype = kind if jnp.issubdtype(kind, jnp.floating) else jnp.result_type(float)
+        value = l2.astype(dtype)
+        ok = jnp.logical_and(jnp.isfinite(value), value >= 0)
+        return jnp.where(ok, value, jnp.asarray(jnp.nan, value.dtype))
     value = _concrete_scalar(l2)
     if value is None or not (np.isfinite(value) and value >= 0):
         raise ValueError(
             f"l2 = {l2} but the weight-decay coefficient lambda must be a finite number >= 0 (0: no weight decay)"
+        )
+    if dtype is not None and value > float(jnp.finfo(dtype).max):
+        name = jnp.dtype(dtype).name
+        raise ValueError(
+            f"l2 = {l2:g} overflows the params' dtype {name} (largest {float(jnp.finfo(dtype).max):g}): the "
+            f"L2 term would be inf; use a smaller coefficient, or params in a wider dtype"
         )
     return l2
 
@@ -250,15 +317,18 @@ def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entrop
         ``mse`` / ``squared_error``: ``(N, M_L)`` (or ``(N,)`` when M_L = 1). One sample: drop N.
       loss: ``mse`` (1/2 ||y_hat - y||^2), ``squared_error`` (||y_hat - y||^2) or ``cross_entropy``
         (F6, from the logits).
-      l2: the weight-decay coefficient lambda >= 0 (may be a traced value).
+      l2: the weight-decay coefficient lambda >= 0 (may be a traced value; see the module
+        docstring for its rule).
 
     Returns:
       The scalar R, in the params' dtype.
 
     Raises:
       ValueError/TypeError: for a wrong loss name, a loss that does not fit the output, targets of
-        the wrong shape or batch size, labels out of range, a negative l2, x or y of a dtype that
-        would lose precision in the params' dtype, or params/x that do not fit the MLP.
+        the wrong shape or batch size, labels out of range, an empty batch (N = 0), an l2 that is
+        negative, not finite, not a real number or overflows the params' dtype, x or y that would
+        lose precision in the params' dtype (a wider float, an integer the dtype cannot hold
+        exactly), a list that is not an array of numbers, or params/x that do not fit the MLP.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -268,4 +338,4 @@ def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entrop
       1.0986123...
     """
     params, batch = prepare(mlp, params, x, y, loss)
-    return risk(mlp, params, batch, loss, check_l2(l2))
+    return risk(mlp, params, batch, loss, check_l2(l2, params_dtype(params)))

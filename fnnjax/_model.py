@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -314,11 +315,13 @@ def params_dtype(params: Params):
 
 
 def check_dtype(what: str, value, dtype) -> None:
-    """Refuse an array that would lose precision when cast to the params' ``dtype``.
+    """Refuse an array whose dtype would lose precision when cast to the params' ``dtype``.
 
     The rule is JAX's own type promotion: ``value`` converts when ``promote_types(its dtype,
     dtype)`` is ``dtype`` (integers and booleans go to any float; a float only to one at least as
     wide). float64 data for float32 params (with float64 enabled) is refused, never cast down.
+    Integers pass this dtype check; whether their *values* convert exactly is
+    :func:`to_params_dtype`'s check.
     """
     got = jnp.result_type(value)
     with jax.numpy_dtype_promotion("standard"):
@@ -332,15 +335,131 @@ def check_dtype(what: str, value, dtype) -> None:
         )
 
 
+def as_array(what: str, value, dtype):
+    """A Python list or tuple of numbers as a NumPy array; anything else unchanged.
+
+    Integers and booleans keep their kind (labels stay labels); Python floats, which JAX types
+    weakly (``params * 0.1`` stays in the params' dtype), take the params' ``dtype``.
+
+    Raises:
+      ValueError: for a ragged list (rows of different lengths) or entries that are not real
+        numbers.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fnnjax._model import as_array
+      >>> as_array("y", [0, 2, 1], jnp.float32).tolist(), as_array("y", [0.5, 1.0], jnp.float32).dtype
+      ([0, 2, 1], dtype('float32'))
+    """
+    if not isinstance(value, (list, tuple)):
+        return value
+    kind = type(value).__name__
+    try:
+        host = np.asarray(value)
+    except ValueError:
+        raise ValueError(
+            f"{what} is a {kind} whose rows have different lengths; pass a rectangular array "
+            f"(e.g. np.array({what}) of one shape)"
+        ) from None
+    if host.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} is a {kind} whose entries are not all real numbers (NumPy reads it as dtype "
+            f"{host.dtype}); pass an array of numbers"
+        )
+    if host.dtype.kind == "f":
+        host = host.astype(np.dtype(dtype))
+    return host
+
+
+def _exact_integer_limit(dtype) -> int:
+    """2^(p): every integer of magnitude <= 2^p is exact in a float with p significand bits."""
+    return 2 ** (int(jnp.finfo(dtype).nmant) + 1)
+
+
+def _integers_always_exact(int_dtype, dtype) -> bool:
+    if jnp.issubdtype(int_dtype, jnp.bool_):
+        return True
+    info, limit = jnp.iinfo(int_dtype), _exact_integer_limit(dtype)
+    return -limit <= int(info.min) and int(info.max) <= limit
+
+
+def to_params_dtype(what: str, value, dtype) -> Array:
+    """``value`` (an array, a Python list or a number) in the params' ``dtype``, exactly or not at all.
+
+    A float converts when its dtype is no wider (:func:`check_dtype`); an integer converts when
+    its VALUE is exact in ``dtype``: every integer up to 2^11 = 2048 in float16, 2^8 = 256 in
+    bfloat16, 2^24 = 16777216 in float32, 2^53 in float64 (larger ones only when they fall on the
+    dtype's grid: 16777217 does not fit float32, 70000 overflows float16). A concrete integer that
+    does not fit raises; a traced one cannot be checked, so it becomes NaN (visible in every
+    result), never a rounded number. Integer dtypes whose every value fits (uint8 in any float)
+    are converted without a check.
+
+    Raises:
+      ValueError: for a dtype that would lose precision, or a concrete integer that ``dtype``
+        cannot hold exactly (naming the first such value and the limit).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fnnjax._model import to_params_dtype
+      >>> to_params_dtype("x", jnp.array([16777216]), jnp.float32).tolist()
+      [16777216.0]
+      >>> to_params_dtype("x", jnp.array([16777217]), jnp.float32)
+      Traceback (most recent call last):
+      ...
+      ValueError: x holds the integer 16777217, which float32 cannot hold exactly (it would become 16777216); ...
+    """
+    value = as_array(what, value, dtype)
+    check_dtype(what, value, dtype)
+    got = getattr(value, "dtype", None)
+    got = jnp.result_type(value) if got is None else got
+    if not jnp.issubdtype(got, jnp.integer) or _integers_always_exact(got, dtype):
+        return jnp.asarray(value).astype(dtype)
+    if not isinstance(value, jax.core.Tracer):  # on the host, in the value's own dtype
+        host = np.asarray(value)
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = host.astype(np.dtype(dtype))
+            exact = _exact(host, converted, np)
+        if not exact.all():
+            first = tuple(int(i[0]) for i in np.nonzero(~exact))
+            v, c = host[first], converted[first]
+            limit = _exact_integer_limit(dtype)
+            became = "overflow to inf" if not np.isfinite(c) else f"become {int(c)}"
+            name = jnp.dtype(dtype).name
+            raise ValueError(
+                f"{what} holds the integer {int(v)}, which {name} cannot hold exactly (it would {became}); "
+                f"every integer up to 2^{limit.bit_length() - 1} = {limit} converts exactly: pass "
+                f"{what}.astype('{name}') to accept the conversion, or params of a wider dtype"
+            )
+        return jnp.asarray(converted)
+    converted = value.astype(dtype)
+    return jnp.where(_exact(value, converted, jnp), converted, jnp.asarray(jnp.nan, dtype))
+
+
+def _exact(ints, converted, xp):
+    """Where ``converted`` (floats) equals ``ints`` exactly; ``xp`` is ``np`` or ``jnp``. The floats
+    are cast back only where they lie inside the integer dtype's range (a cast from outside it is
+    undefined: XLA saturates, NumPy wraps)."""
+    info, big = xp.iinfo(ints.dtype), float(xp.finfo(converted.dtype).max)
+    inside = xp.isfinite(converted)
+    if float(info.max) + 1 <= big:  # 2^bits or 2^(bits-1): a power of two, exact in any float
+        inside = inside & (converted < xp.asarray(float(info.max) + 1, converted.dtype))
+    if -float(info.min) <= big:
+        inside = inside & (converted >= xp.asarray(float(info.min), converted.dtype))
+    back = xp.where(inside, converted, xp.zeros_like(converted)).astype(ints.dtype)
+    return inside & (back == ints)
+
+
 def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
     """Check the input's width and dtype, cast it to the params' dtype, add a batch axis if needed.
 
-    The dtype rule: x converts to the params' dtype only when nothing is lost (see
-    :func:`check_dtype`); a wider float is refused, never cast down.
+    The dtype rule (:func:`to_params_dtype`): x converts to the params' dtype only when nothing is
+    lost: a wider float is refused, never cast down; an integer that the dtype cannot hold exactly
+    is refused (concrete) or becomes NaN (traced); a Python list is read as an array.
 
     Returns:
       ``(x2d, single)`` where ``x2d`` is ``(N, M_0)`` and ``single`` says x was one sample.
     """
+    x = as_array("x", x, dtype)
     shape = tuple(jnp.shape(x))
     m0 = mlp.sizes[0]
     if len(shape) not in (1, 2):
@@ -353,8 +472,7 @@ def check_x(mlp: MLP, x, dtype) -> tuple[Array, bool]:
     xdt = jnp.result_type(x)
     if not (jnp.issubdtype(xdt, jnp.floating) or jnp.issubdtype(xdt, jnp.integer) or jnp.issubdtype(xdt, jnp.bool_)):
         raise TypeError(f"x has dtype {xdt}; expected a real (floating or integer) array")
-    check_dtype("x", x, dtype)
-    x = jnp.asarray(x).astype(dtype)
+    x = to_params_dtype("x", x, dtype)
     if len(shape) == 1:
         return x[None, :], True
     return x, False

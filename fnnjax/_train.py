@@ -19,9 +19,12 @@ Fast by construction:
 - evaluation is a compiled program too (``lax.map`` over fixed-size chunks);
 - a hyperparameter sweep compiles once per shape: the L2 coefficient and the dropout rate are
   arguments of the compiled epoch, not constants in it (only whether each is on is part of the
-  program), and the optimizer is compared by how it was built (two ``optax.sgd(0.1)`` share a
-  program; a new learning rate is a new program unless it lives in the optimizer state, e.g.
-  ``optax.inject_hyperparams(optax.sgd)(learning_rate=lr)``).
+  program), and the optimizer's update function is compared by what it computes
+  (:mod:`fnnjax._static_key`: its code, closures, and the globals and attributes it reads, so two
+  ``optax.sgd(0.1)`` share a program and ``optax.sgd(lambda step: lr)`` with another global ``lr``
+  does not); a new learning rate is a new program unless it lives in the optimizer state, e.g.
+  ``optax.inject_hyperparams(optax.sgd)(learning_rate=lr)``. A program is reused only for the
+  same computation: where the comparison cannot see, fit compiles anew.
 
 Metrics are accumulated in float32 (float64 for float64 params) whatever the params' dtype, so a
 float16 run over 60,000 samples reports finite sums; a sample whose outputs are not finite counts
@@ -67,8 +70,8 @@ import optax
 from jax import lax
 
 from fnnjax._backprop import backward, output_delta, weight_gradient
-from fnnjax._losses import LOSSES, check_l2, check_loss, l2_penalty, per_sample_loss, prepare
-from fnnjax._model import MLP, Layer, Params, Trace, _layer_of, check_params, trace_batch
+from fnnjax._losses import LOSSES, check_l2, check_loss, empty_batch_error, l2_penalty, per_sample_loss, prepare
+from fnnjax._model import MLP, Layer, Params, Trace, _layer_of, check_params, params_dtype, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
 from fnnjax._static_key import ByStructure
 
@@ -226,29 +229,83 @@ def dropout_scales(key: Array, mlp: MLP, n: int, rate: float | Array, dtype=jnp.
     ``m^(l)`` is Bernoulli(1 - rate) per sample and unit, so a unit is DROPPED with probability
     ``rate``; dividing by ``1 - rate`` keeps ``E[s^(l)] = 1``, so evaluation uses the network as is
     (no dropout, no rescaling). Training uses ``a^(l) = f_l(z^(l)) * s^(l)`` for l = 1..L-1 (never
-    on the input or the output).
+    on the input or the output). ``1 - rate`` is computed in float32 (float64 for float64
+    multipliers), the multiplier in ``dtype``.
 
     Args:
       key: a PRNG key; split into one key per hidden layer.
       mlp: the :class:`~fnnjax.MLP`.
       n: the batch size N.
-      rate: the drop probability p, ``0 <= p < 1`` (may be traced).
+      rate: the drop probability p, ``0 <= p < 1`` (may be traced). A concrete rate is checked:
+        outside ``[0, 1)``, NaN, one that rounds to 1 (``1 - 1e-9`` in float32) or one whose
+        multiplier ``1 / (1 - p)`` overflows ``dtype`` raises. A traced rate cannot raise: one
+        that breaks the rule makes every multiplier NaN (the loss and gradient NaN, visible),
+        never a plausible number.
       dtype: the floating dtype of the multipliers.
 
     Returns:
       ``(s^(1), ..., s^(L-1))``, each ``(N, M_l)`` with entries 0 or ``1 / (1 - rate)``.
+
+    Raises:
+      ValueError: for a concrete rate that breaks the rule above (naming the rate and the fix).
 
     Example:
       >>> import jax, fnnjax
       >>> s = fnnjax.dropout_scales(jax.random.key(0), fnnjax.MLP((3, 4, 2)), 2, 0.5)
       >>> sorted(set(s[0].ravel().tolist())) in ([0.0, 2.0], [2.0], [0.0])
       True
+      >>> fnnjax.dropout_scales(jax.random.key(0), fnnjax.MLP((3, 4, 2)), 2, 1.0)
+      Traceback (most recent call last):
+      ...
+      ValueError: rate = 1.0 but the drop rate must satisfy 0 <= rate < 1 (it is the probability ...)
     """
-    keep = 1 - jnp.asarray(rate, _metric_dtype(dtype))  # rate may be traced: one program for all
+    metric = _metric_dtype(dtype)
+    if not isinstance(rate, jax.core.Tracer):
+        _check_drop_rate("rate", rate, dtype)
+    p = jnp.asarray(rate, metric)  # rate may be traced: one program for all
+    keep = 1 - p
+    usable = (p >= 0) & (keep > 0) & jnp.isfinite(1 / keep.astype(dtype))  # False for NaN too
+    # a rate that breaks the rule: every unit kept (probability 1) and divided by NaN, so every
+    # multiplier is NaN (a mask of zeros would let 0 / NaN fold to 0)
+    prob = jnp.where(usable, keep, jnp.ones_like(keep))
+    divisor = jnp.where(usable, keep, jnp.asarray(jnp.nan, metric)).astype(dtype)
     keys = jax.random.split(key, mlp.num_layers - 1)
-    return tuple(
-        jax.random.bernoulli(k, keep, (n, m)).astype(dtype) / keep.astype(dtype) for k, m in zip(keys, mlp.sizes[1:-1])
+    return tuple(jax.random.bernoulli(k, prob, (n, m)).astype(dtype) / divisor for k, m in zip(keys, mlp.sizes[1:-1]))
+
+
+def _check_drop_rate(name: str, rate, dtype=None) -> float:
+    """The drop rate's rule (see :func:`dropout_scales`), in the dtypes the program computes with
+    (skipped when ``dtype`` is None); returns the rate as a float."""
+    real = isinstance(rate, (int, float, np.integer, np.floating)) or (
+        hasattr(rate, "dtype") and (jnp.issubdtype(rate.dtype, jnp.floating) or jnp.issubdtype(rate.dtype, jnp.integer))
     )
+    if isinstance(rate, (bool, np.bool_)) or np.ndim(rate) != 0 or not real:
+        raise ValueError(f"{name} = {rate!r} but the drop rate must be a number, 0 <= {name} < 1")
+    value = float(rate)
+    if not 0 <= value < 1:  # NaN too
+        raise ValueError(
+            f"{name} = {value} but the drop rate must satisfy 0 <= {name} < 1 "
+            "(it is the probability of DROPPING a hidden unit)"
+        )
+    if dtype is None:
+        return value
+    metric, out = np.dtype(_metric_dtype(dtype)), np.dtype(dtype)
+    keep = np.asarray(1, metric) - np.asarray(value, metric)  # as the program computes it
+    if keep <= 0:
+        below = float(np.nextafter(np.asarray(1, metric), np.asarray(0, metric)))
+        raise ValueError(
+            f"{name} = {value!r} rounds to 1 in {metric.name}, the dtype the rate is computed in: every "
+            f"hidden unit would be dropped and nothing trained; use {name} <= {below!r}"
+        )
+    with np.errstate(over="ignore", divide="ignore"):
+        multiplier = np.asarray(1, out) / keep.astype(out)
+    if not np.isfinite(multiplier):
+        largest = float(np.finfo(out).max)
+        raise ValueError(
+            f"{name} = {value!r} is too close to 1 for {out.name}: the multiplier 1 / (1 - {name}) overflows "
+            f"{out.name} (largest {largest:g}); use {name} <= {1 - 2 / largest:.6g}, or params in a wider dtype"
+        )
+    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,11 +317,14 @@ class _StepSpec:
     """Everything static about a training step (hashable: a static argument under jit).
 
     ``l2`` and ``dropout`` say only whether the L2 term and dropout are in the program; their
-    values are the traced :class:`_Hyper` arguments. ``optimizer`` compares by construction."""
+    values are the traced :class:`_Hyper` arguments. ``update`` is the optimizer's update function
+    (the only part of it the program runs), compared by what it computes
+    (:class:`~fnnjax._static_key.ByStructure`): hyperparameters that live in the optimizer state
+    (``optax.inject_hyperparams``) are arguments, not part of the program."""
 
     mlp: MLP
     loss: str
-    optimizer: ByStructure
+    update: ByStructure
     gradient: str
     l2: bool
     dropout: bool
@@ -349,7 +409,7 @@ def _train_step(spec: _StepSpec, hyper: _Hyper, carry, batch):
     x, target, key, step, valid = batch
     scales = dropout_scales(key, spec.mlp, x.shape[0], hyper.dropout, x.dtype) if spec.dropout else None
     grads, trace = _GRADIENT_FNS[spec.gradient](spec, hyper, params, x, target, scales, valid)
-    updates, opt_state = spec.optimizer.value.update(grads, opt_state, params)
+    updates, opt_state = spec.update.value(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     metric = sums.loss.dtype
     per = per_sample_loss(spec.mlp, spec.loss, trace, target).astype(metric)
@@ -497,7 +557,7 @@ def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str, mesh=None
             f"reshape it with x.reshape(len(x), -1)"
         )
     if np.shape(x)[0] == 0:
-        raise ValueError(f"{what} is empty (x has shape {np.shape(x)}); it needs at least one sample")
+        raise empty_batch_error(f"{what} x", np.shape(x))
     _, batch = prepare(mlp, params, x, y, loss)
     for name, arr in (("x", batch.x), ("y", batch.target)):
         _check_finite(f"{what} {name}", arr)
@@ -582,14 +642,7 @@ def _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_e
             "compiles once); call fit outside jax.jit"
         )
     l2 = float(check_l2(l2))
-    if isinstance(dropout, bool) or np.ndim(dropout) != 0:
-        raise ValueError(f"dropout = {dropout!r} but the drop rate must be a number, 0 <= dropout < 1")
-    dropout = float(dropout)
-    if not 0 <= dropout < 1:
-        raise ValueError(
-            f"dropout = {dropout} but the drop rate must satisfy 0 <= dropout < 1 "
-            "(it is the probability of DROPPING a hidden unit)"
-        )
+    dropout = _check_drop_rate("dropout", dropout)
     _check_positive_int("epochs", epochs)
     if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
         raise ValueError(f"initial_epoch = {initial_epoch!r} but it must be an integer >= 0")
@@ -664,10 +717,14 @@ def fit(
       loss: ``cross_entropy`` (needs a softmax or sigmoid output), ``mse`` or ``squared_error``.
       gradient: ``"backprop"``: fnnjax's hand-written delta recursion (F10-F13, with the dropout
         masks inside the recursion); ``"grad"``: ``jax.grad`` of the same risk.
-      l2: lambda of the L2 term of F7 (weights only), added to the gradient as ``l2 * W``. The
+      l2: lambda of the L2 term of F7 (weights only), added to the gradient as ``l2 * W``; a real
+        number >= 0 that is finite in the params' dtype (the rule of :func:`fnnjax.loss`). The
         same decay can instead be an optax transformation: :func:`l2_decay`.
       dropout: the DROP rate p of inverted dropout on every hidden layer, ``0 <= p < 1``
-        (0: no dropout). Training only; evaluation never drops.
+        (0: no dropout), checked in the dtypes the program computes with (a rate that rounds to 1
+        in float32, such as ``1 - 1e-9``, or whose multiplier ``1 / (1 - p)`` overflows the
+        params' dtype is refused; see :func:`dropout_scales`). Training only; evaluation never
+        drops.
       eval: evaluation data measured after every epoch: ``(x, y)`` (named ``val``) or a mapping
         ``{"val": (x, y), "test": (x, y), ...}``.
       eval_batch_size: chunk size of the evaluation program (default 16384: a test set of up to
@@ -694,7 +751,8 @@ def fit(
 
     Raises:
       ValueError/TypeError: for bad names, shapes, sizes or options (one line naming the value),
-        a batch size that does not divide over the mesh, or more devices than there are.
+        an empty training set, data that :func:`fnnjax.loss` would refuse, a batch size that does
+        not divide over the mesh, or more devices than there are.
       NonFiniteLossError: when a batch's loss (or the params) becomes non-finite; the message
         names the epoch and step; the epochs before it are in the error's ``history``.
 
@@ -790,6 +848,8 @@ class Trainer:
         l2, dropout = _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch)
         unroll = _check_positive_int("unroll", unroll)
         params = check_params(mlp, params)
+        check_l2(l2, params_dtype(params))  # in the params' dtype: 1e39 overflows float32
+        _check_drop_rate("dropout", dropout, params_dtype(params))  # 1 - 1e-9 rounds to 1 in float32
         check_loss(mlp, loss)
         self.mesh = mesh = resolve_mesh(mesh, devices)
         self._x, self._target = _prepare_set(mlp, params, train, loss, "train", mesh)
@@ -819,7 +879,7 @@ class Trainer:
         opt_state = _to_device(optimizer.init(params) if opt_state is None else opt_state, copy=True, mesh=mesh)
         key = _to_device(key, mesh=mesh)
         self.state = TrainState(params, opt_state, key, int(initial_epoch))
-        spec = _StepSpec(mlp, loss, ByStructure(optimizer), gradient, l2 != 0, dropout != 0, self._accuracy)
+        spec = _StepSpec(mlp, loss, ByStructure(optimizer.update), gradient, l2 != 0, dropout != 0, self._accuracy)
         dtype = params[0].W.dtype
         self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))), mesh=mesh)
         t0 = time.perf_counter()

@@ -235,7 +235,7 @@ def test_hand_written_dropout_gradient_equals_autodiff(x64):
     target = jax.nn.one_hot(jax.random.randint(k[2], (9,), 0, 3), 3, dtype=jnp.float64)
     scales = fnnjax.dropout_scales(k[3], mlp, 9, 0.5, jnp.float64)
     valid = jnp.arange(9) < 7
-    spec = _StepSpec(mlp, "cross_entropy", ByStructure(SGD), "backprop", True, True, True)
+    spec = _StepSpec(mlp, "cross_entropy", ByStructure(SGD.update), "backprop", True, True, True)
     hyper = _Hyper(jnp.asarray(0.01, jnp.float64), jnp.asarray(0.5, jnp.float64))
     hand_fn = jax.jit(lambda *a: _backprop_gradient(spec, hyper, *a)[0])
     auto_fn = jax.jit(lambda *a: _autodiff_gradient(spec, hyper, *a)[0])
