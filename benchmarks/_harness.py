@@ -23,6 +23,8 @@ __all__ = [
     "write_results",
     "markdown_table",
     "RESULTS_DIR",
+    "OUT_HELP",
+    "wrote_line",
     "compile_timed",
     "memory_stats",
     "flop_count",
@@ -33,7 +35,16 @@ __all__ = [
     "int_list",
 ]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path("benchmarks", "results")
+"""Where results go without ``--out``: ``benchmarks/results`` under the current directory (from a
+checkout's root, the folder of the committed results; elsewhere, a new folder where the user stands;
+never inside the installed package)."""
+
+OUT_HELP = (
+    "directory for the JSON, markdown and PNG results (default: ./benchmarks/results, under the "
+    "current directory: from a checkout's root, where the committed results are)"
+)
+"""The ``--out`` help every benchmark shares."""
 
 
 class Timing(dict):
@@ -105,6 +116,23 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def wrote_line(*paths: Path | str | None) -> str:
+    """The last line of a benchmark: ``wrote DIR/: NAME.json, NAME.md, ...`` (the folder absolute,
+    so the user sees where the files are, wherever they ran the command from; None is skipped).
+
+    Example:
+      >>> import os
+      >>> line = wrote_line("/tmp/r/a.json", "/tmp/r/a.md", None)
+      >>> line == f"wrote {os.path.realpath('/tmp/r')}{os.sep}: a.json, a.md"
+      True
+    """
+    files = [Path(p) for p in paths if p is not None]
+    folders = {p.resolve().parent for p in files}
+    if len(folders) == 1:
+        return f"wrote {folders.pop()}{os.sep}: " + ", ".join(p.name for p in files)
+    return "wrote " + ", ".join(str(p.resolve()) for p in files)
 
 
 def write_results(name: str, data: dict, table: str, out_dir: Path | str | None = None) -> tuple[Path, Path]:
@@ -203,11 +231,7 @@ def add_common_arguments(parser, *, default_repeats: int = 20, timing: bool = Tr
     parser.add_argument(
         "--quick", action="store_true", help="a small version that runs in well under a minute (smoke test)"
     )
-    parser.add_argument(
-        "--out",
-        default=str(RESULTS_DIR),
-        help="directory for the JSON, markdown and PNG results (default: %(default)s)",
-    )
+    parser.add_argument("--out", default=str(RESULTS_DIR), help=OUT_HELP)
     if timing:
         parser.add_argument(
             "--repeats",

@@ -64,7 +64,7 @@ class Recipe:
       batch_size: B; the last partial batch is kept.
       epochs: the epochs of the run (the schedule's horizon).
       schedule: ``constant`` or ``cosine`` (decay from ``lr`` to 0 over the run): the
-        schedules of ``fnnjax train --schedule`` (:func:`fnnjax._presets.learning_rate`).
+        schedules of ``fnnjax train --schedule`` (:func:`fnnjax.presets.learning_rate`).
       dropout: the DROP rate on every hidden layer (inverted dropout).
       weight_decay: AdamW's decoupled weight decay (``adamw`` only).
       init: the initialisation of ``fnnjax train --init`` the weights come from (every loop is
@@ -87,7 +87,7 @@ class Recipe:
     @classmethod
     def from_preset(cls, name: str, **changes) -> Recipe:
         """The recipe of ``fnnjax train --preset NAME`` (``changes`` replace preset values)."""
-        from fnnjax._presets import PRESETS
+        from fnnjax.presets import PRESETS
 
         p = {**PRESETS[name], **changes}
         return cls(
@@ -110,7 +110,7 @@ def available(peer: str) -> bool:
 def optax_schedule(recipe: Recipe, n: int):
     """The learning rate per optimizer step as ``fnnjax train`` makes it: a float (constant) or
     an optax schedule."""
-    from fnnjax._presets import learning_rate
+    from fnnjax.presets import learning_rate
 
     return learning_rate(recipe.schedule, recipe.lr, recipe.epochs * recipe.steps_per_epoch(n))
 

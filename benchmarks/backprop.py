@@ -239,7 +239,7 @@ def run(args) -> int:
         f"{data['ratio']['of_medians']:.3f} (of medians); target <= {TARGET:.2f}: "
         f"{'met' if data['ratio']['target_met'] else 'NOT met'}"
     )
-    print(f"wrote {json_path}, {md_path}, {png}")
+    print(_harness.wrote_line(json_path, md_path, png))
     return 0
 
 

@@ -65,11 +65,14 @@ def register(subparsers) -> None:
     listing = "\n".join(f"  {k:10s} {v}" for k, v in BENCHMARKS.items())
     parser = subparsers.add_parser(
         "bench",
-        help="run a benchmark (" + ", ".join(BENCHMARKS) + "); results under benchmarks/results/",
+        help="run a benchmark (" + ", ".join(BENCHMARKS) + "); results under ./benchmarks/results/ (of the "
+        "current directory) unless --out DIR",
         description="Run a benchmark and write its JSON, markdown table and PNG plots.\n\nbenchmarks:\n"
         + listing
         + "\n\nevery benchmark takes --quick (a small version, under a minute; the suite's "
-        "runs every step's), --out DIR, --tag TAG, and every timing benchmark also --repeats R "
+        "runs every step's), --out DIR (default ./benchmarks/results under the current directory: from "
+        "a checkout's root, where the committed results are; the last line says where it wrote), "
+        "--tag TAG, and every timing benchmark also --repeats R "
         "(pretrain, reference and time_to_accuracy measure accuracy or whole runs, and the suite "
         "sets its steps' own: they have none); `fnnjax bench NAME --help` lists its own options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

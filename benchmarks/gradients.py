@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm import tqdm
 
 import fnnjax
+from fnnjax.cli import show_progress
 from fnnjax.errors import UsageError
 
 from . import _fit, _harness, _plot
@@ -524,7 +526,9 @@ def run(args) -> int:
     opts = _resolve(args)
     out, name = Path(opts.out), _harness.result_name("gradients", args)
     records, cut = [], {}
-    for sweep, sizes in tqdm(configurations(opts), desc="gradients", unit="net", leave=False):
+    shown = show_progress(sys.stderr)
+    bar = tqdm(configurations(opts), desc="gradients", unit="net", leave=False, file=sys.stderr, disable=not shown)
+    for sweep, sizes in bar:
         records += _measure(sweep, sizes, opts, cut)
     summary = analyse(records, opts.tol)
     config = {
@@ -561,7 +565,7 @@ def run(args) -> int:
         f"cheap-gradient ratio t(grad)/t(loss) at 784-256-10: {summary['cheap_gradient_ratio_notes']:.2f}; "
         f"backprop/grad at most {summary['backprop_over_grad_max']:.3f}"
     )
-    print(f"wrote {json_path}, {md_path}, {png}")
+    print(_harness.wrote_line(json_path, md_path, png))
     return 0
 
 

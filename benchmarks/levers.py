@@ -315,7 +315,14 @@ def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
     import jax
 
-    from fnnjax.benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
+    from fnnjax.benchmarks._harness import (
+        Timing,
+        markdown_table,
+        paired_ratio,
+        result_name,
+        write_results,
+        wrote_line,
+    )
     from fnnjax.benchmarks.train import _initial_weights, _load
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -413,7 +420,7 @@ def run(args) -> int:
     json_path, md_path = write_results(result_name("levers", args), payload, table, args.out)
     png = _plot(results, Path(json_path).with_suffix(".png"), source)
     print(table)
-    print(f"wrote {json_path}, {md_path} and {png}")
+    print(wrote_line(json_path, md_path, png))
     return 0
 
 

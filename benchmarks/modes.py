@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from pathlib import Path
 
 import jax
 from tqdm import tqdm
 
 import fnnjax
+from fnnjax.cli import show_progress
 from fnnjax.errors import UsageError
 
 from . import _fit, _harness, _plot
@@ -625,7 +627,7 @@ def run(args) -> int:
     out, name = Path(opts.out), _harness.result_name("modes", args)
     records = []
     total = 2 * len(opts.ms) * len(opts.ns) + len(opts.hessian_ns)
-    with tqdm(total=total, desc="modes", unit="size", leave=False) as bar:
+    with tqdm(total=total, desc="modes", unit="size", leave=False, file=sys.stderr, disable=not show_progress()) as bar:
         for mode in ("single", "batched"):
             for m in opts.ms:
 
@@ -666,7 +668,7 @@ def run(args) -> int:
     )
     pngs = _plots(records, summary, out, name)
     print(_summary_text(summary))
-    print("wrote " + ", ".join(str(p) for p in (json_path, md_path, *pngs)))
+    print(_harness.wrote_line(json_path, md_path, *pngs))
     return 0
 
 

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=str(_harness.RESULTS_DIR),
-        help="directory for the JSON, markdown and PNG results (default: %(default)s)",
+        help=_harness.OUT_HELP,
     )
     parser.add_argument("--tag", default=None, help="suffix of the result names (default: the JAX platform, e.g. cpu)")
     parser.add_argument("--data-dir", default=None, help="folder holding fashion-mnist/ (default: $FNNJAX_DATA)")
@@ -394,7 +394,7 @@ def run(args) -> int:
         f"F28 pretraining, {'-'.join(map(str, sizes))} sigmoid, {source}, {len(x)} images",
     )
     print(table)
-    print(f"wrote {json_path}, {md_path} and {png}")
+    print(_harness.wrote_line(json_path, md_path, png))
     return 0
 
 

@@ -35,8 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fnnjax._presets import PRESETS
 from fnnjax.errors import UsageError
+from fnnjax.presets import PRESETS
 
 __all__ = ["add_arguments", "run", "main", "NOTES", "TARGETS", "RECIPE", "summarise_run"]
 
@@ -236,7 +236,7 @@ def _plot(runs: list[dict], histories: list[list[dict]], path: Path) -> Path:
 
 def run(args) -> int:
     """Run the recipe for every seed and gradient; write the results; return 0."""
-    from fnnjax.benchmarks._harness import result_name, write_results
+    from fnnjax.benchmarks._harness import result_name, write_results, wrote_line
 
     gradients = [g.strip() for g in args.gradients.split(",") if g.strip()]
     bad = [g for g in gradients if g not in ("backprop", "grad")]
@@ -274,7 +274,7 @@ def run(args) -> int:
     json_path, md_path = write_results(result_name("reference", args), payload, table, args.out)
     png = _plot(runs, histories, Path(json_path).with_suffix(".png"))
     print(table)
-    print(f"wrote {json_path}, {md_path} and {png}")
+    print(wrote_line(json_path, md_path, png))
     return 0
 
 

@@ -105,7 +105,14 @@ def run(args) -> int:
     """Measure, print the table, write the results; returns 0."""
     import jax
 
-    from fnnjax.benchmarks._harness import markdown_table, paired_ratio, result_name, time_interleaved, write_results
+    from fnnjax.benchmarks._harness import (
+        markdown_table,
+        paired_ratio,
+        result_name,
+        time_interleaved,
+        write_results,
+        wrote_line,
+    )
     from fnnjax.errors import UsageError
 
     if args.quick:
@@ -177,7 +184,7 @@ def run(args) -> int:
     name = result_name("scaling", args)
     json_path, md_path = write_results(name, data, table + note, args.out)
     print(table + note)
-    print(f"wrote {json_path} and {md_path}")
+    print(wrote_line(json_path, md_path))
     return 0
 
 

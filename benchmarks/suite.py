@@ -27,7 +27,7 @@ GPU's ``nvidia-smi`` line), and ``--archive`` packs ``DIR`` into one ``.tar.gz``
 copy back from the GPU machine, whatever happened. The end of the
 output is a summary: the steps' statuses and the tables that matter.
 
-On a GPU machine with jax (CUDA), optax, chex, orbax, matplotlib, tqdm and torch installed. The
+On a GPU machine with jax (CUDA), optax, orbax, matplotlib, tqdm and torch installed. The
 data set has to be there: copy it into an ignored folder of the checkout first (see the how-to guide
 "Run the benchmarks on a GPU")::
 
@@ -239,8 +239,12 @@ def run(args) -> int:
     for r in reversed(records):  # the first steps matter most: their tables end the output
         if "log" in r:
             print(f"\n## {r['step']} (end of {r['log']})\n{_tail(out / r['log'], 30)}")
+    summary_name = f"suite_{tag}{'_quick' if args.quick else ''}.json"
+    where = f"wrote {out.resolve()}{os.sep}: {summary_name}, each step's results and log"
     if args.archive:
-        print(f"\nwrote {args.archive} ({Path(args.archive).stat().st_size / 1e6:.1f} MB)")
+        archive = Path(args.archive)
+        where += f"; packed into {archive.resolve()} ({archive.stat().st_size / 1e6:.1f} MB)"
+    print(f"\n{where}")
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 

@@ -2,7 +2,7 @@
 accuracy first reaches the target, for ``fnnjax train --preset fast`` and its peers running the same
 recipe, seed by seed in one run.
 
-The recipe is a preset of ``fnnjax train`` (:mod:`fnnjax._presets`; default ``fast``: 784-256-10
+The recipe is a preset of ``fnnjax train`` (:mod:`fnnjax.presets`; default ``fast``: 784-256-10
 ReLU, He init, Adam at a peak learning rate of 0.003 with a cosine decay over the run, batch 256,
 its epochs); every method trains it from the same initial weights for each seed (the command's:
 ``init_key, train_key = jax.random.split(jax.random.key(seed))``, ``fnnjax.init_params(init_key,
@@ -302,8 +302,8 @@ def _plot(runs: dict[str, list[dict]], target: float, path: Path, title: str) ->
 
 def run(args) -> int:
     """Run every method for every seed; write the results; return 0."""
-    from fnnjax._presets import PRESETS
-    from fnnjax.benchmarks._harness import markdown_table, result_name, write_results
+    from fnnjax.benchmarks._harness import markdown_table, result_name, write_results, wrote_line
+    from fnnjax.presets import PRESETS
 
     from . import _peers
 
@@ -447,7 +447,7 @@ def run(args) -> int:
         f"--preset {args.preset} on {source}: test accuracy against wall time",
     )
     print(table)
-    print(f"wrote {json_path}, {md_path} and {png}")
+    print(wrote_line(json_path, md_path, png))
     return 0
 
 

@@ -79,8 +79,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnnjax._cli_train import CHECKPOINT_EVERY, _checkpoint_policy
 from fnnjax.errors import UsageError
+from fnnjax.presets import CHECKPOINT_EVERY, checkpoint_policy
 
 __all__ = ["add_arguments", "run", "main", "METHODS", "PEERS", "DEFAULT_METHODS"]
 
@@ -114,12 +114,11 @@ peer's (median of the per-round ratios)."""
 TARGET_COMMAND_RATIO = 1.10
 """The command's target: an epoch of ``fnnjax train`` (evaluation and checkpoint included) at
 most 1.10x fit's bare epoch (median of the per-round ratios, and an uninterrupted run's epoch)."""
-COMMAND_CHECKPOINT_S: float = (_checkpoint_policy(CHECKPOINT_EVERY) or {})["seconds"]
+COMMAND_CHECKPOINT_S: float = (checkpoint_policy(CHECKPOINT_EVERY) or {})["seconds"]
 """The seconds between saves of ``fnnjax train``'s default ``--checkpoint-every`` (30 s): an
 uninterrupted run saves once per that many seconds of its own time."""
 TARGET_GPU_EPOCH_S = 0.005
 """The GPU speed target: at most 5 ms per epoch after compilation."""
-_TORCH_METHODS = ("torch_eager", "torch_loop", "torch_compile")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -793,7 +792,14 @@ def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -
 
 def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
-    from fnnjax.benchmarks._harness import Timing, markdown_table, paired_ratio, result_name, write_results
+    from fnnjax.benchmarks._harness import (
+        Timing,
+        markdown_table,
+        paired_ratio,
+        result_name,
+        write_results,
+        wrote_line,
+    )
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -930,7 +936,7 @@ def run(args) -> int:
     json_path, md_path = write_results(name, payload, table, args.out)
     png = _plot_rounds(times, Path(json_path).with_suffix(".png"), d.source)
     print(table)
-    print(f"wrote {json_path}, {md_path} and {png}")
+    print(wrote_line(json_path, md_path, png))
     return 0
 
 

@@ -22,6 +22,10 @@ pymdownx.snippets), written here by running the real thing:
   recorded the same way, from a real run.
 - **the verify report**: a full ``fnnjax verify`` run (``verify-report.json``), from which the
   table of every formula page's checks (``snippets/checks/F<n>.md``) is rendered.
+- **the speed claim**: the sentence of README.md and docs/index.md that says how much faster an
+  epoch of fnnjax is than its strongest peer (:func:`speed_sentence`), from the committed
+  ``benchmarks/results/train_cpu.json`` (``python docs/generate.py speed``); the tests compare the
+  pages with that file.
 
 Usage::
 
@@ -730,7 +734,7 @@ def _verify_run() -> dict[str, str]:
 
 
 def _measured(value) -> str:
-    from fnnjax.verify.formulas._report import format_value
+    from fnnjax.verify.formulas import format_value
 
     return format_value(value)
 
@@ -814,6 +818,44 @@ def _write(name: str, text: str, command: str) -> None:
     print(f"wrote docs/snippets/{name}")
 
 
+# ------------------------------------------------------------------------------------------------
+# The speed claim of README.md and docs/index.md
+
+SPEED_RESULTS = ROOT / "benchmarks" / "results" / "train_cpu.json"
+SPEED_PAGES = (ROOT / "README.md", DOCS / "index.md")
+PEER_NAMES = {"torch_loop": "PyTorch", "torch_compile": "torch.compile", "flax_nnx": "Flax NNX", "equinox": "Equinox"}
+"""The train benchmark's peers (:data:`fnnjax.benchmarks.train.PEERS`) as the pages name them."""
+_SPEED_PATTERN = re.compile(r"\d+\.\d\d× faster per epoch on a CPU than the fastest of its peers \([^)]*\)")
+
+
+def speed_sentence(results: dict | None = None) -> str:
+    """The pages' speed claim, from the train benchmark's committed CPU results: fit's epoch
+    against the fastest of the peers measured (the median of the per-round ratios), e.g.
+    ``1.29× faster per epoch on a CPU than the fastest of its peers (Flax NNX; PyTorch,
+    torch.compile and Equinox are slower)``."""
+    from fnnjax.benchmarks.train import PEERS
+
+    committed: dict = json.loads(SPEED_RESULTS.read_text()) if results is None else results
+    target = committed["targets"]["fit_vs_fastest_peer"]
+    fastest = target["fastest_peer"]
+    others = [PEER_NAMES[p] for p in PEERS if p != fastest and p in committed["results"]]
+    slower = ", ".join(others[:-1]) + f" and {others[-1]}" if len(others) > 1 else "".join(others)
+    return (
+        f"{target['speedup']:.2f}× faster per epoch on a CPU than the fastest of its peers "
+        f"({PEER_NAMES[fastest]}{f'; {slower} are slower' if slower else ''})"
+    )
+
+
+def write_speed_sentences() -> None:
+    """Put :func:`speed_sentence` into each of :data:`SPEED_PAGES` in place of the one there."""
+    sentence = speed_sentence()
+    for page in SPEED_PAGES:
+        text = page.read_text()
+        if len(_SPEED_PATTERN.findall(text)) != 1:
+            raise ValueError(f"{page} should hold one speed sentence like {sentence!r}")
+        page.write_text(_SPEED_PATTERN.sub(sentence, text))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write docs/snippets/ from real runs.")
     parser.add_argument("names", nargs="*", help="only these outputs (see --list); 'verify' for the report")
@@ -821,7 +863,7 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the names and exit")
     args = parser.parse_args(argv)
     names = [c.name for c in COMMANDS] + ["verify"]
-    names += [session.name for session in SESSIONS] + [GRADESCOPE_EXCERPT]
+    names += [session.name for session in SESSIONS] + [GRADESCOPE_EXCERPT, "speed"]
     if args.list:
         print("\n".join(names))
         return 0
@@ -841,6 +883,8 @@ def main(argv=None) -> int:
             _write(session.name, session_output(session), session.shown)
     if GRADESCOPE_EXCERPT in wanted:
         _write(GRADESCOPE_EXCERPT, gradescope_excerpt(), GRADESCOPE_SHOWN)
+    if "speed" in wanted:
+        write_speed_sentences()
     if "verify" in wanted:
         run = _verify_run()
         for name, text in run.items():

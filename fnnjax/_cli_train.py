@@ -15,7 +15,7 @@ layer-wise autoencoders, SGD lr 0.01 momentum 0.9, batch 64, untied decoders wit
 when every hidden layer is sigmoid, else identity) on the training images after init and before
 :func:`fnnjax.fit`; a resumed run takes its params from the checkpoint and does not pretrain again.
 
-``--preset NAME`` (:mod:`fnnjax._presets`) fills every option the command line does not give:
+``--preset NAME`` (:mod:`fnnjax.presets`) fills every option the command line does not give:
 ``notes`` (the notes' recipe, which is also the defaults) or ``fast`` (the quickest recipe to 0.89
 test accuracy on Fashion-MNIST: Adam with a cosine ``--schedule``).
 
@@ -33,6 +33,8 @@ import os
 import sys
 from pathlib import Path
 
+from fnnjax._presets import CHECKPOINT_EVERY, checkpoint_policy
+
 __all__ = ["register", "OPTIMIZERS", "PRETRAIN_METHODS", "CHECKPOINT_EVERY", "run_train", "run_predict"]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
@@ -41,9 +43,6 @@ adagrad, each with learning rate ``--lr``."""
 
 PRETRAIN_METHODS = ("none", "autoencoder")
 """``--pretrain`` values: none (default) or autoencoder (F28, :func:`fnnjax.pretrain`)."""
-
-CHECKPOINT_EVERY = "30s"
-"""``--checkpoint-every``'s default: at most one checkpoint every 30 seconds of training."""
 
 RESUME_KEYS = (
     "dataset",
@@ -182,7 +181,7 @@ def _check_train_args(args) -> None:
             f"{args.devices}; each device takes batch-size / devices samples of "
             f"every batch, so use a multiple of {args.devices}"
         )
-    args.checkpoint_policy = _checkpoint_policy(args.checkpoint_every)
+    args.checkpoint_policy = checkpoint_policy(args.checkpoint_every)
     if args.keep_checkpoints < 0:
         raise _usage_error(
             f"--keep-checkpoints {args.keep_checkpoints} must be >= 0 (0: keep all), e.g. --keep-checkpoints 2"
@@ -192,28 +191,6 @@ def _check_train_args(args) -> None:
             f"--data-dir {args.data_dir} does not exist or is not a folder; point it "
             f"to the folder holding {args.dataset}/ (or its four IDX files)"
         )
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _checkpoint_policy(text: str) -> dict | None:
-    """``--checkpoint-every``: ``N`` epochs, or a duration ``30s``, ``5m``, ``1h`` (the least time
-    between saves); ``0``: never. Returns the :class:`fnnjax.Checkpointer` keywords, or None."""
-    text = str(text).strip().lower()
-    try:
-        if text and text[-1] in _UNITS:
-            seconds = float(text[:-1]) * _UNITS[text[-1]]
-            if seconds > 0 and seconds != float("inf"):
-                return {"seconds": seconds}
-        elif (epochs := int(text)) >= 0:
-            return {"every": epochs} if epochs else None
-    except ValueError:
-        pass
-    raise _usage_error(
-        f"--checkpoint-every {text!r} is neither a number of epochs (1, 2, ...; 0: no checkpoints) "
-        "nor a positive duration (30s, 5m, 1h), e.g. --checkpoint-every 1"
-    )
 
 
 def _build_mlp(args, sizes):
@@ -230,7 +207,10 @@ def _load_data(args, sizes):
     """The data set as (train, val or None, test, classes), checked against --sizes."""
     from fnnjax import data
 
-    ds = data.load_dataset(args.dataset, args.data_dir)
+    try:
+        ds = data.load_dataset(args.dataset, args.data_dir)
+    except data.DownloadError as err:  # the option as this command spells it
+        raise _usage_error(err.advice("--data-dir DIR")) from err
     pixels, classes = ds.x_train.shape[1], len(ds.classes)
     if sizes[0] != pixels or sizes[-1] != classes:
         raise _usage_error(
@@ -436,6 +416,9 @@ def run_train(args) -> int:
         )
         with Preemption(stopping) as preempt, quiet_orbax():
             return _train(args, sizes, scheme, init_options, mlp, out, preempt)
+    except BaseException:  # a start that failed leaves nothing behind (see OutputLock.discard)
+        lock.discard()
+        raise
     finally:
         lock.release()
 
@@ -450,6 +433,7 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
 
     import fnnjax
     from fnnjax import Checkpointer, CheckpointError, NonFiniteLossError, latest_checkpoint
+    from fnnjax._progress import show_progress
 
     mesh = None if args.devices is None else fnnjax.data_mesh(args.devices, what="--devices")
     latest = latest_checkpoint(ckpt_dir)
@@ -510,7 +494,7 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
         unit="epoch",
         desc="train",
         file=sys.stderr,
-        disable=args.quiet,
+        disable=args.quiet or not show_progress(sys.stderr),  # a bar only on a terminal
         dynamic_ncols=True,
     ) as bar:
 
@@ -626,7 +610,10 @@ def run_predict(args) -> int:
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise _usage_error(f"--data-dir {args.data_dir} does not exist or is not a folder")
     mlp, params = fnnjax.load_params(path)
-    ds = data.load_dataset(dataset, args.data_dir)
+    try:
+        ds = data.load_dataset(dataset, args.data_dir)
+    except data.DownloadError as err:  # the option as this command spells it
+        raise _usage_error(err.advice("--data-dir DIR")) from err
     if mlp.sizes[0] != ds.x_test.shape[1] or mlp.sizes[-1] != len(ds.classes):
         raise _usage_error(
             f"the params in {path} are for sizes {mlp.sizes} but {dataset} has "

@@ -13,14 +13,19 @@ A folder's files are verified against a ``SHA256SUMS`` file in it when there is 
 ``sha256sum`` writes), otherwise against the official checksums. Downloads go through ``pooch``:
 each file is fetched into a temporary file, its SHA-256 checked, and only then moved into place,
 so an interrupted or wrong download never leaves a bad file; the next mirror is tried on failure.
+When every mirror fails, :class:`DownloadError` says why in a few words (``no network:
+NameResolutionError``) and where to put the files instead, and the cache folders the attempt
+created are removed again (nothing is left behind but files that were downloaded and verified).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,6 +41,7 @@ __all__ = [
     "MNIST_CLASSES",
     "Dataset",
     "DatasetSpec",
+    "DownloadError",
     "default_cache_dir",
     "load_dataset",
     "load_fashion_mnist",
@@ -164,24 +170,127 @@ def _sha256(path: Path) -> str:
     return pooch.file_hash(str(path), alg="sha256")
 
 
+OFFLINE_GUIDE = "docs/how-to/data-offline.md"
+"""The page that says how to give fnnjax the data set without a network."""
+
+
+class DownloadError(FileNotFoundError):
+    """A data set that is not on this machine and could not be downloaded (no network, a mirror
+    that answers with an error, a download whose checksum is wrong). A ``FileNotFoundError``.
+
+    Its message is one line: what failed, why in a few words, and how to give the files instead.
+    :meth:`advice` words that line for another interface (the command line says ``--data-dir DIR``
+    where Python says ``data_dir=DIR``).
+
+    Attributes:
+      title: the data set's name for messages (``Fashion-MNIST``).
+      name: its folder name (``fashion-mnist``).
+      reason: why the download failed, in a few words (``no network: NameResolutionError``).
+
+    Example:
+      >>> from fnnjax.data import DownloadError
+      >>> err = DownloadError("MNIST", "mnist", "no network: NameResolutionError")
+      >>> print(err.advice("--data-dir DIR"))  # doctest: +NORMALIZE_WHITESPACE
+      cannot download MNIST (no network: NameResolutionError): pass --data-dir DIR holding its four IDX
+      files, or set FNNJAX_DATA to a folder holding mnist/; see docs/how-to/data-offline.md
+    """
+
+    def __init__(self, title: str, name: str, reason: str):
+        self.title, self.name, self.reason = title, name, reason
+        super().__init__(self.advice("data_dir=DIR"))
+
+    def advice(self, option: str) -> str:
+        """The message with ``option`` as the way to pass a local folder (``data_dir=DIR``,
+        ``--data-dir DIR``)."""
+        return (
+            f"cannot download {self.title} ({self.reason}): pass {option} holding its four IDX files, "
+            f"or set {DATA_ENV_VAR} to a folder holding {self.name}/; see {OFFLINE_GUIDE}"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return type(self), (self.title, self.name, self.reason)
+
+
 def _downloader(fetch: Fetch | None):
-    """A pooch downloader: pooch's HTTP downloader (a progress bar on a terminal), or ``fetch``."""
+    """A pooch downloader: pooch's HTTP downloader (a progress bar only on a terminal), or ``fetch``."""
     import pooch
 
+    from fnnjax._progress import show_progress
+
     if fetch is None:
-        return pooch.HTTPDownloader(progressbar=_interactive(), timeout=60)
+        return pooch.HTTPDownloader(progressbar=show_progress(), timeout=60)
     return lambda url, output_file, _pooch=None, check_only=False: fetch(url, Path(output_file))
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _innermost(err: BaseException) -> BaseException:
+    """The error at the bottom of a network library's wrapping (requests' ``ConnectionError``
+    holds urllib3's ``MaxRetryError``, whose ``reason`` is e.g. a ``NameResolutionError``)."""
+    seen = [err]
+    while len(seen) < 8:
+        inner = getattr(seen[-1], "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in seen[-1].args if isinstance(a, BaseException)), None)
+        if inner is None or inner in seen:
+            break
+        seen.append(inner)
+    return seen[-1]
 
 
-def _interactive() -> bool:
-    import sys
+def _reason(err: BaseException) -> str:
+    """Why a download failed, in a few words: ``no network: NameResolutionError``, ``HTTP 404``,
+    or the error's own first line when it is short."""
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status is not None:
+        return f"HTTP {status}"
+    offline: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    try:
+        import requests
 
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+        offline += (requests.ConnectionError, requests.Timeout)
+    except ImportError:  # pooch needs requests; a fetch of a test's may not
+        pass
+    inner = _innermost(err)
+    if isinstance(err, offline) or isinstance(inner, offline) or "NameResolution" in type(inner).__name__:
+        return f"no network: {type(inner).__name__}"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text if text and len(text) <= 80 else type(inner).__name__
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs every download (``Downloading data from ...``) at INFO to stderr: not here; a
+    progress bar on a terminal shows a download, and a failure is one error."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are empty: what a failed download created."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:  # not empty (something else is there now) or already gone
+            break
 
 
 def _read_sha256sums(path: Path) -> dict[str, str]:
@@ -237,7 +346,7 @@ def _verify(paths: dict[str, Path], folder: Path, spec: DatasetSpec) -> None:
 def _where_to_put(spec: DatasetSpec, folder: Path) -> str:
     return (
         f"put the four {spec.title} files {', '.join(spec.files)} in {folder}/, or set "
-        f"{DATA_ENV_VAR} to a folder holding {spec.name}/ with them, or pass data_dir"
+        f"{DATA_ENV_VAR} to a folder holding {spec.name}/ with them, or pass data_dir=DIR"
     )
 
 
@@ -256,33 +365,43 @@ def _local_folder(spec: DatasetSpec, data_dir) -> Path:
 
 def _download(spec: DatasetSpec, folder: Path, missing: list[str], fetch: Fetch | None) -> None:
     """Fetch each missing file from the first URL that works (``pooch.retrieve``: into a temporary
-    file, SHA-256 checked, then moved into place)."""
+    file, SHA-256 checked, then moved into place).
+
+    Raises:
+      DownloadError: when every URL of a file fails; the folders this call created are removed
+        again if nothing was downloaded into them.
+    """
     import pooch
 
+    created = _missing_parents(folder)
     folder.mkdir(parents=True, exist_ok=True)
     downloader = _downloader(fetch)
-    for name in missing:
-        errors = []
-        for base in spec.urls:
-            try:
-                # pooch's own HTTPDownloader does not fit its Downloader protocol (other parameter names)
-                pooch.retrieve(
-                    base + name,
-                    known_hash=f"sha256:{spec.sha256[name]}",
-                    fname=name,
-                    path=folder,
-                    downloader=downloader,  # pyright: ignore[reportArgumentType]
-                )
-                break
-            except ValueError:  # pooch: the download's hash is not the known one
-                errors.append(f"{base + name}: SHA-256 of the download is not the expected {spec.sha256[name]}")
-            except (OSError, http.client.HTTPException) as err:  # requests' errors are OSErrors
-                errors.append(f"{base + name}: {_first_line(err)}")
-        else:
-            raise FileNotFoundError(
-                f"{spec.title} is not in {folder} and downloading {name} failed "
-                f"({'; '.join(errors)}); {_where_to_put(spec, folder)}"
-            )
+    try:
+        with _quiet_pooch():
+            for name in missing:
+                reasons: list[str] = []
+                for base in spec.urls:
+                    try:
+                        # pooch's own HTTPDownloader does not fit its Downloader protocol (other parameter names)
+                        pooch.retrieve(
+                            base + name,
+                            known_hash=f"sha256:{spec.sha256[name]}",
+                            fname=name,
+                            path=folder,
+                            downloader=downloader,  # pyright: ignore[reportArgumentType]
+                        )
+                        break
+                    except ValueError:  # pooch: the download's hash is not the known one
+                        reason = "the download's SHA-256 is not the official one"
+                    except (OSError, http.client.HTTPException) as err:  # requests' errors are OSErrors
+                        reason = _reason(err)
+                    if reason not in reasons:
+                        reasons.append(reason)
+                else:
+                    raise DownloadError(spec.title, spec.name, "; ".join(reasons))
+    except BaseException:
+        _remove_empty(created)
+        raise
 
 
 def _cache_folder(spec: DatasetSpec, cache_dir, download: bool, fetch: Fetch | None) -> Path:

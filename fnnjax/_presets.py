@@ -1,4 +1,5 @@
-"""Named training recipes for ``fnnjax train --preset NAME``, and the learning-rate schedules.
+"""Named training recipes for ``fnnjax train --preset NAME``, the learning-rate schedules and the
+checkpoint interval (public as :mod:`fnnjax.presets`).
 
 A preset is a set of ``fnnjax train`` option values; ``--preset NAME`` fills every option the
 command line does not give explicitly (an explicit flag always wins, wherever it stands):
@@ -21,7 +22,15 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["PRESETS", "SCHEDULES", "learning_rate", "add_preset_argument", "apply_preset"]
+__all__ = [
+    "PRESETS",
+    "SCHEDULES",
+    "CHECKPOINT_EVERY",
+    "learning_rate",
+    "checkpoint_policy",
+    "add_preset_argument",
+    "apply_preset",
+]
 
 PRESETS: dict[str, dict] = {
     "notes": {
@@ -54,6 +63,11 @@ PRESETS: dict[str, dict] = {
 SCHEDULES = ("constant", "cosine")
 """``--schedule`` names (see the module docstring)."""
 
+CHECKPOINT_EVERY = "30s"
+"""``--checkpoint-every``'s default: at most one checkpoint every 30 seconds of training."""
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
 
 def learning_rate(schedule: str, lr: float, total_steps: int):
     """The learning rate to give an optax optimizer: ``lr`` itself, or a schedule of the step.
@@ -70,7 +84,7 @@ def learning_rate(schedule: str, lr: float, total_steps: int):
       ValueError: for an unknown schedule.
 
     Example:
-      >>> from fnnjax._presets import learning_rate
+      >>> from fnnjax.presets import learning_rate
       >>> s = learning_rate("cosine", 0.1, 100)
       >>> round(float(s(0)), 6), round(float(s(50)), 6), round(float(s(100)), 6)
       (0.1, 0.05, 0.0)
@@ -82,6 +96,40 @@ def learning_rate(schedule: str, lr: float, total_steps: int):
     if schedule == "cosine":
         return optax.cosine_decay_schedule(lr, max(int(total_steps), 1))
     raise ValueError(f"unknown schedule {schedule!r}; valid schedules are {', '.join(SCHEDULES)}")
+
+
+def checkpoint_policy(text: str) -> dict | None:
+    """``--checkpoint-every``: ``N`` epochs, or a duration ``30s``, ``5m``, ``1h`` (the least time
+    between saves); ``0``: never.
+
+    Returns:
+      The :class:`fnnjax.Checkpointer` keywords (``{"every": N}`` or ``{"seconds": s}``), or None
+      for ``0``.
+
+    Raises:
+      fnnjax.errors.UsageError: for text that is neither.
+
+    Example:
+      >>> from fnnjax.presets import CHECKPOINT_EVERY, checkpoint_policy
+      >>> checkpoint_policy(CHECKPOINT_EVERY), checkpoint_policy("2"), checkpoint_policy("0")
+      ({'seconds': 30.0}, {'every': 2}, None)
+    """
+    from fnnjax.errors import UsageError
+
+    text = str(text).strip().lower()
+    try:
+        if text and text[-1] in _UNITS:
+            seconds = float(text[:-1]) * _UNITS[text[-1]]
+            if seconds > 0 and seconds != float("inf"):
+                return {"seconds": seconds}
+        elif (epochs := int(text)) >= 0:
+            return {"every": epochs} if epochs else None
+    except ValueError:
+        pass
+    raise UsageError(
+        f"--checkpoint-every {text!r} is neither a number of epochs (1, 2, ...; 0: no checkpoints) "
+        "nor a positive duration (30s, 5m, 1h), e.g. --checkpoint-every 1"
+    )
 
 
 class _Default:

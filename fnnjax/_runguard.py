@@ -4,8 +4,12 @@
 (``fcntl.flock``; on Windows ``msvcrt.locking``). The file also names the holder (pid, host, start
 time), so a second run on the same folder stops at once saying who holds it. The operating system
 releases the lock when the process ends, however it ends (a crash, ``kill -9``): a lock left behind
-by a killed run never blocks the next one. The file stays (it is never deleted: deleting a lock file
-other processes may have open is how two of them end up holding "the" lock).
+by a killed run never blocks the next one. The file stays after a run that started (it holds outputs
+or checkpoints beside it). A start that failed before anything was written (no data set, a wrong
+option found late) leaves nothing: :meth:`OutputLock.discard` removes the lock file, and the folder
+if the lock created it, while still holding the lock. A process that took the lock on a file that
+was removed meanwhile notices (the path no longer names the file it locked) and takes it again on
+the new file, so two processes never both hold "the" lock.
 
 :class:`Preemption`: while training, the first SIGTERM or SIGINT (Ctrl-C) asks the run to stop after
 the epoch in progress (a compiled epoch cannot be cut in the middle): that epoch is checkpointed and
@@ -109,13 +113,23 @@ class OutputLock:
         self.folder, self.command = Path(folder), command
         self.path = self.folder / LOCK_FILE
         self._fd: int | None = None
+        self._created: list[Path] = []
 
     def acquire(self) -> OutputLock:
+        self._created = []  # the folders this lock creates, deepest first (discard removes them)
+        for folder in (self.folder, *self.folder.parents):
+            if folder.exists():
+                break
+            self._created.append(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd):
-            os.close(fd)
-            raise OutputLocked(self.folder, _holder(self.path))
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_lock(fd):
+                os.close(fd)
+                raise OutputLocked(self.folder, _holder(self.path))
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder before us discarded the file we locked: lock the new one
         started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": self.command}
         os.ftruncate(fd, 0)
@@ -129,11 +143,37 @@ class OutputLock:
             os.close(self._fd)  # closing the file releases the lock
             self._fd = None
 
+    def discard(self) -> None:
+        """Release the lock of a run that wrote nothing: if the folder holds only the lock file,
+        remove it, and the folders :meth:`acquire` created (deepest first); then release. A folder
+        that holds anything else keeps its lock file."""
+        if self._fd is None:
+            return
+        try:
+            if [p.name for p in self.folder.iterdir()] == [LOCK_FILE]:
+                self.path.unlink()  # still holding the lock: see the module docstring
+                for folder in self._created:
+                    folder.rmdir()
+        except OSError:  # something appeared meanwhile, or no permission: leave what is there
+            pass
+        finally:
+            self.release()
+
     def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fd`` (not removed or replaced since it was opened)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 class Preemption:

@@ -230,8 +230,8 @@ def test_unroll_variants_are_for_fit_only_not_the_command():
 
 
 def test_the_uninterrupted_run_uses_the_commands_default_checkpoint_interval():
-    from fnnjax import _cli_train
     from fnnjax.cli import build_parser
+    from fnnjax.presets import checkpoint_policy
 
     default = build_parser().parse_args(["train", "--out", "unused"]).checkpoint_every
-    assert _cli_train._checkpoint_policy(default) == {"seconds": bench.COMMAND_CHECKPOINT_S}
+    assert checkpoint_policy(default) == {"seconds": bench.COMMAND_CHECKPOINT_S}

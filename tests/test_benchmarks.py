@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -293,9 +294,18 @@ def test_bench_rejects_unknown_names_and_too_few_repeats(capsys):
 
 
 @pytest.mark.slow
-def test_quick_benchmarks_write_their_results(tmp_path, capsys):
+def test_quick_benchmarks_write_their_results(tmp_path, capsys, monkeypatch):
+    """Without --out, under ./benchmarks/results of the current directory; the last line says where."""
+    monkeypatch.chdir(tmp_path)
     for name in ("backprop", "gradients", "modes"):
-        assert cli.main(["bench", name, "--quick", "--out", str(tmp_path)]) == 0
+        capsys.readouterr()
+        assert cli.main(["bench", name, "--quick"]) == 0
+        last = capsys.readouterr().out.rstrip("\n").splitlines()[-1]
+        assert last.startswith(
+            f"wrote {tmp_path.resolve() / 'benchmarks' / 'results'}{os.sep}: {name}_cpu_quick.json, "
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["benchmarks"]
+    tmp_path = tmp_path / "benchmarks" / "results"
     files = {p.name for p in tmp_path.iterdir()}
     for name in ("backprop", "gradients", "modes"):
         assert {f"{name}_cpu_quick.json", f"{name}_cpu_quick.md", f"{name}_cpu_quick.png"} <= files

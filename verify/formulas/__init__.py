@@ -17,21 +17,24 @@ Example:
 
 from ._registry import (
     CHECK_MODULE_PREFIX,
+    CHECKS_PAGE,
     FORMULA_PAGES,
     Check,
     Outcome,
     all_checks,
     check,
+    check_page,
     checks_in,
     formula_page,
     get_check,
     select_checks,
 )
-from ._report import render_markdown, render_table, to_json
+from ._report import format_value, render_markdown, render_table, to_json
 from ._runner import CheckResult, SuiteResult, environment, run_check, run_suite
 
 __all__ = [
     "CHECK_MODULE_PREFIX",
+    "CHECKS_PAGE",
     "FORMULA_PAGES",
     "Check",
     "CheckResult",
@@ -39,8 +42,10 @@ __all__ = [
     "SuiteResult",
     "all_checks",
     "check",
+    "check_page",
     "checks_in",
     "environment",
+    "format_value",
     "formula_page",
     "get_check",
     "render_markdown",

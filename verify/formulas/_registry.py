@@ -28,7 +28,9 @@ __all__ = [
     "Check",
     "Outcome",
     "all_checks",
+    "CHECKS_PAGE",
     "check",
+    "check_page",
     "checks_in",
     "formula_page",
     "get_check",
@@ -82,6 +84,34 @@ def formula_page(formula: str | int) -> str | None:
     return None
 
 
+CHECKS_PAGE = "docs/checks.md"
+"""The documentation page (repository-relative) with one entry per check: its claim, evidence,
+criterion, the formula it proves and its source, under a heading whose anchor is the check's ID in
+lowercase (see :func:`check_page`)."""
+
+
+def check_page(check_id: str) -> str:
+    """Where a check is documented: the checks page and the check's anchor, repository-relative.
+
+    Args:
+      check_id: a check ID, e.g. ``"F11-hidden-deltas"``.
+
+    Returns:
+      ``docs/checks.md#<the ID in lowercase>``.
+
+    Raises:
+      ValueError: for a string that is not a check ID.
+
+    Example:
+      >>> from fnnjax.verify.formulas import check_page
+      >>> check_page("F11-hidden-deltas")
+      'docs/checks.md#f11-hidden-deltas'
+    """
+    if not isinstance(check_id, str) or not _ID_PATTERN.match(check_id):
+        raise ValueError(f"{check_id!r} is not a check ID; use e.g. 'F10-softmax-ce'")
+    return f"{CHECKS_PAGE}#{check_id.lower()}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What a check measured and whether that meets its criterion.
@@ -127,6 +157,11 @@ class Check:
     def formula_page(self) -> str | None:
         """Where the formula is stated and derived, e.g. ``docs/formulas/backprop.md#f10``."""
         return formula_page(self.number)
+
+    @property
+    def docs_page(self) -> str:
+        """Where the check itself is documented, e.g. ``docs/checks.md#f10-softmax-ce``."""
+        return check_page(self.id)
 
     def __call__(self, *, seed: int = 0, quick: bool = False, **implementations) -> Outcome:
         """Run the check function as is (no float64 scope, no error capture: see ``run_check``)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._registry import Check, formula_page
+from ._registry import Check, check_page, formula_page
 from ._runner import SuiteResult
 
 __all__ = ["format_measured", "format_value", "render_list", "render_markdown", "render_table", "to_json"]
@@ -62,17 +62,21 @@ def _short_page(check_id: str) -> str:
 
 
 def render_list(checks: Sequence[Check]) -> str:
-    """What ``fnnjax verify --list`` prints: one line per check with its ID, formula page and claim.
+    """What ``fnnjax verify --list`` prints: one line per check with its ID, the formula's page, the
+    check's own entry on the checks page (claim, evidence, criterion, source) and its claim.
 
     Example:
       >>> from fnnjax.verify import all_checks
       >>> from fnnjax.verify.formulas._report import render_list
-      >>> print(render_list(all_checks()[:1]))
-      F1-composition  docs/formulas/forward.md#f1  z(l) = W(l) a(l-1) + b(l), a(l) = f_l(z(l)); ...
+      >>> print(render_list(all_checks()[:1]))  # doctest: +ELLIPSIS
+      F1-composition  docs/formulas/forward.md#f1  docs/checks.md#f1-composition  z(l) = W(l) a(l-1) + b(l), ...
     """
     id_w = max(len(c.id) for c in checks) + 2
     page_w = max(len(c.formula_page or "") for c in checks) + 2
-    return "\n".join(f"{c.id:<{id_w}}{c.formula_page or '':<{page_w}}{c.claim}" for c in checks)
+    docs_w = max(len(check_page(c.id)) for c in checks) + 2
+    return "\n".join(
+        f"{c.id:<{id_w}}{c.formula_page or '':<{page_w}}{check_page(c.id):<{docs_w}}{c.claim}" for c in checks
+    )
 
 
 def render_table(result: SuiteResult, width: int | None = None) -> str:
@@ -119,6 +123,7 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
             ]
             if formula_page(r.id):
                 lines.append(f"    formula:  {formula_page(r.id)}")
+            lines.append(f"    check:    {check_page(r.id)}")
     lines += ["", f"{len(result.results) - len(failures)} passed, {len(failures)} failed in {result.seconds:.1f} s"]
     return "\n".join(lines)
 
@@ -158,7 +163,8 @@ def render_markdown(result: SuiteResult) -> str:
         "differentiation (jax.grad, jacfwd/jacrev, jvp/vjp), finite differences, exact closed forms, worked "
         "examples done by hand, or a proof (an LP certificate). Every check can fail; its criterion is stated "
         "next to what it measured. All arithmetic is float64. Each formula is stated and derived on the page "
-        f"of the fnnjax documentation named in the Formula column ({FORMULA_DIR} in the repository).",
+        f"of the fnnjax documentation named in the Formula column ({FORMULA_DIR} in the repository); each check "
+        "has its own entry (claim, evidence, criterion, source) on the page named in the Check entry column.",
         "",
         f"**Result: {len(result.results) - len(failures)} of {len(result.results)} checks passed; {verdict}.**",
         "",
@@ -167,13 +173,13 @@ def render_markdown(result: SuiteResult) -> str:
         f"({env['platform']}); fnnjax {env['fnnjax']}, jax {env['jax']}, jaxlib {env['jaxlib']}, "
         f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}.",
         "",
-        "| ID | Formula | Claim | Evidence | Measured | Criterion | Result |",
-        "|---|---|---|---|---|---|---|",
+        "| ID | Formula | Check entry | Claim | Evidence | Measured | Criterion | Result |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result.results:
         page = formula_page(r.id)
         out.append(
-            f"| {r.id} | {f'`{page}`' if page else ''} | {_md(r.claim)} | {_md(r.method)} | "
+            f"| {r.id} | {f'`{page}`' if page else ''} | `{check_page(r.id)}` | {_md(r.claim)} | {_md(r.method)} | "
             f"{_md(format_measured(r.measured))} | {_md(r.tolerance)} | {'pass' if r.passed else '**FAIL**'} |"
         )
     out += [

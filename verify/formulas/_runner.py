@@ -164,11 +164,16 @@ def run_suite(checks: Sequence[Check], *, seed: int = 0, quick: bool = False, pr
     Returns:
       A :class:`SuiteResult`.
     """
-    from tqdm.auto import tqdm
+    import sys
+
+    from tqdm import tqdm
+
+    from fnnjax.cli import show_progress
 
     t0 = time.perf_counter()
     results = []
-    bar = tqdm(checks, desc="fnnjax verify", unit="check", disable=None if progress else True, leave=False)
+    shown = progress and show_progress(sys.stderr)  # the rule of every command: only on a terminal
+    bar = tqdm(checks, desc="fnnjax verify", unit="check", file=sys.stderr, disable=not shown, leave=False)
     for c in bar:
         bar.set_postfix_str(c.id)
         results.append(run_check(c, seed=seed, quick=quick))
