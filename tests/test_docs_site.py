@@ -98,6 +98,133 @@ def test_links_between_pages_resolve(site):
 
 
 # ------------------------------------------------------------------------------------------------
+# Links both ways: formulas <-> checks <-> API entries
+
+
+def _hooks():
+    """docs/hooks.py as a module (its map of API objects to formulas, its search-text cleaner)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fnnjax_docs_hooks", ROOT / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _text(html: str) -> str:
+    """The text of some HTML (highlighted code is split into spans)."""
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def _section(html: str, anchor: str) -> str:
+    """The HTML from the heading with id ``anchor`` to the next heading of the same or a higher level."""
+    match = re.search(rf'<h([1-6]) id="{re.escape(anchor)}"', html)
+    assert match, f"no heading #{anchor}"
+    level = int(match.group(1))
+    end = re.compile(rf"<h[1-{level}][ >]").search(html, match.end())
+    return html[match.start() : end.start() if end else len(html)]
+
+
+def test_each_check_has_an_entry_with_its_formula_and_source(site):
+    from fnnjax.verify import all_checks
+    from fnnjax.verify.formulas import check_page, formula_page
+
+    checks = (site / "checks.html").read_text()
+    assert "\\&lt;" not in checks and "\\|" not in checks  # criteria such as "<= 1e-12" read as written
+    for c in all_checks():
+        page, anchor = check_page(c.id).removeprefix("docs/").split("#")
+        assert page == "checks.md" and anchor == c.id.lower()
+        entry = _section(checks, anchor)
+        formula, f_anchor = str(formula_page(c.number)).removeprefix("docs/").split("#")
+        assert f'href="{formula.replace(".md", ".html")}#{f_anchor}"' in entry, f"{c.id} does not link its formula"
+        for part in ("Claim.", "Evidence.", "Criterion.", "Measured", f"fnnjax verify --only {c.id}"):
+            assert part in entry, f"{c.id}: no {part!r}"
+        assert re.search(r"<details[^>]*>\s*<summary>Source: verify/formulas/_checks_\w+\.py, line \d+", entry), c.id
+        assert f"def {c.fn.__name__}(" in _text(entry), f"{c.id}: its source is not shown"
+
+
+def test_formula_pages_link_each_of_their_checks(site):
+    from fnnjax.verify import all_checks, formula_page
+
+    for c in all_checks():
+        page, anchor = str(formula_page(c.number)).removeprefix("docs/").split("#")
+        section = _section((site / page.replace(".md", ".html")).read_text(), anchor)
+        assert f'href="../checks.html#{c.id.lower()}"' in section, f"F{c.number}'s section does not link {c.id}"
+
+
+def test_api_entries_show_source_formulas_and_checks(site):
+    from fnnjax.verify import all_checks
+
+    hooks = _hooks()
+    objects = hooks.formula_objects()
+    assert set(objects["fnnjax.backprop"]) >= {12, 13, 16} and 11 in objects["fnnjax.deltas"]
+    pages = {p: p.read_text() for p in (site / "api").glob("*.html")}
+    shown = 0
+    for name, numbers in objects.items():
+        found = [html for html in pages.values() if f'id="{name}"' in html]
+        if not found:  # an object the API pages do not render (a constant shown in a table, say)
+            continue
+        entry = _section(found[0], name)
+        proof = re.search(r'<p class="fnnjax-proof">(.*?)</p>', entry, re.S)
+        assert proof, f"{name}: no formulas/checks line"
+        for n in numbers:
+            assert re.search(rf'href="\.\./formulas/\w+\.html#f{n}"', proof.group(1)), f"{name}: no link to F{n}"
+        for c in all_checks():
+            if c.number in numbers:
+                assert f'href="../checks.html#{c.id.lower()}"' in proof.group(1), f"{name}: no link to {c.id}"
+        shown += 1
+    assert shown >= 20
+    backprop = _section(pages[site / "api" / "backprop.html"], "fnnjax.backprop")
+    assert "Source code in" in backprop and "fnnjax/_backprop.py" in backprop
+    assert "def backprop(" in _text(backprop)
+
+
+def test_verify_list_and_markdown_report_name_each_checks_entry(capsys):
+    from fnnjax.cli import main
+
+    assert main(["verify", "--list", "--only", "F11"]) == 0
+    line = capsys.readouterr().out.splitlines()[0].split()
+    assert line[:3] == ["F11-hidden-deltas", "docs/formulas/backprop.md#f11", "docs/checks.md#f11-hidden-deltas"]
+    from fnnjax import verify
+
+    failing = verify.Check("F11-wrong", "a claim", "a method", lambda *, seed, quick: verify.Outcome({}, "x", False))
+    result = verify.run_suite([failing], progress=False)
+    assert "| F11-wrong | `docs/formulas/backprop.md#f11` | `docs/checks.md#f11-wrong` |" in verify.render_markdown(
+        result
+    )
+    assert "    check:    docs/checks.md#f11-wrong" in verify.render_table(result)
+
+
+def test_search_index_holds_no_latex(site):
+    index = json.loads((site / "search" / "search_index.json").read_text())
+    inline = (site / "search" / "search_index.js").read_text()
+    assert inline == "var __index = " + json.dumps(index, ensure_ascii=False, separators=(",", ":"))
+    raw = re.compile(r"\\\(|\\\[|\$\$|\\(?:frac|delta|mathcal|partial|sum|hat|lVert)\b|\$\\")
+    leaks = [f"{d['location']}: {raw.search(d['text']).group(0)}" for d in index["docs"] if raw.search(d["text"])]
+    assert not leaks, leaks[:10]
+    f10 = next(d for d in index["docs"] if d["location"] == "formulas/backprop.html#f10")
+    assert "δ^(L) = (∂ L)/(∂ z^(L))" in f10["text"]
+    assert _hooks().plain_math(r"W^{(l)} \in \mathbb{R}^{M_l \times M_{l-1}}") == "W^(l) ∈ R^(M_l × M_(l-1))"
+
+
+def test_home_page_shows_a_short_example(site):
+    home = (site / "index.html").read_text()
+    example = home[home.index('id="a-short-example"') :]
+    blocks = [_text(b) for b in re.findall(r'<div class="highlight"><pre>.*?</pre>', example, re.S)]
+    assert len(blocks) >= 2 and "fnnjax.backprop(mlp, params, x, y)" in blocks[0]
+    assert blocks[1].strip().endswith("True")  # what it prints follows it
+
+
+def test_table_code_stays_whole_and_plots_open_full_size(site):
+    css = (site / "stylesheets" / "fnnjax.css").read_text()
+    assert re.search(r"td code,[^{]*\{[^}]*white-space: nowrap", css)
+    assert 'href="stylesheets/fnnjax.css"' in (site / "index.html").read_text()
+    modes = (site / "benchmarks" / "modes.html").read_text()
+    plots = re.findall(r'<a class="fnnjax-plot[^"]*" href="([^"]+)"[^>]*><img [^>]*src="([^"]+)"', modes)
+    assert len(plots) == 3 and all(href == src for href, src in plots), plots
+
+
+# ------------------------------------------------------------------------------------------------
 # Chromium over the DevTools protocol
 
 
@@ -300,4 +427,88 @@ def test_tutorial_page_shows_its_plot_and_links_resolve(site, browser):
     browser.wait_for("Page.loadEventFired", session, before)
     title = _evaluate(browser, session, "document.querySelector('article h1').innerText")
     assert title.startswith("Forward vs reverse mode")
+    assert not _errors(events, session, start), _errors(events, session, start)
+
+
+def _go(browser: Browser, session: str, events: list[dict], href: str) -> None:
+    before = len(events)
+    browser.send("Page.navigate", session, url=href)
+    browser.wait_for("Page.loadEventFired", session, before)
+    _evaluate(browser, session, _SETTLE)
+
+
+def test_links_both_ways_formula_check_api_in_the_browser(site, browser):
+    """A reader goes from a formula to its check, from the check back to the formula, and from an
+    API entry (whose docstring math is typeset) to the check that proves it."""
+    session, events, start = _open(browser, site / "formulas" / "backprop.html")
+    _evaluate(browser, session, _SETTLE)
+    href = _evaluate(
+        browser, session, "document.querySelector('#f11 ~ ul a[href$=\"checks.html#f11-hidden-deltas\"]').href"
+    )
+    _go(browser, session, events, href)
+    entry = _evaluate(
+        browser,
+        session,
+        """(() => { const h = document.getElementById('f11-hidden-deltas'); const out = [];
+        for (let e = h.nextElementSibling; e && !/^H[23]$/.test(e.tagName); e = e.nextElementSibling) out.push(e);
+        return {formula: out.map(e => Array.from(e.querySelectorAll('a'))).flat()
+                   .map(a => a.href).find(h => h.endsWith('formulas/backprop.html#f11')),
+                source: out.some(e => e.tagName === 'DETAILS' && e.innerText.startsWith('Source: verify/formulas/'))};
+        })()""",
+    )
+    assert entry["formula"] and entry["source"], entry
+    _go(browser, session, events, entry["formula"])
+    assert _evaluate(browser, session, "location.hash === '#f11' && !!document.getElementById('f11')")
+
+    _go(browser, session, events, (site / "api" / "backprop.html").as_uri())
+    math = _evaluate(browser, session, "document.querySelectorAll('article .arithmatex').length")
+    typeset = _evaluate(browser, session, "document.querySelectorAll('article .arithmatex .katex').length")
+    assert math >= 5 and typeset == math, f"{typeset} of {math} docstring formulas typeset"
+    text = _evaluate(browser, session, "document.querySelector('article').innerText")
+    assert "\\delta" not in text and "delta^(" not in text and "dL_i/dz_i" not in text
+    source = _evaluate(
+        browser, session, "!!document.querySelector('#fnnjax\\\\.backprop ~ div details.mkdocstrings-source')"
+    )
+    assert source, "fnnjax.backprop shows no source"
+    href = _evaluate(
+        browser,
+        session,
+        "document.querySelector('.fnnjax-proof a[href$=\"checks.html#f12-outer-product\"]').href",
+    )
+    _go(browser, session, events, href)
+    assert _evaluate(browser, session, "!!document.getElementById('f12-outer-product')")
+    assert not _errors(events, session, start), _errors(events, session, start)
+
+
+def test_table_code_names_do_not_break_in_the_browser(site, browser):
+    session, events, start = _open(browser, site / "benchmarks" / "speed.html")
+    _evaluate(browser, session, _SETTLE)
+    broken = _evaluate(
+        browser,
+        session,
+        """Array.from(document.querySelectorAll('article td code'))
+          .filter(c => getComputedStyle(c).whiteSpace !== 'nowrap' || c.getClientRects().length > 1)
+          .map(c => c.textContent)""",
+    )
+    assert broken == [], broken[:10]
+    assert not _errors(events, session, start), _errors(events, session, start)
+
+
+def test_wide_plots_are_shown_wider_than_the_column_on_a_wide_screen(site, browser):
+    """A plot of 3 panels across spreads over the sidebars on a 1920 px screen, so that its labels stay legible."""
+    session, events, start = _open(browser, site / "benchmarks" / "modes.html")
+    browser.send(
+        "Emulation.setDeviceMetricsOverride", session, width=1920, height=1080, deviceScaleFactor=1, mobile=False
+    )
+    _evaluate(browser, session, _SETTLE)
+    sizes = _evaluate(
+        browser,
+        session,
+        """Array.from(document.querySelectorAll('article a.fnnjax-plot--wide img')).map(img => [
+          img.getBoundingClientRect().width, img.naturalWidth,
+          document.querySelector('article').getBoundingClientRect().width])""",
+    )
+    assert len(sizes) == 3, sizes  # the two 3 x 2 grids and the 3 x 1 Hessian plot, each 1650 px wide
+    for shown, natural, column in sizes:
+        assert shown >= 1.3 * column and shown >= 0.7 * natural, (shown, natural, column)
     assert not _errors(events, session, start), _errors(events, session, start)
