@@ -315,36 +315,8 @@ def _tables(records, summary, opts) -> str:
         "absolute slopes of the method and of its unit over the largest 3 P the method was timed at "
         "(time slope = unit slope + passes slope)."
     )
-    rows = [
-        dict(
-            r, holds="yes" if r["holds"] else "NO", range=None if r["from_P"] is None else f"{r['from_P']}..{r['to_P']}"
-        )
-        for r in s["slopes"]
-    ]
-    parts.append(
-        _harness.markdown_table(
-            rows,
-            [
-                "sweep",
-                "method",
-                "theory_passes_slope",
-                "passes_slope",
-                "holds",
-                "range",
-                "time_slope",
-                "unit_slope",
-                "points",
-            ],
-        )
-    )
-    per_p = []
-    for sweep, sizes in dict.fromkeys((r["sweep"], tuple(r["sizes"])) for r in records):
-        row = {"sweep": sweep, "sizes": "-".join(map(str, sizes))}
-        for r in records:
-            if r["sweep"] == sweep and tuple(r["sizes"]) == sizes and r["method"] in O_P and r["passes"]:
-                row["P"], row[r["method"]] = r["P"], r["passes"] / r["P"]
-        if len(row) > 2:
-            per_p.append(row)
+    parts.append(_slopes_table(s["slopes"]))
+    per_p = _passes_per_parameter(records)
     if per_p:
         parts.append(
             "### Passes per parameter of the O(P) methods\n\n`passes / P`: theory a constant "
@@ -368,6 +340,50 @@ def _tables(records, summary, opts) -> str:
         )
     )
     parts.append("### Median time per gradient (ms); `skip` = not timed, see below")
+    parts.extend(_times_tables(records))
+    return "\n\n".join(parts)
+
+
+def _slopes_table(slopes: list[dict]) -> str:
+    """The fitted slopes against P, one row per sweep and method."""
+    rows = [
+        dict(
+            r, holds="yes" if r["holds"] else "NO", range=None if r["from_P"] is None else f"{r['from_P']}..{r['to_P']}"
+        )
+        for r in slopes
+    ]
+    return _harness.markdown_table(
+        rows,
+        [
+            "sweep",
+            "method",
+            "theory_passes_slope",
+            "passes_slope",
+            "holds",
+            "range",
+            "time_slope",
+            "unit_slope",
+            "points",
+        ],
+    )
+
+
+def _passes_per_parameter(records) -> list[dict]:
+    """Per network, passes / P of each O(P) method that was timed (networks without any left out)."""
+    per_p = []
+    for sweep, sizes in dict.fromkeys((r["sweep"], tuple(r["sizes"])) for r in records):
+        row = {"sweep": sweep, "sizes": "-".join(map(str, sizes))}
+        for r in records:
+            if r["sweep"] == sweep and tuple(r["sizes"]) == sizes and r["method"] in O_P and r["passes"]:
+                row["P"], row[r["method"]] = r["P"], r["passes"] / r["P"]
+        if len(row) > 2:
+            per_p.append(row)
+    return per_p
+
+
+def _times_tables(records) -> list[str]:
+    """The median time per gradient of every method and network, and why a method was not timed."""
+    parts = []
     table, skipped = [], {}
     for sweep, sizes in dict.fromkeys((r["sweep"], tuple(r["sizes"])) for r in records):
         row = {"sweep": sweep, "sizes": "-".join(map(str, sizes))}
@@ -388,7 +404,7 @@ def _tables(records, summary, opts) -> str:
             "Not timed (the first reason in each sweep; the O(P) methods are O(P^2) in total):\n\n"
             + "\n".join(f"- {sw} sweep, {m}: {why}" for (sw, m), why in skipped.items())
         )
-    return "\n\n".join(parts)
+    return parts
 
 
 def _plots(records, summary, out: Path, name: str) -> Path:

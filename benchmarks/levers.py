@@ -234,7 +234,9 @@ class _FitMethod:
             mlp, params, (x, y), optimizer=optax.sgd(LR), epochs=10_000, batch_size=BATCH, key=jax.random.key(1)
         )
         self.compile_s, self.hlo, self.last_loss = self.trainer.compile_seconds, {}, None
-        self.hlo = _hlo_counts(self.trainer._epoch_fn.as_text())
+        program = self.trainer.epoch_program
+        assert program is not None  # epochs=10_000: there is always an epoch to compile
+        self.hlo = _hlo_counts(program.as_text())
 
     def epoch(self) -> float:
         r = next(self.trainer)
@@ -250,15 +252,14 @@ class _EvalMethod:
         import jax.numpy as jnp
 
         import fnnjax
-        from fnnjax import _train
 
         mlp = fnnjax.MLP(SIZES, hidden="relu", output="softmax")
         params = tuple(fnnjax.Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in weights)
-        xs, ts = _train._prepare_set(mlp, params, (x_test, y_test), "cross_entropy", "eval")
+        xs, ts = fnnjax.prepare_data(mlp, params, (x_test, y_test), what="eval")
         t0 = time.perf_counter()
         if kind != "eval_one_pass":
-            chunk = 8192 if kind == "eval_chunks_8192" else _train.EVAL_BATCH_SIZE
-            fn = _train._eval_sums.lower(
+            chunk = 8192 if kind == "eval_chunks_8192" else fnnjax.EVAL_BATCH_SIZE
+            fn = fnnjax.evaluation_sums.lower(
                 params, xs, ts, mlp=mlp, loss="cross_entropy", accuracy=True, batch_size=min(chunk, len(x_test))
             ).compile()
         else:
@@ -315,26 +316,10 @@ def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
     import jax
 
-    from fnnjax.benchmarks._harness import (
-        Timing,
-        markdown_table,
-        paired_ratio,
-        result_name,
-        write_results,
-        wrote_line,
-    )
+    from fnnjax.benchmarks._harness import result_name, write_results, wrote_line
     from fnnjax.benchmarks.train import _initial_weights, _load
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
-    repeats = 3 if args.quick else args.repeats
-    if repeats < 20 and not args.quick:
-        raise UsageError(
-            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
-            "epochs (use --quick for a smoke run)"
-        )
+    methods, repeats = _checked_options(args)
     d = _load(args.data_dir)
     x, y, source = d.x, d.y, d.source
     if args.samples:
@@ -357,6 +342,48 @@ def run(args) -> int:
             made[m] = _ModelMethod(VARIANTS[m], x, y, weights)
     times = _interleaved(made, 1, repeats)
     load_after = os.getloadavg()
+    results = _results(times, made)
+    table = _table(results, source, repeats, load_before, load_after)
+    payload = {
+        "workload": {
+            "data": source,
+            "sizes": SIZES,
+            "lr": LR,
+            "batch_size": BATCH,
+            "samples": int(len(x)),
+            "timed_rounds": repeats,
+        },
+        "variants": {m: dataclasses.asdict(v) for m, v in VARIANTS.items() if m in results},
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "results": results,
+    }
+    json_path, md_path = write_results(result_name("levers", args), payload, table, args.out)
+    png = _plot(results, Path(json_path).with_suffix(".png"), source)
+    print(table)
+    print(wrote_line(json_path, md_path, png))
+    return 0
+
+
+def _checked_options(args) -> tuple[list[str], int]:
+    """The methods to run and the timed rounds, from --methods, --repeats and --quick."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UsageError(f"unknown --methods {', '.join(unknown) or '(none)'}; valid methods are {', '.join(METHODS)}")
+    repeats = 3 if args.quick else args.repeats
+    if repeats < 20 and not args.quick:
+        raise UsageError(
+            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+            "epochs (use --quick for a smoke run)"
+        )
+    return methods, repeats
+
+
+def _results(times: dict[str, list[float]], made: dict) -> dict:
+    """Each method's timing, HLO counts and its comparisons with ``model`` and ``eval_fit``."""
+    from fnnjax.benchmarks._harness import Timing, paired_ratio
+
     results = {}
     for m, t in times.items():
         results[m] = Timing(
@@ -377,6 +404,13 @@ def run(args) -> int:
     for m in ("eval_chunks_8192", "eval_one_pass"):
         if m in results and "eval_fit" in results:
             results[m]["speedup_vs_eval_fit"] = paired_ratio(times["eval_fit"], times[m])
+    return results
+
+
+def _table(results: dict, source: str, repeats: int, load_before, load_after) -> str:
+    """The Markdown table of the results, headed by the workload and the machine's load."""
+    from fnnjax.benchmarks._harness import markdown_table
+
     load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
     columns = [
         "method",
@@ -393,7 +427,7 @@ def run(args) -> int:
         "share_of_fit_epoch",
         "speedup_vs_eval_fit",
     ]
-    table = (
+    return (
         f"Seconds per epoch (eval_*: per evaluation of the 10000 test images), {source}, "
         f"{'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch {BATCH}; methods interleaved, 1 "
         f"warm-up round then {repeats} timed rounds; speedup_vs_model = median over rounds of "
@@ -403,25 +437,6 @@ def run(args) -> int:
         f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.\n\n"
         + markdown_table([{"method": m, **r} for m, r in results.items()], columns)
     )
-    payload = {
-        "workload": {
-            "data": source,
-            "sizes": SIZES,
-            "lr": LR,
-            "batch_size": BATCH,
-            "samples": int(len(x)),
-            "timed_rounds": repeats,
-        },
-        "variants": {m: dataclasses.asdict(v) for m, v in VARIANTS.items() if m in results},
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "results": results,
-    }
-    json_path, md_path = write_results(result_name("levers", args), payload, table, args.out)
-    png = _plot(results, Path(json_path).with_suffix(".png"), source)
-    print(table)
-    print(wrote_line(json_path, md_path, png))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -423,6 +423,16 @@ def _tables(records, summary, opts) -> str:
         )
     )
     parts.append("### Median time (microseconds) and peak memory (MiB, XLA memory analysis)")
+    parts.extend(_time_memory_tables(records))
+    mem = [r for r in records if r["kind"] == "memory_depth"]
+    if mem:
+        parts.append(_depth_memory_table(mem))
+    return "\n\n".join(parts)
+
+
+def _time_memory_tables(records) -> list[str]:
+    """One table of median times and peak memory per kind, mode and m; then why a method was not timed."""
+    parts = []
     for kind, methods in (("jacobian", JACOBIAN_METHODS), ("hessian", HESSIAN_METHODS)):
         keys = sorted(
             {(r["mode"], r["m"]) for r in records if r["kind"] == kind}, key=lambda k: (k[0] != "single", k[1])
@@ -448,29 +458,38 @@ def _tables(records, summary, opts) -> str:
             "Not timed (`skip` above; larger n only cost more):\n\n"
             + "\n".join(f"- {k} {mo} m={m} {me}: {why}" for (k, mo, m, me), why in first_skip.items())
         )
-    mem = [r for r in records if r["kind"] == "memory_depth"]
-    if mem:
-        depths = sorted({r["depth"] for r in mem})
-        table = [
-            {
-                "depth": d,
-                **{f"{r['method']} MiB": _fmt_bytes(r["peak_bytes"]) for r in mem if r["depth"] == d},
-                **{f"{r['method']} temp KiB": r["temp_bytes"] / 1024 for r in mem if r["depth"] == d},
-            }
-            for d in depths
-        ]
-        r0 = mem[0]
-        parts.append(
-            f"### Peak memory against depth (n = {r0['n']}, m = {r0['m']}, B = {r0['batch']}; "
-            "compile only)\n\n"
-            + _harness.markdown_table(
-                table, ["depth"] + [f"{k} MiB" for k in JACOBIAN_METHODS] + [f"{k} temp KiB" for k in JACOBIAN_METHODS]
-            )
+    return parts
+
+
+def _depth_memory_table(mem: list[dict]) -> str:
+    """Peak and temporary memory of every Jacobian method against depth (the memory_depth records)."""
+    depths = sorted({r["depth"] for r in mem})
+    table = [
+        {
+            "depth": d,
+            **{f"{r['method']} MiB": _fmt_bytes(r["peak_bytes"]) for r in mem if r["depth"] == d},
+            **{f"{r['method']} temp KiB": r["temp_bytes"] / 1024 for r in mem if r["depth"] == d},
+        }
+        for d in depths
+    ]
+    r0 = mem[0]
+    return (
+        f"### Peak memory against depth (n = {r0['n']}, m = {r0['m']}, B = {r0['batch']}; "
+        "compile only)\n\n"
+        + _harness.markdown_table(
+            table, ["depth"] + [f"{k} MiB" for k in JACOBIAN_METHODS] + [f"{k} temp KiB" for k in JACOBIAN_METHODS]
         )
-    return "\n\n".join(parts)
+    )
 
 
 def _plots(records, summary, out: Path, name: str) -> list[Path]:
+    paths = _jacobian_plots(records, summary, out, name)
+    paths.append(_hessian_memory_plot(records, summary, out, name))
+    return paths
+
+
+def _jacobian_plots(records, summary, out: Path, name: str) -> list[Path]:
+    """Time and passes of every Jacobian method against n, one panel per mode and m."""
     paths = []
     jac = [r for r in records if r["kind"] == "jacobian"]
     modes = sorted({r["mode"] for r in jac}, reverse=True)
@@ -513,6 +532,15 @@ def _plots(records, summary, out: Path, name: str) -> list[Path]:
                     ylabel="median time (s)" if what == "time" else "t / t(f)  (passes)",
                 )
         paths.append(_plot.save(fig, out / fname))
+    return paths
+
+
+def _hessian_memory_plot(records, summary, out: Path, name: str) -> Path:
+    """The input Hessian's times, the Jacobians' peak memory against n and their temporaries against depth."""
+    jac = [r for r in records if r["kind"] == "jacobian"]
+    modes = sorted({r["mode"] for r in jac}, reverse=True)
+    ms = sorted({r["m"] for r in jac})
+    fit_of = {(s["kind"], s["mode"], s["m"], s["method"]): s for s in summary["slopes"]}
     hes = [r for r in records if r["kind"] == "hessian"]
     mem = [r for r in records if r["kind"] == "memory_depth"]
     fig, axes = _plot.new_figure(1, 3)
@@ -564,8 +592,7 @@ def _plots(records, summary, out: Path, name: str) -> list[Path]:
             xlabel="depth (hidden layers)",
             ylabel="KiB (XLA temp buffer)",
         )
-    paths.append(_plot.save(fig, out / f"{name}_hessian_memory.png"))
-    return paths
+    return _plot.save(fig, out / f"{name}_hessian_memory.png")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -107,7 +107,6 @@ def run(args) -> int:
 
     from fnnjax.benchmarks._harness import (
         markdown_table,
-        paired_ratio,
         result_name,
         time_interleaved,
         write_results,
@@ -136,22 +135,7 @@ def run(args) -> int:
         {d: (lambda t=t: next(t)) for d, t in trainers.items()}, repeats=args.repeats, warmup=warmup
     )
     base = args.devices[0]
-    rows = []
-    for d, t in trainers.items():
-        tm = timings[d]
-        rows.append(
-            {
-                "devices": d,
-                "median_s": tm["median_s"],
-                "min_s": tm["min_s"],
-                "max_s": tm["max_s"],
-                "samples_per_s": args.samples / tm["median_s"],
-                "compile_s": t.compile_seconds,
-                f"speedup_vs_{base}": paired_ratio(timings[base]["times_s"], tm["times_s"]),
-                "final_train_loss": t.history.epochs[-1]["train_loss"],
-                "times_s": tm["times_s"],
-            }
-        )
+    rows = _rows(trainers, timings, base, args.samples)
     columns = [
         "devices",
         "median_s",
@@ -186,6 +170,29 @@ def run(args) -> int:
     print(table + note)
     print(wrote_line(json_path, md_path))
     return 0
+
+
+def _rows(trainers: dict, timings: dict, base: int, samples: int) -> list[dict]:
+    """One result row per device count: its epoch times, throughput and speedup over ``base`` devices."""
+    from fnnjax.benchmarks._harness import paired_ratio
+
+    rows = []
+    for d, t in trainers.items():
+        tm = timings[d]
+        rows.append(
+            {
+                "devices": d,
+                "median_s": tm["median_s"],
+                "min_s": tm["min_s"],
+                "max_s": tm["max_s"],
+                "samples_per_s": samples / tm["median_s"],
+                "compile_s": t.compile_seconds,
+                f"speedup_vs_{base}": paired_ratio(timings[base]["times_s"], tm["times_s"]),
+                "final_train_loss": t.history.epochs[-1]["train_loss"],
+                "times_s": tm["times_s"],
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -302,7 +302,107 @@ def _plot(runs: dict[str, list[dict]], target: float, path: Path, title: str) ->
 
 def run(args) -> int:
     """Run every method for every seed; write the results; return 0."""
-    from fnnjax.benchmarks._harness import markdown_table, result_name, write_results, wrote_line
+    from fnnjax.benchmarks._harness import result_name, write_results, wrote_line
+    from fnnjax.presets import PRESETS
+
+    from . import _peers
+
+    methods, skipped = _checked_methods(args)
+    d, source, folder = _load(args)
+    recipe = _peers.Recipe.from_preset(args.preset, **({"epochs": 2} if args.quick else {}))
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    import jax
+
+    platform = jax.devices()[0].platform
+    load_before = os.getloadavg()
+    runs, failed = _run_all(args, methods, seeds, recipe, d, folder)
+    load_after = os.getloadavg()
+    summary = _summary(runs, args.target)
+    targets = _targets(summary, args.target, platform)
+    notes = {**skipped, **failed}
+    table = _report(args, source, seeds, summary, targets, runs, notes, load_before, load_after)
+    preset = PRESETS[args.preset]
+    payload = {
+        "preset": args.preset,
+        "recipe": preset,
+        "epochs": recipe.epochs,
+        "target": args.target,
+        "data": source,
+        "seeds": list(seeds),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "summary": summary,
+        "targets": targets,
+        "runs": runs,
+        "skipped": skipped,
+        "failed": failed,
+    }
+    json_path, md_path = write_results(result_name("time_to_accuracy", args), payload, table, args.out)
+    png = _plot(
+        runs,
+        args.target,
+        Path(json_path).with_suffix(".png"),
+        f"--preset {args.preset} on {source}: test accuracy against wall time",
+    )
+    print(table)
+    print(wrote_line(json_path, md_path, png))
+    return 0
+
+
+def _report(args, source: str, seeds, summary, targets, runs, notes, load_before, load_after) -> str:
+    """The Markdown report: the workload and the machine's load, the summary per method (``notes``:
+    why a method has no runs), the targets and every run."""
+    from fnnjax.benchmarks._harness import markdown_table
+    from fnnjax.presets import PRESETS
+
+    per_run = [
+        {"method": m, "seed": r["seed"], **{k: v for k, v in r.items() if k not in ("seed", "curve")}}
+        for m, rs in runs.items()
+        for r in rs
+    ]
+    load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
+    preset = PRESETS[args.preset]
+    recipe_text = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items())
+    lines = [
+        f"Time to {args.target} test accuracy, {source}: `fnnjax train --preset {args.preset}` "
+        f"({recipe_text}{', epochs 2 (quick)' if args.quick else ''}) and its peers on the same "
+        f"recipe, from the same initial weights per seed, the test set evaluated after every "
+        f"epoch; seconds from start (compilation included). Seeds {', '.join(map(str, seeds))}; "
+        f"methods run one after the other per seed. Machine load average (1/5/15 min) before: "
+        f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.",
+        "",
+        markdown_table(
+            [{"method": m, **s} for m, s in summary.items()]
+            + [{"method": m, "runs": note} for m, note in notes.items()],
+            [
+                "method",
+                "runs",
+                "reached",
+                "median_seconds_to_target",
+                "median_epoch_reached",
+                "median_final_test_acc",
+                "median_total_s",
+                "speedup_vs_torch",
+            ],
+        ),
+        "",
+        "### Targets",
+        "",
+        *_target_lines(targets, args.target),
+        "",
+        "### Every run",
+        "",
+        markdown_table(
+            per_run,
+            ["method", "seed", "seconds_to_target", "epoch_reached", "final_test_acc", "best_test_acc", "total_s"],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _checked_methods(args) -> tuple[list[str], dict[str, str]]:
+    """The methods to run (--methods less the peers not installed) and the skipped ones with why;
+    --preset and --target checked."""
     from fnnjax.presets import PRESETS
 
     from . import _peers
@@ -323,13 +423,12 @@ def run(args) -> int:
     methods = [m for m in methods if m not in skipped]
     for m, note in skipped.items():
         print(f"time_to_accuracy: {m} {note}", file=sys.stderr)
-    d, source, folder = _load(args)
-    recipe = _peers.Recipe.from_preset(args.preset, **({"epochs": 2} if args.quick else {}))
-    seeds = args.seeds[:1] if args.quick else args.seeds
-    import jax
+    return methods, skipped
 
-    platform = jax.devices()[0].platform
-    load_before = os.getloadavg()
+
+def _run_all(args, methods: list[str], seeds, recipe, d, folder) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Every method for every seed (the order reversed every other seed): the runs that finished,
+    per method, and the methods that failed (torch_compile only) with why."""
     runs: dict[str, list[dict]] = {m: [] for m in methods}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="fnnjax-bench-tta-data-") as tmp:
@@ -358,53 +457,21 @@ def run(args) -> int:
                     f"final test acc {r['final_test_acc']:.4f}",
                     file=sys.stderr,
                 )
-    runs = {m: rs for m, rs in runs.items() if rs}
-    load_after = os.getloadavg()
-    summary = _summary(runs, args.target)
-    targets = _targets(summary, args.target, platform)
-    per_run = [
-        {"method": m, "seed": r["seed"], **{k: v for k, v in r.items() if k not in ("seed", "curve")}}
-        for m, rs in runs.items()
-        for r in rs
-    ]
-    load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
-    preset = PRESETS[args.preset]
-    recipe_text = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items())
-    lines = [
-        f"Time to {args.target} test accuracy, {source}: `fnnjax train --preset {args.preset}` "
-        f"({recipe_text}{', epochs 2 (quick)' if args.quick else ''}) and its peers on the same "
-        f"recipe, from the same initial weights per seed, the test set evaluated after every "
-        f"epoch; seconds from start (compilation included). Seeds {', '.join(map(str, seeds))}; "
-        f"methods run one after the other per seed. Machine load average (1/5/15 min) before: "
-        f"{load(load_before)}, after: {load(load_after)}; cores: {os.cpu_count()}.",
-        "",
-        markdown_table(
-            [{"method": m, **s} for m, s in summary.items()]
-            + [{"method": m, "runs": note} for m, note in {**skipped, **failed}.items()],
-            [
-                "method",
-                "runs",
-                "reached",
-                "median_seconds_to_target",
-                "median_epoch_reached",
-                "median_final_test_acc",
-                "median_total_s",
-                "speedup_vs_torch",
-            ],
-        ),
-        "",
-        "### Targets",
-        "",
-    ]
+    return {m: rs for m, rs in runs.items() if rs}, failed
+
+
+def _target_lines(targets: dict, target: float) -> list[str]:
+    """One Markdown bullet per judged method: each of its targets, met or not."""
+    lines = []
     for m, t in targets.items():
         parts = [
-            f"median final test accuracy {t['median_final_test_acc']:.4f} (>= {args.target}: "
+            f"median final test accuracy {t['median_final_test_acc']:.4f} (>= {target}: "
             f"{'met' if t['accuracy_met'] else 'NOT met'})"
         ]
         if "under_60_s" in t:
             secs = t["median_seconds_to_target"]
             parts.append(
-                f"median time to {args.target} {'never' if secs is None else f'{secs:.1f} s'} "
+                f"median time to {target} {'never' if secs is None else f'{secs:.1f} s'} "
                 f"(< {TARGET_SECONDS:g} s: {'met' if t['under_60_s'] else 'NOT met'})"
             )
         if "faster_than_torch" in t:
@@ -414,41 +481,7 @@ def run(args) -> int:
                 f"{'met' if t['faster_than_torch'] else 'NOT met'})"
             )
         lines.append(f"- {m}: " + "; ".join(parts))
-    lines += [
-        "",
-        "### Every run",
-        "",
-        markdown_table(
-            per_run,
-            ["method", "seed", "seconds_to_target", "epoch_reached", "final_test_acc", "best_test_acc", "total_s"],
-        ),
-    ]
-    table = "\n".join(lines)
-    payload = {
-        "preset": args.preset,
-        "recipe": preset,
-        "epochs": recipe.epochs,
-        "target": args.target,
-        "data": source,
-        "seeds": list(seeds),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "summary": summary,
-        "targets": targets,
-        "runs": runs,
-        "skipped": skipped,
-        "failed": failed,
-    }
-    json_path, md_path = write_results(result_name("time_to_accuracy", args), payload, table, args.out)
-    png = _plot(
-        runs,
-        args.target,
-        Path(json_path).with_suffix(".png"),
-        f"--preset {args.preset} on {source}: test accuracy against wall time",
-    )
-    print(table)
-    print(wrote_line(json_path, md_path, png))
-    return 0
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -792,41 +792,14 @@ def _gemm_section(made: dict, results: dict, n: int, torch_device: str | None) -
 
 def run(args) -> int:
     """Run the benchmark; write the results; return 0."""
-    from fnnjax.benchmarks._harness import (
-        Timing,
-        markdown_table,
-        paired_ratio,
-        result_name,
-        write_results,
-        wrote_line,
-    )
+    from fnnjax.benchmarks._harness import paired_ratio, result_name, write_results, wrote_line
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise UsageError(f"unknown --methods {', '.join(unknown)}; valid methods are {', '.join(METHODS)}")
-    repeats = 3 if args.quick else args.repeats
-    if repeats < 20 and not args.quick:
-        raise UsageError(
-            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
-            "epochs (use --quick for a smoke run)"
-        )
-    if args.torch_device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
+    methods, repeats = _checked_options(args)
     methods, skipped = _runnable(methods)
     for m, note in skipped.items():
         print(f"train benchmark: {m} {note}", file=sys.stderr)
     methods = _with_unrolls(methods, args.unroll)
-    d = _load(args.data_dir)
-    if args.samples:
-        if not BATCH <= args.samples <= len(d.x):
-            raise UsageError(f"--samples {args.samples} must lie in {BATCH}..{len(d.x)} (one batch to all)")
-        d = d._replace(
-            x=d.x[: args.samples],
-            y=d.y[: args.samples],
-            source=f"{d.source}, first {args.samples} samples",
-            folder=None,
-        )
+    d = _first_samples(_load(args.data_dir), args.samples)
     import jax
 
     platform = jax.devices()[0].platform
@@ -848,25 +821,7 @@ def run(args) -> int:
             for method in made.values():
                 if isinstance(method, _CommandMethod):
                     method.finish()
-    results = {}
-    for m, t in times.items():
-        method = made[m]
-        results[m] = Timing(
-            median_s=statistics.median(t),
-            min_s=min(t),
-            max_s=max(t),
-            repeats=len(t),
-            compile_s=method.compile_s,
-            times_s=t,
-            final_train_loss=method.last_loss,
-        )
-        if "torch_eager" in times:
-            results[m]["speedup_vs_torch"] = paired_ratio(times["torch_eager"], t)
-        if m.startswith("fnnjax_") and not m.startswith("fnnjax_train"):
-            results[m]["target_met"] = _target_met(platform, results[m])
-        if hasattr(method, "threads"):  # the torch methods
-            results[m]["torch_threads"] = int(getattr(method, "threads", 0))
-            results[m]["torch_device"] = str(getattr(method, "device", ""))
+    results = _results(times, made, platform)
     peers = {m: results[m]["median_s"] for m in PEERS if m in results}
     if peers:
         fastest = min(peers, key=lambda m: peers[m])
@@ -877,42 +832,15 @@ def run(args) -> int:
     gemm, gemm_text = _gemm_section(made, results, len(d.x), torch_device)
     full = _full_run(d.x, d.y, args.full_run, _fastest_unroll(results)) if args.full_run else None
     load_after = os.getloadavg()
-    columns = [
-        "method",
-        "median_s",
-        "min_s",
-        "max_s",
-        "repeats",
-        "compile_s",
-        "speedup_vs_torch",
-        "speedup_vs_fastest_peer",
-        "matmul_gflops",
-        "target_met",
-        "final_train_loss",
-    ]
     rows = [{"method": m, **r} for m, r in results.items()]
     rows += [{"method": m, "median_s": None, "compile_s": note} for m, note in {**skipped, **failed}.items()]
-    load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
-    table = (
+    head = (
         f"Seconds per epoch, {d.source}, {'-'.join(map(str, SIZES))} ReLU, SGD lr {LR}, batch "
         f"{BATCH}; epochs of the methods interleaved, {warmup} warm-up round then {repeats} "
         f"timed rounds; speedup_vs_X = median over rounds of X/method; matmul_gflops = the "
-        f"epoch's matmul FLOPs / median_s; target_met: {_target_text(platform)}. Machine load "
-        f"average (1/5/15 min) before: {load(load_before)}, after: {load(load_after)}; cores: "
-        f"{os.cpu_count()}.\n\n"
-        + markdown_table(rows, columns)
-        + "\n\n### Targets\n\n"
-        + (_targets_text(targets) or "(none judged on this run)")
-        + "\n\n### Matrix products: the machine's BLAS on the step's shapes\n\n"
-        + gemm_text
+        f"epoch's matmul FLOPs / median_s; target_met: {_target_text(platform)}. "
     )
-    if full:
-        table += (
-            f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop, unroll "
-            f"{full['unroll']}): {full['wall_s']:.2f} s "
-            f"wall, of which compile {full['compile_s']:.2f} s; median epoch "
-            f"{full['median_epoch_s']:.3f} s."
-        )
+    table = _table(head, rows, targets, gemm_text, full, load_before, load_after)
     payload = {
         "workload": {
             "data": d.source,
@@ -938,6 +866,98 @@ def run(args) -> int:
     print(table)
     print(wrote_line(json_path, md_path, png))
     return 0
+
+
+def _checked_options(args) -> tuple[list[str], int]:
+    """The methods asked for and the timed rounds, from --methods, --repeats, --quick (and a check
+    of --torch-device)."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown --methods {', '.join(unknown)}; valid methods are {', '.join(METHODS)}")
+    repeats = 3 if args.quick else args.repeats
+    if repeats < 20 and not args.quick:
+        raise UsageError(
+            f"--repeats {repeats} is below 20; the method asks for a median of >= 20 "
+            "epochs (use --quick for a smoke run)"
+        )
+    if args.torch_device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown --torch-device {args.torch_device!r}; valid values are auto, cpu, cuda")
+    return methods, repeats
+
+
+def _first_samples(d, samples: int | None):
+    """The data set cut to its first ``samples`` training samples (--samples), or as it is."""
+    if not samples:
+        return d
+    if not BATCH <= samples <= len(d.x):
+        raise UsageError(f"--samples {samples} must lie in {BATCH}..{len(d.x)} (one batch to all)")
+    return d._replace(x=d.x[:samples], y=d.y[:samples], source=f"{d.source}, first {samples} samples", folder=None)
+
+
+def _results(times: dict[str, list[float]], made: dict, platform: str) -> dict:
+    """Each method's timing, its speedup over torch_eager, and whether it meets its target."""
+    from fnnjax.benchmarks._harness import Timing, paired_ratio
+
+    results = {}
+    for m, t in times.items():
+        method = made[m]
+        results[m] = Timing(
+            median_s=statistics.median(t),
+            min_s=min(t),
+            max_s=max(t),
+            repeats=len(t),
+            compile_s=method.compile_s,
+            times_s=t,
+            final_train_loss=method.last_loss,
+        )
+        if "torch_eager" in times:
+            results[m]["speedup_vs_torch"] = paired_ratio(times["torch_eager"], t)
+        if m.startswith("fnnjax_") and not m.startswith("fnnjax_train"):
+            results[m]["target_met"] = _target_met(platform, results[m])
+        if hasattr(method, "threads"):  # the torch methods
+            results[m]["torch_threads"] = int(getattr(method, "threads", 0))
+            results[m]["torch_device"] = str(getattr(method, "device", ""))
+    return results
+
+
+def _table(head: str, rows: list[dict], targets, gemm_text: str, full, load_before, load_after) -> str:
+    """The Markdown report: ``head`` and the machine's load, the table, the targets, the matrix
+    products and the whole run."""
+    from fnnjax.benchmarks._harness import markdown_table
+
+    columns = [
+        "method",
+        "median_s",
+        "min_s",
+        "max_s",
+        "repeats",
+        "compile_s",
+        "speedup_vs_torch",
+        "speedup_vs_fastest_peer",
+        "matmul_gflops",
+        "target_met",
+        "final_train_loss",
+    ]
+    load = lambda v: ", ".join(f"{x:.1f}" for x in v)  # noqa: E731
+    table = (
+        f"{head}Machine load "
+        f"average (1/5/15 min) before: {load(load_before)}, after: {load(load_after)}; cores: "
+        f"{os.cpu_count()}.\n\n"
+        + markdown_table(rows, columns)
+        + "\n\n### Targets\n\n"
+        + (_targets_text(targets) or "(none judged on this run)")
+        + "\n\n### Matrix products: the machine's BLAS on the step's shapes\n\n"
+        + gemm_text
+    )
+    if full:
+        table += (
+            f"\n\nWhole fnnjax.fit of {full['epochs']} epochs (backprop, unroll "
+            f"{full['unroll']}): {full['wall_s']:.2f} s "
+            f"wall, of which compile {full['compile_s']:.2f} s; median epoch "
+            f"{full['median_epoch_s']:.3f} s."
+        )
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,14 @@ from fnnjax._checkpoint import (
     save_checkpoint,
     save_params,
 )
-from fnnjax._differentiate import METHODS, default_step, finite_difference_gradient, gradient
+from fnnjax._differentiate import (
+    METHODS,
+    default_step,
+    finite_difference_gradient,
+    finite_difference_steps,
+    gradient,
+    representable_step,
+)
 from fnnjax._losses import LOSSES, l2_penalty, loss
 from fnnjax._model import MLP, SCHEMES, Layer, Params, Trace, forward, forward_trace, init_params
 
@@ -33,6 +40,7 @@ from fnnjax._perceptron import PerceptronResult, threshold_unit, train_perceptro
 from fnnjax._pretrain import Pretrained, TiedAutoencoder, autoencoder_mlp, pretrain, tied_gradient
 from fnnjax._sharding import data_mesh
 from fnnjax._train import (
+    EVAL_BATCH_SIZE,
     GRADIENTS,
     History,
     NonFiniteLossError,
@@ -40,8 +48,10 @@ from fnnjax._train import (
     TrainState,
     dropout_scales,
     evaluate,
+    evaluation_sums,
     fit,
     l2_decay,
+    prepare_data,
 )
 
 # checking gradients written by hand
@@ -51,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "EVAL_BATCH_SIZE",
     "GRADIENTS",
     "HIDDEN_ACTIVATIONS",
     "LOSSES",
@@ -71,7 +82,9 @@ __all__ = [
     "deltas",
     "dropout_scales",
     "evaluate",
+    "evaluation_sums",
     "finite_difference_gradient",
+    "finite_difference_steps",
     "fit",
     "forward",
     "forward_trace",
@@ -89,9 +102,11 @@ __all__ = [
     "NonFiniteLossError",
     "Params",
     "PerceptronResult",
+    "prepare_data",
     "pretrain",
     "Pretrained",
     "restore_checkpoint",
+    "representable_step",
     "Restored",
     "save_checkpoint",
     "save_params",

@@ -81,8 +81,38 @@ def weight_gradient(d: Array, a_prev: Array) -> Array:
     return jax.lax.platform_dependent(d, a_prev, cpu=_materialised_transpose_product, default=_plain_product)
 
 
+def mean_output_delta(mlp: MLP, loss: str, trace: Trace, target: Array, valid: Array | None = None) -> Array:
+    """delta^(L) of the batch mean R: :func:`output_delta` / N, ``(N, M_L)``.
+
+    ``valid`` (optional, ``(N,)`` bool): only those rows count and N is their number (the padded
+    last batch of :func:`fnnjax.fit`); the other rows get delta 0.
+    """
+    delta_out = output_delta(mlp, loss, trace, target)
+    if valid is None:
+        return delta_out / target.shape[0]
+    v = valid.astype(delta_out.dtype)
+    return delta_out * v[:, None] / jnp.sum(v)
+
+
+def parameter_gradients(params: Params, trace: Trace, ds: list[Array], l2) -> Params:
+    """F12-F13 from the error terms of the batch mean (``ds`` from :func:`backward` of
+    :func:`mean_output_delta`): ``dR/dW^(l) = delta^T a^(l-1) + l2 W^(l)``, ``dR/db^(l) = sum_i delta_i``.
+
+    ``l2``: lambda, a number or a traced scalar; a concrete 0 leaves the ``l2 * W`` pass out of the
+    program (the one place both :func:`backprop` and :func:`fnnjax.fit`'s step compute it).
+    """
+    grads = []
+    for d, a_prev, layer in zip(ds, trace.a[:-1], params):
+        gw = weight_gradient(d, a_prev)  # (1/N) sum_i delta_i a_i^T (the 1/N is in delta^(L))
+        if not is_static_zero(l2):  # a Python 0 leaves the weight-decay pass out of the program
+            gw = gw + jnp.asarray(l2, gw.dtype) * layer.W
+        grads.append(Layer(gw, jnp.sum(d, axis=0)))
+    return tuple(grads)
+
+
 def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy") -> tuple[Array, ...]:
-    """The error terms ``delta^(l) = dL_i/dz_i^(l)`` of every layer, per sample (F10, F11).
+    r"""The error terms $\delta^{(l)} = \partial \mathcal{L}_i / \partial z_i^{(l)}$ of every layer, per sample
+    (F10, F11).
 
     They are per-sample derivatives of the per-sample loss (no 1/N factor, no L2 term: the L2 term
     does not depend on z).
@@ -95,7 +125,7 @@ def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entr
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
 
     Returns:
-      ``(delta^(1), ..., delta^(L))``, each ``(N, M_l)`` (``(M_l,)`` for one sample); an empty batch
+      $(\delta^{(1)}, \dots, \delta^{(L)})$, each ``(N, M_l)`` (``(M_l,)`` for one sample); an empty batch
       (N = 0) gives empty arrays ``(0, M_l)`` (per-sample terms, no mean is taken).
 
     Raises:
@@ -115,10 +145,16 @@ def deltas(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entr
 
 
 def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy", l2=0.0) -> Params:
-    """The gradient of the risk R (F7) by the hand-written delta recursion (F10-F13, F16).
+    r"""The gradient of the risk $R$ (F7) by the hand-written $\delta$ recursion (F10-F13, F16).
 
-    ``dR/dW^(l) = (1/N) sum_i delta_i^(l) a_i^(l-1)T + l2 W^(l)`` and
-    ``dR/db^(l) = (1/N) sum_i delta_i^(l)``; no autodiff anywhere.
+    $$
+    \frac{\partial R}{\partial W^{(l)}}
+    = \frac{1}{N} \sum_i \delta_i^{(l)} \big(a_i^{(l-1)}\big)^\top + \lambda W^{(l)},
+    \qquad
+    \frac{\partial R}{\partial b^{(l)}} = \frac{1}{N} \sum_i \delta_i^{(l)},
+    $$
+
+    with $\lambda$ = ``l2``; no autodiff anywhere.
 
     Args:
       mlp: the :class:`MLP`.
@@ -126,12 +162,12 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
       y: targets, as for :func:`fnnjax.loss`.
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
-      l2: the weight-decay coefficient lambda >= 0 (may be traced; a concrete 0 leaves the
+      l2: the weight-decay coefficient $\lambda \ge 0$ (may be traced; a concrete 0 leaves the
         ``l2 * W`` pass out of the program; its rule: :func:`fnnjax.loss`).
 
     Returns:
-      A tuple of :class:`Layer` s ``(dR/dW^(l): (M_l, M_{l-1}), dR/db^(l): (M_l,))``, the structure of
-      params.
+      A tuple of :class:`Layer` s $(\partial R / \partial W^{(l)}, \partial R / \partial b^{(l)})$ of shapes
+      ``(M_l, M_{l-1})`` and ``(M_l,)``, the structure of params.
 
     Raises:
       ValueError/TypeError: as :func:`fnnjax.loss`, an empty batch (N = 0) included.
@@ -148,12 +184,5 @@ def backprop(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_en
     params, batch = prepare(mlp, params, x, y, loss)
     l2 = check_l2(l2, params_dtype(params))
     trace = trace_batch(mlp, params, batch.x)
-    n = batch.x.shape[0]
-    ds = backward(mlp, params, trace, output_delta(mlp, loss, trace, batch.target) / n)
-    grads = []
-    for d, a_prev, layer in zip(ds, trace.a[:-1], params):
-        gw = weight_gradient(d, a_prev)  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta^(L))
-        if not is_static_zero(l2):  # a Python 0 leaves the weight-decay pass out of the program
-            gw = gw + jnp.asarray(l2, gw.dtype) * layer.W
-        grads.append(Layer(gw, jnp.sum(d, axis=0)))
-    return tuple(grads)
+    ds = backward(mlp, params, trace, mean_output_delta(mlp, loss, trace, batch.target))
+    return parameter_gradients(params, trace, ds, l2)

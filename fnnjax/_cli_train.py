@@ -428,65 +428,25 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
     ckpt_dir = out / "checkpoints"
     config = _config(args, sizes)
 
-    import jax
     import tqdm
 
     import fnnjax
-    from fnnjax import Checkpointer, CheckpointError, NonFiniteLossError, latest_checkpoint
+    from fnnjax import CheckpointError, NonFiniteLossError
     from fnnjax._progress import show_progress
 
     mesh = None if args.devices is None else fnnjax.data_mesh(args.devices, what="--devices")
-    latest = latest_checkpoint(ckpt_dir)
-    if latest is not None and not args.resume:
-        raise _usage_error(
-            f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
-            "--resume to continue that run, or choose another --out"
-        )
-    if args.resume and latest is None:
-        raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without --resume to start training")
+    _check_resume(args, ckpt_dir)
     train, val, test, classes = _load_data(args, sizes)
     if args.checkpoint_policy:
         _check_writable(ckpt_dir)
     optimizer = _optimizer(args.optimizer, args.lr, args.schedule, args.epochs * -(-len(train[0]) // args.batch_size))
-    run_key = jax.random.key(args.seed)
-    init_key, train_key = jax.random.split(run_key)
-    params = fnnjax.init_params(init_key, mlp, scheme, **init_options)
-    opt_state, start, records = None, 0, []
-    if args.pretrain == "autoencoder" and not args.resume:
-        params = _pretrained(mlp, params, train[0], jax.random.split(run_key, 3)[2], args.pretrain_epochs)
-    if args.resume:
-        restored = _resume(ckpt_dir, mlp, optimizer, config)
-        params, opt_state, train_key, start = restored.state
-        records = restored.history
-        if start >= args.epochs:
-            print(f"checkpoint epoch {start} already reaches --epochs {args.epochs}; writing outputs")
+    params, opt_state, train_key, start, records = _start(
+        args, mlp, scheme, init_options, train[0], optimizer, config, ckpt_dir
+    )
     evals = {"test": test} if val is None else {"val": val, "test": test}
-    ckpt = None
-    if args.checkpoint_policy:
-        ckpt = Checkpointer(
-            ckpt_dir,
-            mlp=mlp,
-            **args.checkpoint_policy,
-            final_epoch=args.epochs,
-            history=records,
-            config=config,
-            max_to_keep=args.keep_checkpoints or None,
-        )
+    ckpt = _checkpointer(args, ckpt_dir, mlp, records, config) if args.checkpoint_policy else None
     done = list(records)
     compile_seconds = None
-
-    def checkpoint(record, state):
-        with preempt.deferred():  # a signal during a save waits for the save to finish
-            if ckpt is not None:  # always: this callback is passed only with a checkpointer
-                ckpt(record, state)
-
-    def stop_when_asked(record, state):
-        if not preempt.requested:
-            return False
-        if ckpt is not None and ckpt.last_saved != state.epoch:
-            with preempt.deferred():
-                ckpt.save(state)
-        return True
 
     with tqdm.tqdm(
         total=args.epochs,
@@ -508,7 +468,7 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
             )
             bar.update(1)
 
-        callbacks = [progress, *([checkpoint] if ckpt is not None else []), stop_when_asked]
+        callbacks = [progress, *_checkpoint_callbacks(ckpt, preempt)]
         try:
             if start < args.epochs and not preempt.requested:
                 params, history = fnnjax.fit(
@@ -539,6 +499,85 @@ def _train(args, sizes, scheme, init_options, mlp, out: Path, preempt) -> int:
             return 1
         except CheckpointError as err:  # a save failed (disk full, no permission): stop, say so
             raise _usage_error(f"{err}; fix that and run the same command with --resume") from err
+    return _finish(args, out, config, done, compile_seconds, mlp, params, preempt, start, ckpt)
+
+
+def _checkpoint_callbacks(ckpt, preempt) -> list:
+    """fit's callbacks after the progress bar: save by the checkpointer's policy (when there is one),
+    then stop when a signal asked to, saving the state first if that epoch is not saved yet."""
+
+    def checkpoint(record, state):
+        with preempt.deferred():  # a signal during a save waits for the save to finish
+            if ckpt is not None:  # always: this callback is passed only with a checkpointer
+                ckpt(record, state)
+
+    def stop_when_asked(record, state):
+        if not preempt.requested:
+            return False
+        if ckpt is not None and ckpt.last_saved != state.epoch:
+            with preempt.deferred():
+                ckpt.save(state)
+        return True
+
+    return [*([checkpoint] if ckpt is not None else []), stop_when_asked]
+
+
+def _checkpointer(args, ckpt_dir: Path, mlp, records, config):
+    """The run's :class:`~fnnjax.Checkpointer`, by --checkpoint-every and --keep-checkpoints."""
+    from fnnjax import Checkpointer
+
+    return Checkpointer(
+        ckpt_dir,
+        mlp=mlp,
+        **args.checkpoint_policy,
+        final_epoch=args.epochs,
+        history=records,
+        config=config,
+        max_to_keep=args.keep_checkpoints or None,
+    )
+
+
+def _check_resume(args, ckpt_dir: Path) -> None:
+    """Refuse to train over an earlier run's checkpoints without --resume, or to resume from none."""
+    from fnnjax import latest_checkpoint
+
+    latest = latest_checkpoint(ckpt_dir)
+    if latest is not None and not args.resume:
+        raise _usage_error(
+            f"{ckpt_dir} already holds checkpoints (newest: epoch {latest}); pass "
+            "--resume to continue that run, or choose another --out"
+        )
+    if args.resume and latest is None:
+        raise _usage_error(f"--resume but there is no checkpoint in {ckpt_dir}; run without --resume to start training")
+
+
+def _start(args, mlp, scheme, init_options, train_x, optimizer, config, ckpt_dir: Path):
+    """Where the run starts: ``(params, opt_state, key, epoch, history)``, fresh (initialised, maybe
+    pretrained) or, with --resume, from the newest checkpoint in ``ckpt_dir``."""
+    import jax
+
+    import fnnjax
+
+    run_key = jax.random.key(args.seed)
+    init_key, train_key = jax.random.split(run_key)
+    params = fnnjax.init_params(init_key, mlp, scheme, **init_options)
+    opt_state, start, records = None, 0, []
+    if args.pretrain == "autoencoder" and not args.resume:
+        params = _pretrained(mlp, params, train_x, jax.random.split(run_key, 3)[2], args.pretrain_epochs)
+    if args.resume:
+        restored = _resume(ckpt_dir, mlp, optimizer, config)
+        params, opt_state, train_key, start = restored.state
+        records = restored.history
+        if start >= args.epochs:
+            print(f"checkpoint epoch {start} already reaches --epochs {args.epochs}; writing outputs")
+    return params, opt_state, train_key, start, records
+
+
+def _finish(args, out: Path, config, done, compile_seconds, mlp, params, preempt, start: int, ckpt) -> int:
+    """Write the outputs of a run that ended (or was stopped by a signal) and say so; the exit status.
+
+    ``ckpt``: the run's :class:`~fnnjax.Checkpointer`, or None."""
+    ckpt_dir = out / "checkpoints"
     epoch = done[-1]["epoch"] if done else start
     if preempt.requested and epoch < args.epochs:
         saved = ckpt is not None and (ckpt.last_saved == epoch or (args.resume and epoch == start))
@@ -639,6 +678,12 @@ def run_predict(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``train`` and ``predict`` to the ``fnnjax`` command line."""
+    _add_train_parser(subparsers)
+    _add_predict_parser(subparsers)
+
+
+def _add_train_parser(subparsers) -> None:
+    """``fnnjax train``: the experiment's options (data, model, optimisation), then the run's."""
     from fnnjax._presets import add_preset_argument
 
     t = subparsers.add_parser(
@@ -694,6 +739,14 @@ def register(subparsers) -> None:
     t.add_argument(
         "--pretrain-epochs", type=int, default=5, help="autoencoder epochs per hidden layer with --pretrain (default 5)"
     )
+    _add_run_options(t)
+    add_preset_argument(t)  # after every option it may fill
+    t.set_defaults(func=run_train)
+
+
+def _add_run_options(t) -> None:
+    """The options of ``fnnjax train`` that say how the run goes (devices, checkpoints, output),
+    not what it computes."""
     t.add_argument(
         "--devices",
         type=int,
@@ -732,9 +785,10 @@ def register(subparsers) -> None:
     )
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_preset_argument(t)  # after every option it may fill
-    t.set_defaults(func=run_train)
 
+
+def _add_predict_parser(subparsers) -> None:
+    """``fnnjax predict``: draw test images with their true and predicted labels."""
     p = subparsers.add_parser(
         "predict",
         help="show test images with true and predicted labels (PNG)",

@@ -22,7 +22,14 @@ from fnnjax._backprop import backprop
 from fnnjax._losses import check_l2, prepare, risk
 from fnnjax._model import MLP, Params, params_dtype
 
-__all__ = ["METHODS", "gradient", "default_step", "finite_difference_gradient"]
+__all__ = [
+    "METHODS",
+    "gradient",
+    "default_step",
+    "finite_difference_steps",
+    "representable_step",
+    "finite_difference_gradient",
+]
 
 Array = jax.Array
 
@@ -31,12 +38,12 @@ METHODS = ("backprop", "grad", "vjp", "jacrev", "jacfwd", "jvp", "fd_central", "
 
 
 def default_step(dtype, method: str = "fd_central") -> float:
-    """The base finite-difference step for a dtype (F19).
+    r"""The base finite-difference step for a dtype (F19).
 
-    Central differences balance the O(h^2) truncation against the O(eps/h) rounding error at
-    ``h = eps^(1/3)`` (float64: 6.1e-6, float32: 4.9e-3); forward differences, O(h) against
-    O(eps/h), at ``h = eps^(1/2)`` (float64: 1.5e-8, float32: 3.5e-4). The step actually used for
-    parameter theta_i is ``h * max(1, |theta_i|)``.
+    Central differences balance the $O(h^2)$ truncation against the $O(\varepsilon/h)$ rounding error at
+    $h = \varepsilon^{1/3}$ (float64: 6.1e-6, float32: 4.9e-3); forward differences, $O(h)$ against
+    $O(\varepsilon/h)$, at $h = \varepsilon^{1/2}$ (float64: 1.5e-8, float32: 3.5e-4). The step actually
+    used for parameter $\theta_i$ is $h \max(1, |\theta_i|)$.
 
     Args:
       dtype: a floating dtype.
@@ -52,6 +59,51 @@ def default_step(dtype, method: str = "fd_central") -> float:
     """
     eps = float(jnp.finfo(dtype).eps)
     return eps ** (1.0 / 3.0) if method == "fd_central" else eps**0.5
+
+
+def finite_difference_steps(theta, step=None, *, method: str = "fd_central"):
+    r"""The finite-difference step of every coordinate (F19): $h_i = h \max(1, |\theta_i|)$ with
+    $h$ = :func:`default_step` of theta's dtype, or ``step`` for every coordinate, unscaled.
+
+    The one statement of the rule, for :func:`finite_difference_gradient` and :mod:`fnnjax.gradcheck`.
+    The steps are not yet rounded: :func:`representable_step` gives the ones actually taken.
+
+    Args:
+      theta: the flat point ``(P,)``, a floating NumPy or JAX array (the result is of the same kind).
+      step: None for the scaled default; a number (a traced one included) used as is.
+      method: ``fd_central`` or ``fd_forward`` (which default: $arepsilon^{1/3}$ or $arepsilon^{1/2}$).
+
+    Returns:
+      ``(P,)`` in theta's dtype.
+
+    Example:
+      >>> import numpy as np, fnnjax
+      >>> fnnjax.finite_difference_steps(np.array([0.5, -4.0]))  # float64: eps^(1/3) = 6.1e-6
+      array([6.05545445e-06, 2.42218178e-05])
+    """
+    xp = np if isinstance(theta, np.ndarray) and not isinstance(step, jax.core.Tracer) else jnp
+    if step is not None:
+        return xp.full_like(theta, step)
+    return (default_step(theta.dtype, method) * xp.maximum(1, xp.abs(theta))).astype(theta.dtype)
+
+
+def representable_step(theta, h):
+    """The step actually taken from ``theta`` by ``h``: ``(theta + h) - theta``, exact in the dtype
+    (F19), so that a difference quotient divides by the true distance between its points.
+
+    Args:
+      theta: the point (a NumPy or JAX array, or a scalar).
+      h: the intended step, broadcastable against ``theta`` (negative for a step down).
+
+    Returns:
+      The rounded step, of theta's shape and dtype.
+
+    Example:
+      >>> import numpy as np, fnnjax
+      >>> float(fnnjax.representable_step(np.float32(1e8), np.float32(3.0)))  # float32 spacing 8 there
+      0.0
+    """
+    return (theta + h) - theta
 
 
 def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=None) -> Array:
@@ -107,14 +159,11 @@ def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=No
             f"step = {step!r} overflows {np.dtype(dtype).name} (largest {biggest:g}); pass a smaller "
             "step, or step=None (the default, kept inside the dtype's range)"
         )
+    h = finite_difference_steps(jnp.asarray(theta), step, method="fd_central" if central else "fd_forward")
     if step is None:
-        base = default_step(dtype, "fd_central" if central else "fd_forward")
-        h = base * jnp.maximum(1, jnp.abs(theta))
         room = largest - (jnp.abs(theta) if central else theta)  # theta +- h stays finite (Sterbenz: exact)
         h = jnp.minimum(h, room)
-    else:
-        h = jnp.full_like(theta, step)
-    h = (theta + h) - theta  # make theta + h exactly representable
+    h = representable_step(theta, h)
     usable = jnp.isfinite(theta) & jnp.isfinite(h) & (h > 0)
     if central:
         usable = usable & jnp.isfinite(theta - h)

@@ -276,11 +276,11 @@ def check_l2(l2, dtype=None):
 
 
 def l2_penalty(params: Params, l2) -> Array:
-    """``(l2 / 2) * sum_l ||W^(l)||_F^2``, biases excluded (F7).
+    r"""$\frac{\lambda}{2} \sum_l \lVert W^{(l)} \rVert_F^2$ with $\lambda$ = ``l2``, biases excluded (F7).
 
     Args:
       params: a tuple of :class:`Layer` s (``W: (M_l, M_{l-1})``, ``b: (M_l,)``).
-      l2: the coefficient lambda (a concrete 0 gives a constant 0 and no pass over the weights).
+      l2: the coefficient $\lambda$ (a concrete 0 gives a constant 0 and no pass over the weights).
 
     Returns:
       The scalar penalty, in the params' dtype.
@@ -298,14 +298,34 @@ def l2_penalty(params: Params, l2) -> Array:
     return jnp.asarray(l2, dtype) / 2 * total
 
 
+def trace_risk(
+    mlp: MLP, loss: str, params: Params, trace: Trace, target: Array, l2, valid: Array | None = None
+) -> Array:
+    """R from a forward pass (F7): the batch mean of the per-sample loss plus the L2 term (the one
+    place :func:`fnnjax.loss`, :func:`fnnjax.gradient` and :func:`fnnjax.fit`'s step compute it).
+
+    ``valid`` (optional, ``(N,)`` bool): the mean is over those rows only (fit's padded last batch).
+    """
+    per = per_sample_loss(mlp, loss, trace, target)
+    if valid is None:
+        r = jnp.mean(per)
+    else:
+        v = valid.astype(per.dtype)
+        r = jnp.sum(per * v) / jnp.sum(v)
+    return r + l2_penalty(params, l2)
+
+
 def risk(mlp: MLP, params: Params, batch: Batch, loss: str, l2) -> Array:
     """R on checked inputs: batch mean of the per-sample loss plus the L2 term (F7)."""
-    trace = trace_batch(mlp, params, batch.x)
-    return jnp.mean(per_sample_loss(mlp, loss, trace, batch.target)) + l2_penalty(params, l2)
+    return trace_risk(mlp, loss, params, trace_batch(mlp, params, batch.x), batch.target, l2)
 
 
 def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entropy", l2=0.0) -> Array:
-    """The structural risk ``R(W, b) = (1/N) sum_i L(y_i, y_hat_i) + (l2/2) sum_l ||W^(l)||_F^2`` (F7).
+    r"""The structural risk (F7), with $\lambda$ = ``l2``:
+
+    $$
+    R(W, b) = \frac{1}{N} \sum_i \mathcal{L}(y_i, \hat y_i) + \frac{\lambda}{2} \sum_l \lVert W^{(l)} \rVert_F^2 .
+    $$
 
     Args:
       mlp: the :class:`MLP`.
@@ -315,9 +335,9 @@ def loss(mlp: MLP, params: Params, x: Array, y: Array, loss: str = "cross_entrop
         (one-hot, soft, multi-hot; any nonnegative weights);
         ``cross_entropy`` + sigmoid: ``(N, K)`` in [0, 1] (or ``(N,)`` when K = 1);
         ``mse`` / ``squared_error``: ``(N, M_L)`` (or ``(N,)`` when M_L = 1). One sample: drop N.
-      loss: ``mse`` (1/2 ||y_hat - y||^2), ``squared_error`` (||y_hat - y||^2) or ``cross_entropy``
-        (F6, from the logits).
-      l2: the weight-decay coefficient lambda >= 0 (may be a traced value; see the module
+      loss: ``mse`` ($\frac12 \lVert \hat y - y \rVert^2$), ``squared_error`` ($\lVert \hat y - y \rVert^2$) or
+        ``cross_entropy`` ($-\sum_k y_k \log \hat y_k$, F6, from the logits).
+      l2: the weight-decay coefficient $\lambda \ge 0$ (may be a traced value; see the module
         docstring for its rule).
 
     Returns:

@@ -505,7 +505,7 @@ def trace_batch(mlp: MLP, params: Params, x2d: Array, hidden_scale=None) -> Trac
 
 
 def forward_trace(mlp: MLP, params: Params, x: ArrayLike) -> Trace:
-    """The forward pass keeping every net input z^(l) and activation a^(l) (F1, F16 step 1).
+    r"""The forward pass keeping every net input $z^{(l)}$ and activation $a^{(l)}$ (F1, F16 step 1).
 
     Args:
       mlp: the :class:`MLP`.
@@ -513,8 +513,8 @@ def forward_trace(mlp: MLP, params: Params, x: ArrayLike) -> Trace:
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``; cast to the params' dtype.
 
     Returns:
-      A :class:`Trace` ``(z=(z^(1)..z^(L)), a=(a^(0)=x, ..., a^(L)))`` with batch shapes
-      ``(N, M_l)`` (``(M_l,)`` for one sample).
+      A :class:`Trace` with ``z`` $= (z^{(1)}, \dots, z^{(L)})$ and ``a`` $= (a^{(0)} = x, \dots, a^{(L)})$,
+      batch shapes ``(N, M_l)`` (``(M_l,)`` for one sample).
 
     Raises:
       ValueError/TypeError: when params do not match the MLP or x has the wrong width.
@@ -535,7 +535,9 @@ def forward_trace(mlp: MLP, params: Params, x: ArrayLike) -> Trace:
 
 
 def forward(mlp: MLP, params: Params, x: ArrayLike) -> Array:
-    """The network output ``a^(L) = phi(x; W, b)`` (F1).
+    r"""The network output $a^{(L)} = \varphi(x; W, b)$ (F1).
+
+    Layer by layer $a^{(l)} = f_l\big(W^{(l)} a^{(l-1)} + b^{(l)}\big)$ from $a^{(0)} = x$.
 
     Args:
       mlp: the :class:`MLP`.
@@ -543,7 +545,7 @@ def forward(mlp: MLP, params: Params, x: ArrayLike) -> Array:
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``; cast to the params' dtype.
 
     Returns:
-      ``a^(L)``: ``(N, M_L)``, or ``(M_L,)`` for one sample.
+      $a^{(L)}$: ``(N, M_L)``, or ``(M_L,)`` for one sample.
 
     Raises:
       ValueError/TypeError: when params do not match the MLP or x has the wrong width.

@@ -69,9 +69,9 @@ import numpy as np
 import optax
 from jax import lax
 
-from fnnjax._backprop import backward, output_delta, weight_gradient
-from fnnjax._losses import LOSSES, check_l2, check_loss, empty_batch_error, l2_penalty, per_sample_loss, prepare
-from fnnjax._model import MLP, Layer, Params, Trace, _layer_of, check_params, params_dtype, trace_batch
+from fnnjax._backprop import backward, mean_output_delta, parameter_gradients
+from fnnjax._losses import LOSSES, check_l2, check_loss, empty_batch_error, per_sample_loss, prepare, trace_risk
+from fnnjax._model import MLP, Params, Trace, _layer_of, check_params, params_dtype, trace_batch
 from fnnjax._sharding import batch_sharding, check_batch_divides, replicated, resolve_mesh
 from fnnjax._static_key import ByStructure
 
@@ -82,10 +82,13 @@ __all__ = [
     "NonFiniteLossError",
     "TrainState",
     "Trainer",
+    "EVAL_BATCH_SIZE",
     "dropout_scales",
     "evaluate",
+    "evaluation_sums",
     "fit",
     "l2_decay",
+    "prepare_data",
 ]
 
 Array = jax.Array
@@ -343,20 +346,8 @@ def _backprop_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array,
 
     ``valid`` (optional, ``(B,)`` bool): only those rows count; R is the mean over them."""
     trace = trace_batch(spec.mlp, params, x, scales)
-    delta_out = output_delta(spec.mlp, spec.loss, trace, target)
-    if valid is None:
-        delta_out = delta_out / x.shape[0]
-    else:
-        v = valid.astype(delta_out.dtype)
-        delta_out = delta_out * v[:, None] / jnp.sum(v)
-    ds = backward(spec.mlp, params, trace, delta_out, scales)
-    grads = []
-    for d, a_prev, layer in zip(ds, trace.a[:-1], params):
-        gw = weight_gradient(d, a_prev)  # F12-F13: (1/N) sum_i delta_i a_i^T (the 1/N is in delta_out)
-        if spec.l2:
-            gw = gw + hyper.l2.astype(gw.dtype) * layer.W
-        grads.append(Layer(gw, jnp.sum(d, axis=0)))
-    return tuple(grads), trace
+    ds = backward(spec.mlp, params, trace, mean_output_delta(spec.mlp, spec.loss, trace, target, valid), scales)
+    return parameter_gradients(params, trace, ds, hyper.l2 if spec.l2 else 0), trace
 
 
 def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array, target: Array, scales, valid=None):
@@ -364,15 +355,7 @@ def _autodiff_gradient(spec: _StepSpec, hyper: _Hyper, params: Params, x: Array,
 
     def risk(p):
         trace = trace_batch(spec.mlp, p, x, scales)
-        per = per_sample_loss(spec.mlp, spec.loss, trace, target)
-        if valid is None:
-            r = jnp.mean(per)
-        else:
-            v = valid.astype(per.dtype)
-            r = jnp.sum(per * v) / jnp.sum(v)
-        if spec.l2:
-            r = r + l2_penalty(p, hyper.l2)
-        return r, trace
+        return trace_risk(spec.mlp, spec.loss, p, trace, target, hyper.l2 if spec.l2 else 0, valid), trace
 
     return jax.grad(risk, has_aux=True)(params)
 
@@ -488,9 +471,45 @@ _train_epoch = jax.jit(
 
 
 @functools.partial(jax.jit, static_argnames=("mlp", "loss", "accuracy", "batch_size"))
-def _eval_sums(params, x, target, *, mlp: MLP, loss: str, accuracy: bool, batch_size: int):
-    """Sum of per-sample losses and of per-sample accuracies over a data set, ``(2,)`` in
-    :func:`_metric_dtype`; ``lax.map`` evaluates ``batch_size`` samples at a time."""
+def evaluation_sums(
+    params: Params, x: Array, target: Array, *, mlp: MLP, loss: str, accuracy: bool, batch_size: int
+) -> Array:
+    """The compiled evaluation program of :func:`evaluate` and :func:`fit`: the sum over a data set of
+    the per-sample losses and of the per-sample accuracies, ``lax.map`` over chunks of ``batch_size``
+    samples.
+
+    Divide by N for the means :func:`evaluate` reports. Jitted (``mlp``, ``loss``, ``accuracy`` and
+    ``batch_size`` static), so ``evaluation_sums.lower(...).compile()`` gives the program itself (the
+    levers benchmark times it). Nothing is checked here: take ``x`` and ``target`` from
+    :func:`prepare_data`.
+
+    Args:
+      params: a tuple of :class:`~fnnjax.Layer` s.
+      x: inputs ``(N, M_0)``, from :func:`prepare_data`.
+      target: target rows ``(N, M_L)``, from :func:`prepare_data`.
+      mlp: the :class:`~fnnjax.MLP`.
+      loss: ``mse``, ``squared_error`` or ``cross_entropy``.
+      accuracy: sum the per-sample accuracy (argmax match for softmax, the mean thresholded match
+        for sigmoid); False leaves 0 in its place.
+      batch_size: samples evaluated at a time (:data:`EVAL_BATCH_SIZE` by default in
+        :func:`evaluate`), at most N.
+
+    Returns:
+      ``(2,)``: the loss sum and the accuracy sum, in float64 for float64 data and float32 for any
+      other dtype.
+
+    Raises:
+      ValueError: from JAX for a ``batch_size`` below 1.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((4, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp, std=0.0)
+      >>> x, t = fnnjax.prepare_data(mlp, params, (jnp.ones((2, 4)), jnp.array([0, 2])))
+      >>> s = fnnjax.evaluation_sums(params, x, t, mlp=mlp, loss="cross_entropy", accuracy=True, batch_size=2)
+      >>> round(float(s[0]) / 2, 4)  # the mean loss, log 3
+      1.0986
+    """
     metric = _metric_dtype(x.dtype)
 
     def one(sample):
@@ -546,8 +565,37 @@ def _copy_on(mesh, tree):
     return lax.with_sharding_constraint(jax.tree.map(jnp.copy, tree), replicated(mesh))
 
 
-def _prepare_set(mlp: MLP, params: Params, data, loss: str, what: str, mesh=None) -> tuple[Array, Array]:
-    """Check an ``(x, y)`` pair against the MLP and loss; return device arrays x, target."""
+def prepare_data(
+    mlp: MLP, params: Params, data, *, loss: str = "cross_entropy", what: str = "data", mesh=None
+) -> tuple[Array, Array]:
+    """Check a data set against the MLP and loss as :func:`fit` and :func:`evaluate` do, and put it on
+    the device: the inputs and target rows that :func:`evaluation_sums` takes.
+
+    Args:
+      mlp: the :class:`~fnnjax.MLP`.
+      params: a tuple of :class:`~fnnjax.Layer` s (their dtype is the data's).
+      data: a pair ``(x, y)``: inputs ``(N, M_0)`` and targets as for :func:`fnnjax.loss`.
+      loss: ``mse``, ``squared_error`` or ``cross_entropy``.
+      what: the name of the data in error messages (``"train"``, ``"eval['val']"``).
+      mesh: a device mesh to replicate the arrays over, or None for the first device.
+
+    Returns:
+      ``(x, target)``: device arrays ``(N, M_0)`` and ``(N, M_L)`` (labels become one-hot rows) in the
+      params' dtype.
+
+    Raises:
+      TypeError: when ``data`` is not a pair.
+      ValueError: when x is not ``(N, M_0)``, N = 0, the targets do not fit the MLP or loss, or the
+        data hold NaN or inf.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, fnnjax
+      >>> mlp = fnnjax.MLP((4, 3), output="softmax")
+      >>> params = fnnjax.init_params(jax.random.key(0), mlp)
+      >>> x, t = fnnjax.prepare_data(mlp, params, (jnp.ones((2, 4)), jnp.array([0, 2])))
+      >>> t.tolist()
+      [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{what} must be a pair (x, y) of arrays, got {type(data).__name__}")
     x, y = data
@@ -607,10 +655,10 @@ def evaluate(mlp: MLP, params: Params, data, *, loss: str = "cross_entropy", bat
     params = check_params(mlp, params)
     check_loss(mlp, loss)
     _check_positive_int("batch_size", batch_size)
-    x, target = _prepare_set(mlp, params, data, loss, "data")
+    x, target = prepare_data(mlp, params, data, loss=loss)
     acc = _has_accuracy(mlp, loss)
     sums = np.asarray(
-        _eval_sums(params, x, target, mlp=mlp, loss=loss, accuracy=acc, batch_size=min(batch_size, x.shape[0]))
+        evaluation_sums(params, x, target, mlp=mlp, loss=loss, accuracy=acc, batch_size=min(batch_size, x.shape[0]))
     )
     n = x.shape[0]
     return {"loss": float(sums[0]) / n, "acc": float(sums[1]) / n if acc else None}
@@ -807,6 +855,8 @@ class Trainer:
       state: the :class:`TrainState` after the last epoch (its arrays are donated to the next one).
       history: the :class:`History` so far.
       compile_seconds: the compile time of the programs.
+      epoch_program: the compiled epoch program (``jax.stages.Compiled``: ``.as_text()`` is its
+        optimised HLO, which the levers benchmark inspects), or None when nothing is left to train.
       mesh: the ``jax.sharding.Mesh`` training runs on (from ``mesh`` or ``devices``), or None.
 
     Raises:
@@ -852,7 +902,7 @@ class Trainer:
         _check_drop_rate("dropout", dropout, params_dtype(params))  # 1 - 1e-9 rounds to 1 in float32
         check_loss(mlp, loss)
         self.mesh = mesh = resolve_mesh(mesh, devices)
-        self._x, self._target = _prepare_set(mlp, params, train, loss, "train", mesh)
+        self._x, self._target = prepare_data(mlp, params, train, loss=loss, what="train", mesh=mesh)
         n = self._x.shape[0]
         batch_size = _check_positive_int("batch_size", batch_size)
         if batch_size > n:
@@ -863,7 +913,7 @@ class Trainer:
             check_batch_divides(batch_size, mesh)
         eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
         self._evals = {
-            name: _prepare_set(mlp, params, data, loss, f"eval[{name!r}]", mesh)
+            name: prepare_data(mlp, params, data, loss=loss, what=f"eval[{name!r}]", mesh=mesh)
             for name, data in _named_evals(eval).items()
         }
         self._accuracy = _has_accuracy(mlp, loss)
@@ -896,7 +946,7 @@ class Trainer:
             unroll=unroll,
         ).compile()
         self._eval_fns = {
-            name: _eval_sums.lower(
+            name: evaluation_sums.lower(
                 params,
                 ex,
                 et,
@@ -909,6 +959,11 @@ class Trainer:
         }
         self.compile_seconds = time.perf_counter() - t0
         self.history.compile_seconds = self.compile_seconds
+
+    @property
+    def epoch_program(self):
+        """The compiled epoch program, or None when nothing was left to train (see the class)."""
+        return getattr(self, "_epoch_fn", None)
 
     def __iter__(self):
         return self

@@ -69,11 +69,11 @@ def diagnosis_text(report):
 @pytest.mark.parametrize(
     "spec, convention, n_cases, why",
     [
-        ("cs231n/fc_net.py", "cs231n", 6, "class FullyConnectedNet with loss(X, y) (detected)"),
-        ("cs231n/fc_net.py:TwoLayerNet", "cs231n", 3, "class TwoLayerNet with loss(X, y) (named on the command line)"),
-        ("cs231n/fc_loss.py", "cs231n", 6, "fc_net_loss(params, X, y, reg) (detected)"),
-        ("deeplearning_ai/dnn.py", "deeplearning-ai", 4, "defines L_model_forward and L_model_backward (detected)"),
-        ("nielsen/network.py", "nielsen", 4, "class Network with backprop(x, y) (detected)"),
+        ("cs231n/fc_net.py", "cs231n", 8, "class FullyConnectedNet with loss(X, y) (detected)"),
+        ("cs231n/fc_net.py:TwoLayerNet", "cs231n", 4, "class TwoLayerNet with loss(X, y) (named on the command line)"),
+        ("cs231n/fc_loss.py", "cs231n", 8, "fc_net_loss(params, X, y, reg) (detected)"),
+        ("deeplearning_ai/dnn.py", "deeplearning-ai", 6, "defines L_model_forward and L_model_backward (detected)"),
+        ("nielsen/network.py", "nielsen", 5, "class Network with backprop(x, y) (detected)"),
     ],
 )
 def test_right_course_submissions_pass_in_their_own_process(spec, convention, n_cases, why):
@@ -104,7 +104,7 @@ def test_cases_vary_depth_widths_batch_and_reg():
 # ----------------------------------------------------------------------------------------------
 # cs231n: the class form (FullyConnectedNet built in float64, its loss checked too)
 
-REG_CASES = [True, False, True, False, True, False]  # which cs231n cases have reg > 0
+REG_CASES = [True, False, True, False, True, False, True, True]  # which cs231n cases have reg > 0
 
 CS231N_MISTAKES = [
     # name, file, changes, failing cases, diagnosis
@@ -112,7 +112,7 @@ CS231N_MISTAKES = [
         "no_relu_mask",
         "layers.py",
         [("dx = dout * (x > 0)", "dx = dout")],
-        [True, False, True, True, True, True],
+        [True, False, True, True, True, True, True, True],
         r"grads\['W1'\], grads\['b1'\]: the ReLU mask is missing in the backward pass: relu_backward must pass dout "
         r"only where the layer's input was positive",
     ),
@@ -120,7 +120,7 @@ CS231N_MISTAKES = [
         "sum_not_mean",
         "layers.py",
         [("    dx /= N\n", "")],
-        [True] * 6,
+        [True] * 8,
         r"grads\['W1'\], grads\['W2'\], grads\['b1'\], grads\['b2'\]: a sum over the N = 7 samples where the mean "
         r"belongs \(the data term is N times too big: softmax_loss divides dscores by N\)",
     ),
@@ -172,21 +172,21 @@ CS231N_MISTAKES = [
         "sign_flipped",
         "layers.py",
         [("dx /= N", "dx /= -N")],
-        [True] * 6,
+        [True] * 8,
         r"sign flipped \(the data term = -expected: dscores = probs - onehot\(y\), not onehot\(y\) - probs\)",
     ),
     (
         "transposed_dw",
         "layers.py",
         [("dw = x.reshape(x.shape[0], -1).T @ dout", "dw = dout.T @ x.reshape(x.shape[0], -1)")],
-        [True] * 6,
+        [True] * 8,
         r"ValueError: operands could not be broadcast together with shapes \(8,5\) \(5,8\)",
     ),
     (
         "built_transposed",
         "fc_net.py",
         [("np.random.randn(dims[l - 1], dims[l])", "np.random.randn(dims[l], dims[l - 1])")],
-        [True] * 6,
+        [True] * 8,
         r"FullyConnectedNet\(\.\.\.\) built self.params\['W1'\] with shape \(8, 5\); cs231n's layout is "
         r"\(input, output\) = \(5, 8\): scores = X @ W \+ b",
     ),
@@ -246,38 +246,38 @@ DLAI_MISTAKES = [
     (
         "relu_backward_no_mask",
         [("    dZ[Z <= 0] = 0\n", "")],
-        [True, False, True, True],
+        [True, False, True, True, True, True],
         r"(?s)dW1, db1: relu_backward does not zero dZ where Z <= 0.*wrong only in layer 1 \(dW1, db1\)",
     ),
     (
         "no_one_over_m",
         [("dW = 1 / m * np.dot(dZ, A_prev.T)", "dW = np.dot(dZ, A_prev.T)"), ("db = 1 / m * np.sum", "db = np.sum")],
-        [True] * 4,
+        [True] * 6,
         r"dW1, dW2, db1, db2: a sum over the m = 7 examples where the mean belongs \(the gradient is m times too "
         r"big\): linear_backward's dW = \(1/m\) dZ A_prev.T",
     ),
     (
         "dAL_sign",
         [("dAL = -(np.divide", "dAL = (np.divide")],
-        [True] * 4,
+        [True] * 6,
         r"sign flipped \(the gradient = -expected\): dAL = -\(np.divide\(Y, AL\) - np.divide\(1 - Y, 1 - AL\)\)",
     ),
     (
         "dW_transposed",
         [("dW = 1 / m * np.dot(dZ, A_prev.T)", "dW = 1 / m * np.dot(A_prev, dZ.T)")],
-        [True] * 4,
+        [True] * 6,
         r"dW1: transposed: got has shape \(5, 4\) and equals expected.T \(shape \(4, 5\) expected\); linear_backward's",
     ),
     (
         "sigmoid_backward_of_AL_minus_Y",
         [("dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))", "dAL = AL - Y")],
-        [True] * 4,
+        [True] * 6,
         r"sigmoid_backward was given AL - Y, so dZ came out as \(AL - Y\) σ'\(Z\)",
     ),
     (
         "relu_on_the_output",
         [('parameters["b" + str(L)], "sigmoid")', 'parameters["b" + str(L)], "relu")')],
-        [True] * 4,
+        [True] * 6,
         r"L_model_forward's AL differs from sigmoid\(W_L A_\(L-1\) \+ b_L\)",
     ),
 ]
@@ -329,7 +329,7 @@ NIELSEN_MISTAKES = [
                 "delta = np.dot(self.weights[-l + 1].transpose(), delta)",
             )
         ],
-        [True, False, True, True],
+        [True, False, True, True, True],
         r"(?s)nabla_b\[0\], nabla_w\[0\]: sigmoid_prime\(z\) is missing in the hidden deltas.*wrong only in layer 1 "
         r"\(nabla_b\[0\], nabla_w\[0\], index 0\)",
     ),
@@ -341,7 +341,7 @@ NIELSEN_MISTAKES = [
                 "delta = self.cost_derivative(activations[-1], y)",
             )
         ],
-        [True] * 4,
+        [True] * 5,
         r"sigmoid_prime\(zs\[-1\]\) is missing in the output delta",
     ),
     (
@@ -350,7 +350,7 @@ NIELSEN_MISTAKES = [
             ("* sigmoid_prime(zs[-1])", "* sigmoid_prime(activations[-1])"),
             ("sp = sigmoid_prime(z)", "sp = sigmoid_prime(activations[-l])"),
         ],
-        [True] * 4,
+        [True] * 5,
         r"sigmoid_prime of the activation where sigmoid_prime\(z\) belongs",
     ),
     (
@@ -361,20 +361,20 @@ NIELSEN_MISTAKES = [
                 "nabla_w[-l] = np.dot(activations[-l - 1], delta.transpose())",
             )
         ],
-        [True, False, True, True],
+        [True, False, True, True, True],
         r"nabla_w\[0\]: transposed: got has shape \(4, 5\) and equals expected.T",
     ),
     (
         "cost_derivative_sign",
         [("return output_activations - y", "return y - output_activations")],
-        [True] * 4,
+        [True] * 5,
         r"sign flipped \(the gradient = -expected\): cost_derivative\(output_activations, y\) is "
         r"output_activations - y",
     ),
     (
         "cost_derivative_doubled",
         [("return output_activations - y", "return 2 * (output_activations - y)")],
-        [True] * 4,
+        [True] * 5,
         r"off by a factor 2 \(the gradient is doubled\): the cost ½‖a − y‖² has the derivative a − y",
     ),
 ]
@@ -454,6 +454,6 @@ def test_right_submissions_leave_their_inputs_alone_and_report_json():
     report = check_user_backprop(str(COURSES / "cs231n" / "fc_loss.py"), seed=3)
     d = json.loads(json.dumps(report.to_dict()))
     assert d["status"] == "pass" and d["convention"] == "cs231n" and d["isolated"] is True
-    assert d["entry"]["name"] == "fc_net_loss" and len(d["cases"]) == 6
+    assert d["entry"]["name"] == "fc_net_loss" and len(d["cases"]) == 8
     assert all(c["notes"] == [] and c["loss_value"]["passed"] for c in d["cases"])
     assert np.isfinite(d["seconds"])

@@ -321,3 +321,23 @@ def test_weight_gradient_writes_delta_transposed_out_on_the_cpu():
     gpu = jax.jit(weight_gradient).trace(d, a).lower(lowering_platforms=("cuda",)).as_text()
     assert "optimization_barrier" in cpu
     assert "optimization_barrier" not in gpu and "dot_general" in gpu
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_difference_steps_state_the_rule_once_for_numpy_and_jax(dtype):
+    theta = np.array([0.0, 0.5, -4.0, 1e3], dtype)
+    expected = (float(jnp.finfo(dtype).eps) ** (1 / 3) * np.maximum(1, np.abs(theta))).astype(dtype)
+    got = fnnjax.finite_difference_steps(theta)
+    assert isinstance(got, np.ndarray) and got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    on_device = jnp.asarray(theta)  # float32 unless x64 is on
+    np.testing.assert_array_equal(
+        np.asarray(fnnjax.finite_difference_steps(on_device)), fnnjax.finite_difference_steps(np.asarray(on_device))
+    )
+    np.testing.assert_array_equal(fnnjax.finite_difference_steps(theta, 1e-3), np.full_like(theta, 1e-3))
+    forward = fnnjax.finite_difference_steps(theta, method="fd_forward")
+    np.testing.assert_array_equal(
+        forward, (fnnjax.default_step(dtype, "fd_forward") * np.maximum(1, np.abs(theta))).astype(dtype)
+    )
+    taken = fnnjax.representable_step(theta, got)
+    np.testing.assert_array_equal((theta + taken) - theta, taken)  # exact: the step the quotient divides by

@@ -330,7 +330,10 @@ def test_diagnosis_helpers():
     e = np.arange(1.0, 7.0).reshape(2, 3)
     assert diagnose_leaf(e, e.T).startswith("transposed")
     assert diagnose_leaf(e, 4 * e).startswith("off by a constant factor 4")
-    assert diagnose_leaf(e, e + np.array([[0, 0, 1.0], [0, 0, 0]])) is None
+    assert diagnose_leaf(e, e + np.array([[0, 0, 1.0], [0, 0, 0]])).startswith(
+        "wrong in 1 of 6 elements (the first at [0, 2])"
+    )
+    assert diagnose_leaf(e, e + np.array([[0, 0, 1.0], [0, 1.0, 0]])) is None
     assert "non-finite" in diagnose_leaf(e, np.full_like(e, np.nan))
     c, res = fit_combination(2 * e - 0.5 * np.ones_like(e), [e, np.ones_like(e)])
     assert np.allclose(c, [2.0, -0.5]) and res < 1e-12

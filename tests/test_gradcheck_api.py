@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
     "fnnjax.gradcheck",
     "fnnjax.gradcheck._tolerance",
+    "fnnjax.gradcheck._rounding",
     "fnnjax.gradcheck._layout",
     "fnnjax.gradcheck._oracles",
     "fnnjax.gradcheck._stencil",

@@ -128,7 +128,7 @@ def test_fit_and_evaluate_check_labels_on_the_host_before_compiling(monkeypatch)
         raise AssertionError("a program was compiled before the labels were checked")
 
     monkeypatch.setattr(_train, "_train_epoch", type("NoJit", (), {"lower": never})())
-    monkeypatch.setattr(_train, "_eval_sums", never)
+    monkeypatch.setattr(_train, "evaluation_sums", never)
     x, y = np.zeros((8, 4), np.float32), np.array([0, 1, 2, 3, 0, 1, 2, 0])
     params = fnnjax.init_params(jax.random.key(0), SOFTMAX)
     with pytest.raises(ValueError, match=r"label 3 is out of range: the MLP has 3 classes"):

@@ -25,11 +25,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PRIVATE_IMPORT = re.compile(
     r"^\s*(?:from\s+(?P<from>[\w.]+)\s+import\s+(?P<names>[^\n#]+)|import\s+(?P<module>[\w.]+))", re.M
 )
-ALLOWED = {
-    # fit's evaluation program, measured by the levers benchmark: to become public in fnnjax._train
-    # (it is not part of this change); listed so that nothing else slips in beside it
-    ("benchmarks/levers.py", "fnnjax._train"),
-}
+ALLOWED: set[tuple[str, str]] = set()  # (path, module) pairs excused from the rule; none today
 
 
 def _private_imports(path: Path, own_package: str) -> list[str]:

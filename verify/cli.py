@@ -13,11 +13,10 @@ from pathlib import Path
 
 __all__ = ["register", "run"]
 
-CONVENTION_NAMES = ("fnnjax", "cs231n", "deeplearning-ai", "nielsen")
-"""The --convention names (fnnjax.verify.grader._conventions.CONVENTIONS, listed here so the parser imports no JAX)."""
+from .grader import CONVENTIONS, VISIBILITIES
 
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-"""Gradescope's visibility settings."""
+CONVENTION_NAMES = tuple(CONVENTIONS)
+"""The --convention names."""
 
 DESCRIPTION = """\
 Check every formula F1-F28 against independent evidence (jax.grad, jacfwd/jacrev, jvp/vjp, finite
@@ -36,6 +35,9 @@ examples:
   fnnjax verify --backprop mymodule:my_backprop
   fnnjax verify --backprop fc_net.py                      convention detected (cs231n's FullyConnectedNet)
   fnnjax verify --backprop network.py:Network --convention nielsen
+  fnnjax verify --backprop assignment2/cs231n/classifiers/fc_net.py      as the course imports it
+  fnnjax verify --backprop Building_your_Deep_Neural_Network_Step_by_Step.ipynb
+  fnnjax verify --backprop submission.zip                 each gradable file graded as its own part
   fnnjax verify --backprop dnn.py:L_model_backward --gradescope /autograder/results/results.json --points 20
 
 --backprop exit status: 0 every case passes, 1 a case fails (wrong, raised, timed out, crashed, wrong
@@ -59,8 +61,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--only", metavar="IDS", help="comma-separated check IDs or prefixes (F10 selects every F10-* check)"
     )
-    parser.add_argument("--list", action="store_true", help="list the checks (ID, formula page, claim) and exit")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default 0)")
+    parser.add_argument(
+        "--list", action="store_true", help="list the checks (ID, formula page, the check's docs entry, claim) and exit"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="base seed of every random draw (default 0; with --gradescope a fresh seed per run, "
+        "recorded in results.json, so that --seed reproduces the run)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -71,8 +81,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backprop",
         metavar="FILE.py[:NAME]",
-        help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] or "
-        "MODULE:NAME, run in its own process (see --convention)",
+        help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] (also inside a "
+        "course package, e.g. cs231n/classifiers/fc_net.py), NOTEBOOK.ipynb[:NAME], a FOLDER or a .zip as "
+        "handed in (each gradable file a part), or MODULE[:NAME]; run in its own process (see --convention)",
     )
     group = parser.add_argument_group("--backprop options")
     group.add_argument(
@@ -90,6 +101,24 @@ def register(subparsers) -> None:
         help="seconds the backprop may take on each case (default 10; its import may take max(SECONDS, 60))",
     )
     group.add_argument(
+        "--memory",
+        type=float,
+        metavar="MIB",
+        help="address space the submission may use, in MiB (default 4096; see the grader security page)",
+    )
+    group.add_argument(
+        "--no-namespaces",
+        action="store_true",
+        help="do not use PID/network/mount namespaces even where the kernel allows them (the path a "
+        "default Docker container takes: the user, limit and environment layers only)",
+    )
+    group.add_argument(
+        "--allow-autodiff",
+        action="store_true",
+        help="let the submission call automatic differentiation (jax.grad, torch.autograd...); by "
+        "default a case that does fails: the course asks for a backward pass written by hand",
+    )
+    group.add_argument(
         "--gradescope",
         metavar="PATH",
         help="write Gradescope's results.json there (one test per case, the diagnosis in its "
@@ -99,13 +128,36 @@ def register(subparsers) -> None:
         "--points",
         type=float,
         metavar="X",
-        help="the total score of --gradescope, split evenly over the cases (default: 1 per case)",
+        help="the total score of --gradescope, split evenly over the cases; when the file defines course "
+        "functions (per-function credit), evenly over the parts (each function, the whole network), then "
+        "each part's share over its cases (default: 1 per case)",
     )
     group.add_argument(
         "--visibility",
         choices=VISIBILITIES,
         metavar="WHEN",
         help="Gradescope visibility of the tests: " + ", ".join(VISIBILITIES) + " (default visible)",
+    )
+    group.add_argument(
+        "--l2-factor",
+        type=float,
+        metavar="F",
+        help="cs231n's L2 term is F·reg·Σ‖W‖² (default: 1 for assignment 1's neural_net.py TwoLayerNet, "
+        "2017 on; 0.5 otherwise; --l2-factor 0.5 grades 2016's assignment 1)",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        default=None,
+        help="judge with fnnjax's float64 tolerances instead of the course's own standard (cs231n's "
+        "rel_error <= 1e-7, deeplearning.ai's gradient_check_n <= 2e-7)",
+    )
+    group.add_argument(
+        "--init",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a constructor keyword the grader cannot fill on its own (repeatable; VALUE a Python literal "
+        "or a string), e.g. --init activation_mode=sigmoid",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -132,7 +184,7 @@ def _check_output(path: str | None, option: str) -> Path | None:
 
 
 def _list(checks) -> int:
-    from .formulas._report import render_list
+    from .formulas import render_list
 
     print(render_list(checks))
     return 0
@@ -150,6 +202,8 @@ def _backprop_options(args) -> tuple[Path | None, float | None]:
                 f"{flag} applies to the formula suite, not to --backprop; use --backprop with "
                 "--convention, --timeout, --seed, --json and --gradescope"
             )
+    if args.memory is not None and not (args.memory >= 256 and math.isfinite(args.memory)):
+        raise _usage(f"--memory {args.memory:g} must be at least 256 MiB, e.g. --memory 4096")
     if args.timeout is not None and not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise _usage(f"--timeout {args.timeout:g} must be a positive number of seconds, e.g. --timeout 10")
     gradescope = _check_output(args.gradescope, "--gradescope")
@@ -170,28 +224,66 @@ def _run_backprop(args, json_path: Path | None) -> int:
 
     from fnnjax.errors import UsageError
 
-    from .formulas._runner import environment
-    from .grader._gradescope import failure_results, gradescope_results, write_results
-    from .grader._user_backprop import DEFAULT_TIMEOUT, SubmissionError, check_user_backprop
+    from .formulas import environment
+    from .grader import (
+        CONVENTIONS,
+        DEFAULT_TIMEOUT,
+        BackpropReport,
+        Sandbox,
+        SubmissionError,
+        check_user_backprop,
+        failure_results,
+        fresh_seed,
+        gradescope_results,
+        parse_init,
+        write_results,
+    )
 
     visibility = args.visibility or "visible"
     start = time.perf_counter()
+    seed = args.seed if args.seed is not None else (fresh_seed() if gradescope is not None else 0)
     try:
-        report = check_user_backprop(
-            args.backprop, convention=args.convention, seed=args.seed, timeout=args.timeout or DEFAULT_TIMEOUT
+        init = parse_init(args.init)
+    except ValueError as err:
+        raise _usage(str(err)) from None
+    sandbox = Sandbox.from_options(args)
+    if gradescope is not None:  # provisional: a grader stopped midway still leaves a file that says so
+        write_results(
+            gradescope,
+            failure_results(
+                "not graded yet: the grader stopped before it finished; please tell your instructor",
+                convention=CONVENTIONS[args.convention] if args.convention else None,
+                points=points,
+                visibility=visibility,
+            )
+            | {"extra_data": {"seed": seed}},
         )
-    except SubmissionError as err:
+    from .grader import HandInError, check_handin, is_handin
+
+    notes: list[str] = []  # what loading noted (a notebook's skipped statements...)
+    options = {"convention": args.convention, "seed": seed, "timeout": args.timeout or DEFAULT_TIMEOUT}
+    options |= {"sandbox": sandbox, "l2_factor": args.l2_factor, "strict": bool(args.strict), "init": init}
+    try:
+        if is_handin(args.backprop):  # a folder or .zip: each gradable file is a part
+            report = check_handin(args.backprop, **options)
+        else:
+            report = check_user_backprop(args.backprop, notes=notes, **options)
+    except (SubmissionError, HandInError) as err:
         if gradescope is None:
-            raise
+            if isinstance(err, SubmissionError):
+                raise
+            raise SubmissionError(str(err)) from None
+        convention = getattr(err, "convention", None)
         write_results(
             gradescope,
             failure_results(
                 str(err),
-                convention=err.convention,
+                convention=convention,
                 points=points,
                 visibility=visibility,
                 seconds=time.perf_counter() - start,
-            ),
+            )
+            | {"extra_data": {"convention": None if convention is None else convention.name, "seed": seed}},
         )
         print(f"FAIL: {err}")
         return 1
@@ -207,11 +299,14 @@ def _run_backprop(args, json_path: Path | None) -> int:
                 points=points,
                 visibility=visibility,
                 seconds=time.perf_counter() - start,
-            ),
+            )
+            | {"extra_data": {"seed": seed}},
         )
         traceback.print_exc()
         return 1
+    print(sandbox.summary() if isinstance(report, BackpropReport) else report.sandbox)
     print(report.render())
+    print("".join(f"  note         {note}\n" for note in notes), end="")
     if json_path is not None:
         env = environment()
         device = env.pop("device")
@@ -219,7 +314,15 @@ def _run_backprop(args, json_path: Path | None) -> int:
             json.dumps({"backprop": report.to_dict(), "versions": env, "device": device}, indent=2) + "\n"
         )
     if gradescope is not None:
-        write_results(gradescope, gradescope_results(report, points=points, visibility=visibility))
+        if isinstance(report, BackpropReport):
+            results = gradescope_results(report, points=points, visibility=visibility)
+            results["output"] += "".join(f"\n{note}" for note in notes)
+        else:
+            results = report.gradescope(points=points, visibility=visibility)
+        results.setdefault("extra_data", {})["sandbox"] = (
+            sandbox.summary() if isinstance(report, BackpropReport) else report.sandbox
+        )
+        write_results(gradescope, results)
     return 0 if report.passed else 1
 
 
@@ -234,13 +337,12 @@ def run(args: argparse.Namespace) -> int:
     md_path = _check_output(args.markdown, "--markdown")
     if args.backprop:
         return _run_backprop(args, json_path)
-    for flag in ("convention", "timeout", "gradescope", "points", "visibility"):
+    for flag in ("convention", "timeout", "gradescope", "points", "visibility", "l2_factor", "strict", "init"):
         if getattr(args, flag) is not None:
-            raise _usage(f"--{flag} applies to --backprop; add --backprop FILE.py[:NAME] or leave --{flag} out")
+            option = "--" + flag.replace("_", "-")
+            raise _usage(f"{option} applies to --backprop; add --backprop FILE.py[:NAME] or leave {option} out")
 
-    from .formulas._registry import all_checks, select_checks
-    from .formulas._report import render_markdown, render_table, to_json
-    from .formulas._runner import run_suite
+    from .formulas import all_checks, render_markdown, render_table, run_suite, select_checks, to_json
 
     checks = all_checks()
     try:
@@ -249,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         raise _usage(str(err)) from None
     if args.list:
         return _list(selected)
-    result = run_suite(selected, seed=args.seed, quick=args.quick, progress=not args.no_progress)
+    result = run_suite(selected, seed=args.seed or 0, quick=args.quick, progress=not args.no_progress)
     print(render_table(result))
     if json_path is not None:
         json_path.write_text(to_json(result))

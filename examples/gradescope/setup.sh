@@ -16,7 +16,11 @@ if [ ${#wheels[@]} -gt 0 ]; then
 else
   /autograder/venv/bin/pip install fnnjax
 fi
-# NumPy is already there (a dependency of fnnjax); add what your students may import, e.g.:
+# NumPy is already there (a dependency of fnnjax). Add the packages the course's files import, so a
+# submission is never blamed for the course's environment (the grader names any that is missing):
+# h5py (deeplearning.ai's notebooks), future (cs231n's `from past.builtins import xrange`), scipy.
+/autograder/venv/bin/pip install h5py future scipy
+# and whatever else your students may import, e.g.:
 # /autograder/venv/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
 
 # Grade your own solution once (solution/ in the autograder zip, the files a student hands in):

@@ -112,11 +112,13 @@ def diagnose_leaf(
     rtol: float = 1e-6,
     factors: Sequence[tuple[float, str]] = (),
     suspects: Sequence[tuple[str, Any]] = (),
+    tol=None,
 ) -> str | None:
     """What a wrong gradient leaf looks like next to the right one, in words (None if no pattern).
 
     Tried in order: NaN/inf; transposed (``got.T == expected``, for any shape); named suspects
-    (``got == suspect``); zero; wrong in only a few elements (at most a tenth); a constant factor
+    (``got == suspect``); zero; wrong in only a few elements (at most a tenth, or one of three or
+    more); a constant factor
     ``got = c * expected`` (``c = -1``: sign flipped; c named with ``factors``); transposed up to
     a factor.
 
@@ -126,6 +128,9 @@ def diagnose_leaf(
       rtol: how close (relative to the larger of the two) arrays must be to count as equal.
       factors: ``(value, words)`` pairs for :func:`name_factor`.
       suspects: ``(description, array)`` pairs: known wrong gradients to recognise.
+      tol: the tolerance of each element (expected's shape), when a check judged them: an element
+        is then wrong where ``|got - expected| > tol`` (at an optimum every element is small next
+        to its rounding, and ``rtol max |expected|`` would call them all wrong).
 
     Returns:
       A phrase such as ``"off by a constant factor 2 (got = 2 x expected)"``, or None.
@@ -164,8 +169,9 @@ def diagnose_leaf(
         return "nonzero where the expected gradient is exactly zero"
     if float(np.max(np.abs(g), initial=0.0)) <= rtol * float(np.max(np.abs(e))):
         return "zero where the expected gradient is not (nothing computed for this parameter?)"
-    wrong = np.abs(g - e) > rtol * float(np.max(np.abs(e)))
-    if 0 < np.sum(wrong) <= wrong.size // 10:
+    limit = rtol * float(np.max(np.abs(e))) if tol is None else np.asarray(tol, np.float64)
+    wrong = np.abs(g - e) > limit
+    if 0 < np.sum(wrong) <= max(wrong.size // 10, 1 if wrong.size >= 3 else 0):
         first = [int(i) for i in np.argwhere(wrong)[0]]
         return (
             f"wrong in {int(np.sum(wrong))} of {wrong.size} elements (the first at {first}); "
@@ -233,12 +239,15 @@ def overall_diagnosis(
     paths: Sequence[str],
     ad_checked: bool,
     fd_checked: bool,
+    fd_confirmed: frozenset[str] | None = None,
 ) -> str:
     """The verdict of a failed check in one line: which oracle disagrees where, and why.
 
-    When the gradient agrees with one oracle element by element but not with the other, f itself
-    is blamed (its autodiff disagrees with its own values); otherwise the first failing leaf's
-    diagnosis and the :func:`tree_diagnosis` are given.
+    Only evidence that was computed is named. f itself is blamed (its autodiff disagrees with its
+    own values) only when the gradient agrees with one oracle *decisively* and the other disagrees:
+    central differences must have decided every element of a leaf where jax.grad disagrees (at an
+    optimum they decide nothing), and jax.grad must have been computed for the reverse claim.
+    Otherwise the first failing leaf's diagnosis and the :func:`tree_diagnosis` are given.
 
     Args:
       failing: the failing :class:`LeafResult` s.
@@ -247,6 +256,8 @@ def overall_diagnosis(
       paths: every leaf's path, in tree order.
       ad_checked: every element was compared with jax.grad.
       fd_checked: every element was compared with central differences (the full check).
+      fd_confirmed: the leaves whose every element central differences decided in the gradient's
+        favour (None: as in older versions, every leaf where they did not fail).
 
     Returns:
       One line.
@@ -254,21 +265,16 @@ def overall_diagnosis(
     ad = [r for r in failing if r.oracle == "autodiff"]
     fd = [r for r in failing if r.oracle == "fd"]
     order = list(paths).index
-    if ad and fd_checked and not fd:
+    ad_paths = {r.path for r in ad}
+    confirmed = ad_paths - {r.path for r in fd} if fd_confirmed is None else set(fd_confirmed)
+    transposed = any(r.transposed_shape for r in failing)
+    if ad and fd_checked and not fd and ad_paths <= confirmed and not transposed:
         return (
             f"your gradient agrees with central differences but not with jax.grad(f) in "
-            f"{', '.join(sorted({r.path for r in ad}, key=order))}: f's autodiff disagrees with f's own "
+            f"{', '.join(sorted(ad_paths, key=order))}: f's autodiff disagrees with f's own "
             "values there (a wrong custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?)"
         )
-    primary = ad or (fd if not ad_checked else [])
-    if primary:
-        first = primary[0]
-        tree = tree_diagnosis(primary, paths)
-        if tree and tree.startswith("every leaf"):
-            return tree
-        head = f"{first.path}: {first.diagnosis or 'wrong values, no simple pattern'}"
-        return f"{head}; {tree}" if tree else head
-    if fd or bad_probes:
+    if fd and ad_checked and not ad:
         where = sorted({r.path for r in fd} | {p.path for p in bad_probes}, key=order)
         return (
             f"your gradient agrees with jax.grad(f) but not with central differences in "
@@ -276,6 +282,31 @@ def overall_diagnosis(
             "custom_jvp/custom_vjp, a stop_gradient, a non-differentiable operation?) or f is noisy; "
             "the fd tolerance shown is the estimated error of the differences"
         )
+    primary = ad or fd
+    if primary:
+        first = primary[0]
+        tree = tree_diagnosis(primary, paths)
+        if tree and tree.startswith("every leaf"):
+            return tree
+        head = f"{first.path}: {first.diagnosis or 'wrong values, no simple pattern'}"
+        return f"{head}; {tree}" if tree else head
+    if bad_probes:
+        where = sorted({p.path for p in bad_probes}, key=order)
+        agrees = "your gradient agrees with jax.grad(f) but not" if ad_checked else "your gradient disagrees"
+        return (
+            f"{agrees} with central differences along random probes in {', '.join(where)}: f's "
+            "autodiff disagrees with f's own values there (a wrong custom_jvp/custom_vjp, a "
+            "stop_gradient, a non-differentiable operation?) or f is noisy; the fd tolerance shown is "
+            "the estimated error of the differences"
+        )
     if taylor_failed:
+        fd_all = fd_checked and fd_confirmed is not None and set(paths) <= set(fd_confirmed)
+        decided = "jax.grad(f)" if ad_checked else "central differences" if fd_all else None
+        if decided:
+            return (
+                f"your gradient agrees with {decided} element by element, but the Taylor remainder "
+                "shrinks only like e along a random direction: f's values disagree with that gradient "
+                "(a wrong custom_jvp/custom_vjp, a stop_gradient?) or f is not smooth there"
+            )
         return "the Taylor remainder shrinks only like e: the gradient is wrong along a random direction"
     return "failed"

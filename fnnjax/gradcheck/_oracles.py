@@ -1,7 +1,8 @@
 """Where and how f is evaluated: the plan of points (host) and the compiled oracle programs.
 
 The full check evaluates f at ``1 + 4P + 2K`` points (theta, the four-point stencil of every
-coordinate, the Taylor points along +d and -d) and takes one reverse pass of ``jax.grad``:
+coordinate, the Taylor points along +d and -d) and takes one reverse pass of ``jax.grad``, carrying
+the rounding bounds of f and of every gradient element beside it (:func:`rounding_scales`):
 :func:`plan_oracles` lays the points out on the host (with the steps actually taken after
 rounding) and :func:`evaluate_oracles` evaluates them in one traced computation. Fast mode
 (:func:`fast_oracles`) takes the reverse pass too, but evaluates the stencil only along a few
@@ -18,10 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnnjax._differentiate import finite_difference_steps, representable_step
 from fnnjax.gradcheck._args import StaticArgs, merge_args
 from fnnjax.gradcheck._layout import flat_function
+from fnnjax.gradcheck._rounding import RoundingScales, rounding_scales
 from fnnjax.gradcheck._taylor import TAYLOR_START, TAYLOR_STEPS
-from fnnjax.gradcheck._tolerance import eps
 
 __all__ = [
     "VMAP_LIMIT",
@@ -41,6 +43,33 @@ VMAP_LIMIT = 512
 """Up to this many parameters every evaluation point is built on the host and goes through one
 vmapped value-and-grad (one small program to compile); beyond, the stencil is evaluated inside the
 program in chunks of 64 coordinates."""
+
+_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+"""How the oracle programs are compiled: they run once, and with the rounding measurement beside
+jax.grad they are several times the size of f's program, so XLA's backend optimisations and the CPU
+fusion emitters are left out (compiling then takes a sixth of the time). A jaxlib that does not know
+an option compiles them with its defaults."""
+
+
+def _jit(fn, static_argnums):
+    """``jax.jit`` with :data:`_COMPILE`, falling back to the defaults where an option is unknown."""
+    fast = jax.jit(fn, static_argnums=static_argnums, compiler_options=_COMPILE)
+    plain = jax.jit(fn, static_argnums=static_argnums)
+    state = {"options": True}
+
+    @functools.wraps(fn)
+    def call(*args):
+        if state["options"]:
+            try:
+                return fast(*args)
+            except Exception as err:  # jaxlib raises its own error types for an unknown option
+                if "compile option" not in str(err):
+                    raise
+                state["options"] = False
+        return plain(*args)
+
+    return call
+
 
 _VMAP_ELEMENTS = 2**22
 """Fast mode vmaps over all its evaluation points while points x P stays below this (memory)."""
@@ -72,12 +101,15 @@ class FullOracles(NamedTuple):
       grad: jax.grad f at theta, ``(P,)``.
       stencil: ``f(theta + s e_i)`` for the four steps s of coordinate i, ``(P, 4)``.
       taylor: ``f(theta + e d)`` for the Taylor steps e, then for -e, ``(2K,)``.
+      scales: the measured :class:`RoundingScales` of f and of ``grad`` (None, for oracles built
+        by hand: the tolerances fall back to ``eps^(3/4) (|A_i| + max_leaf |A|)``).
     """
 
     f0: Any
     grad: Any
     stencil: Any
     taylor: Any
+    scales: RoundingScales | None = None
 
 
 def fd_steps(theta, step: float | None = None) -> np.ndarray:
@@ -99,10 +131,7 @@ def fd_steps(theta, step: float | None = None) -> np.ndarray:
       >>> fd_steps(np.array([0.5, -4.0]))  # float64: eps^(1/3) = 6.1e-6
       array([6.05545445e-06, 2.42218178e-05])
     """
-    theta = np.asarray(theta)
-    if step is not None:
-        return np.full_like(theta, step)
-    return (eps(theta.dtype) ** (1 / 3) * np.maximum(1, np.abs(theta))).astype(theta.dtype)
+    return np.asarray(finite_difference_steps(np.asarray(theta), step))
 
 
 def plan_oracles(theta, h, d, *, stencil: bool = True) -> OraclePlan:
@@ -134,10 +163,10 @@ def plan_oracles(theta, h, d, *, stencil: bool = True) -> OraclePlan:
     m = h.size
     steps = np.stack(
         [
-            (theta[:m] + h) - theta[:m],
-            (theta[:m] - h) - theta[:m],
-            (theta[:m] + 2 * h) - theta[:m],
-            (theta[:m] - 2 * h) - theta[:m],
+            representable_step(theta[:m], h),
+            representable_step(theta[:m], -h),
+            representable_step(theta[:m], 2 * h),
+            representable_step(theta[:m], -2 * h),
         ]
     )
     signed = np.concatenate(
@@ -155,10 +184,13 @@ def plan_oracles(theta, h, d, *, stencil: bool = True) -> OraclePlan:
 
 
 def evaluate_oracles(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> FullOracles:
-    """Evaluate f and jax.grad f where :func:`plan_oracles` says (traceable: call it under jit).
+    """Evaluate f and jax.grad f where :func:`plan_oracles` says (traceable: call it under jit;
+    called outside a trace, it compiles itself).
 
-    Costs ``4P + 2K + 1`` evaluations of F, vmapped: through one ``vmap(value_and_grad(F))`` when
-    the plan has its points, else one value-and-grad and the stencil in chunks of 64 coordinates.
+    Costs ``4P + 2K + 1`` evaluations of F, vmapped (in one ``vmap(F)`` when the plan has its
+    points, else the stencil in chunks of 64 coordinates), and one reverse pass of jax.grad with the
+    measurement of its rounding (:func:`rounding_scales`, about 16 gradients' worth of vectorised
+    tangent work).
 
     Args:
       F: the scalar function of the flat vector theta (see :func:`flat_function`).
@@ -175,15 +207,20 @@ def evaluate_oracles(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> F
       >>> float(values.f0), values.grad.tolist(), values.stencil.shape, values.taylor.shape
       (9.0, [3.0, 12.0], (2, 4), (48,))
     """
+    return jax.jit(lambda plan: _evaluate(F, plan))(plan)  # compiled when called outside a trace
+
+
+def _evaluate(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> FullOracles:
     m = plan.steps.shape[1]
     k = plan.taylor_steps.shape[0]
-    if plan.points is not None:
-        values, grads = jax.vmap(jax.value_and_grad(F))(jnp.asarray(plan.points))
-        return FullOracles(
-            values[0], grads[0], values[1 : 1 + 4 * m].reshape(4, m).T, values[1 + 4 * m : 1 + 4 * m + k]
-        )
     theta = jnp.asarray(plan.theta)
-    f0, autodiff = jax.value_and_grad(F)(theta)
+    _, autodiff, scales = rounding_scales(F, theta)
+    if plan.points is not None:
+        values = jax.vmap(F)(jnp.asarray(plan.points))
+        return FullOracles(
+            values[0], autodiff, values[1 : 1 + 4 * m].reshape(4, m).T, values[1 + 4 * m : 1 + 4 * m + k], scales
+        )
+    f0 = F(theta)
     steps = jnp.asarray(plan.steps)
 
     def column(i):
@@ -191,7 +228,7 @@ def evaluate_oracles(F: Callable[[jax.Array], jax.Array], plan: OraclePlan) -> F
 
     stencil = jax.lax.map(column, jnp.arange(m), batch_size=64) if m else jnp.zeros((0, 4), theta.dtype)
     taylor = jax.vmap(F)(theta[None, :] + jnp.asarray(plan.taylor_steps))
-    return FullOracles(f0, autodiff, stencil, taylor)
+    return FullOracles(f0, autodiff, stencil, taylor, scales)
 
 
 def _bound(f, static: StaticArgs, params, dynamic) -> Callable[[jax.Array], jax.Array]:
@@ -200,11 +237,14 @@ def _bound(f, static: StaticArgs, params, dynamic) -> Callable[[jax.Array], jax.
     return flat_function(lambda p: f(p, *args), params)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def full_oracles(f, static: StaticArgs, params, dynamic: tuple, plan: OraclePlan) -> FullOracles:
-    """:func:`evaluate_oracles` of ``f(params, *args)`` as one compiled program (keyed on f, the
-    static arguments and the shapes of params, the array arguments and the plan)."""
+def _full_oracles(f, static: StaticArgs, params, dynamic: tuple, plan: OraclePlan) -> FullOracles:
     return evaluate_oracles(_bound(f, static, params, dynamic), plan)
+
+
+full_oracles = _jit(_full_oracles, (0, 1))
+"""``full_oracles(f, static, params, dynamic, plan)``: :func:`evaluate_oracles` of ``f(params, *args)``
+as one compiled program (keyed on f, the static arguments and the shapes of params, the array
+arguments and the plan)."""
 
 
 class FastOracles(NamedTuple):
@@ -220,6 +260,9 @@ class FastOracles(NamedTuple):
       probe_norm: ``||u||``, ``(n,)``.
       gu_abs: ``sum_i |G_i u_i|``, the condition of ``<G, u>``, ``(n,)``.
       taylor: ``(2K, 2)``: f along +-e d and ``<G, actual step>``.
+      scales: the :class:`RoundingScales` of f and jax.grad f at theta.
+      along: ``sum_i |v_i| m_i`` for each probe v = u, then for d, ``(n + 1,)``: the rounding bound
+        of the gradient along the directions.
     """
 
     f0: Any
@@ -230,6 +273,8 @@ class FastOracles(NamedTuple):
     probe_norm: Any
     gu_abs: Any
     taylor: Any
+    scales: Any = None
+    along: Any = None
 
 
 class FastPlan(NamedTuple):
@@ -238,7 +283,8 @@ class FastPlan(NamedTuple):
     Attributes:
       probes: Gaussian probes per leaf.
       slices: each leaf's ``(start, stop)`` in theta.
-      with_grad: take the reverse pass of jax.grad (autodiff is among the oracles).
+      with_grad: autodiff is among the oracles (the reverse pass is taken regardless: its rounding
+        bounds set the tolerances of the differences).
     """
 
     probes: int
@@ -264,9 +310,9 @@ class FastPoint(NamedTuple):
     grad: Any
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, point: FastPoint) -> FastOracles:
-    """One reverse pass of jax.grad, then f along per-leaf Gaussian probes u and the Taylor direction d.
+def _fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, point: FastPoint) -> FastOracles:
+    """One reverse pass of jax.grad (with its rounding bounds), then f along per-leaf Gaussian probes
+    u and the Taylor direction d.
 
     Every evaluation of f is ``f(theta + c v)`` for a coefficient c and a direction v (a probe or
     d), done by one vmap (or ``lax.map`` in chunks of 16 points for large P) over (c, v), together
@@ -275,10 +321,9 @@ def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, 
     probes, slices, with_grad = plan
     theta, key, base_h, d, grad = point
     F = _bound(f, static, params, dynamic)
-    if with_grad:
-        f0, autodiff = jax.value_and_grad(F)(theta)
-    else:
-        f0, autodiff = F(theta), jnp.zeros_like(theta)
+    f0, autodiff, scales = rounding_scales(F, theta)
+    if not with_grad:
+        autodiff = jnp.zeros_like(theta)
     us, ts = [], []
     for k, (start, stop) in zip(jax.random.split(key, len(slices)), slices):
         u = jax.random.normal(k, (probes, stop - start), theta.dtype)
@@ -290,7 +335,7 @@ def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, 
     dirs = jnp.concatenate([U, d[None, :]])
     taylor = TAYLOR_START * 0.5 ** jnp.arange(TAYLOR_STEPS, dtype=theta.dtype)
     coef = jnp.concatenate([T, -T, 2 * T, -2 * T, taylor, -taylor])
-    which = jnp.concatenate([jnp.tile(jnp.arange(n), 4), jnp.full((2 * TAYLOR_STEPS,), n, jnp.int32)])
+    which = jnp.concatenate([jnp.tile(jnp.arange(n, dtype=jnp.int32), 4), jnp.full((2 * TAYLOR_STEPS,), n, jnp.int32)])
 
     def evaluate(c_i):
         c, i = c_i
@@ -303,6 +348,20 @@ def fast_oracles(f, static: StaticArgs, plan: FastPlan, params, dynamic: tuple, 
     steps_lin = lin[: 4 * n].reshape(4, n)
     lin_probe = jnp.stack([(steps_lin[0] - steps_lin[1]) / (2 * T), (steps_lin[2] - steps_lin[3]) / (4 * T)], axis=1)
     taylor_values = jnp.stack([values[4 * n :], lin[4 * n :]], axis=1)
+    along = jnp.abs(dirs) @ scales.grad_error.astype(theta.dtype)
     return FastOracles(
-        f0, autodiff, stencil, lin_probe, T, jnp.sqrt(jnp.sum(U * U, axis=1)), jnp.abs(U) @ jnp.abs(grad), taylor_values
+        f0,
+        autodiff,
+        stencil,
+        lin_probe,
+        T,
+        jnp.sqrt(jnp.sum(U * U, axis=1)),
+        jnp.abs(U) @ jnp.abs(grad),
+        taylor_values,
+        scales,
+        along,
     )
+
+
+fast_oracles = _jit(_fast_oracles, (0, 1, 2))
+"""``fast_oracles(f, static, plan, params, dynamic, point)``: :func:`_fast_oracles` as one compiled program."""

@@ -17,7 +17,9 @@ class LeafResult(NamedTuple):
     Attributes:
       path: the leaf's pytree path, e.g. ``[0].W``.
       oracle: ``autodiff`` or ``fd``.
-      passed: every checked element within its tolerance (and the leaf has its parameter's shape).
+      passed: no element disagrees: every checked element within its tolerance (and the leaf has
+        its parameter's shape). Agreement decides only the elements counted in ``inconclusive``'s
+        complement.
       shape: the shape of the leaf under test.
       max_abs_err: ``max_i |G_i - E_i|`` over the checked elements.
       rel_err: ``max_i |G_i - E_i| / max_i |E_i|`` (normwise relative error of the leaf).
@@ -28,6 +30,9 @@ class LeafResult(NamedTuple):
       skipped: elements not judged because the stencil straddles a kink.
       diagnosis: what the error looks like (transposed, a constant factor, ...) or None.
       param_shape: the parameter's shape (differs from ``shape`` for a transposed matrix).
+      inconclusive: elements within tolerance that this oracle cannot decide: its tolerance exceeds
+        1 % of the element's scale (central differences where ``|df/dtheta_i|`` is below their noise,
+        e.g. at an optimum), so a wrong value would pass there too.
     """
 
     path: str
@@ -43,6 +48,7 @@ class LeafResult(NamedTuple):
     skipped: int = 0
     diagnosis: str | None = None
     param_shape: tuple[int, ...] | None = None
+    inconclusive: int = 0
 
     @property
     def transposed_shape(self) -> bool:
@@ -82,8 +88,9 @@ class TaylorResult(NamedTuple):
     Attributes:
       rates: observed convergence rates along +d and -d (None where too few points lie above the
         rounding floor).
-      passed: True when a rate is >= 1.5 (a right gradient gives 2), False when every measured
-        rate is below 1.5 (a wrong one gives 1), None when inconclusive.
+      passed: True when a rate is >= 1.5 (a right gradient gives 2: corroborating evidence, never
+        enough to pass a check), False when the rates agree on 1 (a wrong one gives 1: the check
+        fails), None when inconclusive.
       steps: the steps e tried.
       remainders: ``r(e)`` along +d.
       note: why the verdict is what it is, in words.
@@ -126,7 +133,8 @@ class GradCheckReport:
     """Everything :func:`fnnjax.check_gradients` measured.
 
     Attributes:
-      passed: every leaf, probe and the Taylor test agree with the gradient.
+      passed: a decisive oracle (jax.grad, or central differences where they resolve the
+        derivative) agrees with every element and no oracle disagrees anywhere.
       mode: ``full`` (every element against every oracle) or ``fast`` (every element against
         jax.grad, random projections against finite differences).
       dtype: the parameters' dtype.
@@ -137,6 +145,8 @@ class GradCheckReport:
       taylor: the :class:`TaylorResult`, or None.
       diagnosis: the verdict over the whole tree, in words, or None when it passed.
       step: the base finite-difference step h.
+      inconclusive: nothing disagrees but some element is decided by no oracle (see
+        :attr:`verdict`).
     """
 
     passed: bool
@@ -149,6 +159,12 @@ class GradCheckReport:
     taylor: TaylorResult | None
     diagnosis: str | None
     step: float
+    inconclusive: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``fail`` or ``inconclusive`` (nothing disagrees, but no oracle decides some element)."""
+        return "pass" if self.passed else "inconclusive" if self.inconclusive else "fail"
 
     def failures(self) -> tuple[LeafResult, ...]:
         """The failing :class:`LeafResult` s, in leaf order."""
@@ -157,7 +173,7 @@ class GradCheckReport:
     def render(self) -> str:
         """The report as a table, one line per leaf and oracle, then the verdict."""
         head = (
-            f"gradient check: {'PASS' if self.passed else 'FAIL'} ({self.mode} mode, {self.dtype}, "
+            f"gradient check: {self.verdict.upper()} ({self.mode} mode, {self.dtype}, "
             f"{self.num_params} parameters; oracles: {', '.join(self.oracles)})"
         )
         lines = [head]
@@ -169,6 +185,10 @@ class GradCheckReport:
             )
             for r in self.leaves:
                 status = "pass" if r.passed else "FAIL"
+                if r.passed and r.inconclusive:
+                    status = (
+                        "inconclusive" if r.inconclusive + r.skipped >= math.prod(r.shape) else "pass"
+                    ) + f" ({r.inconclusive} undecided)"
                 if r.skipped:
                     status += f" ({r.skipped} at kinks skipped)"
                 if r.diagnosis and not r.passed:
@@ -206,6 +226,7 @@ class GradCheckReport:
         return jsonable(
             {
                 "passed": self.passed,
+                "verdict": self.verdict,
                 "mode": self.mode,
                 "dtype": self.dtype,
                 "num_params": self.num_params,

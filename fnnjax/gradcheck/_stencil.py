@@ -3,7 +3,9 @@
 For each coordinate (or probe direction) f is evaluated at ``+h, -h, +2h, -2h``. The estimate is
 the extrapolated ``(4 D(h) - D(2h)) / 3``; its tolerance is twice its estimated error, the truncation
 error measured from the two steps, ``|D(h) - D(2h)| / 3``, plus the rounding bound ``1.5 delta / h``
-with ``delta = 8 eps |f|``. A kink (ReLU at 0, a step's jump) is recognised from the same five
+with ``delta = max(8 eps |f|, e_f)``, where ``e_f`` bounds the rounding of f from its computation
+(:mod:`._rounding`): at an optimum the terms of f cancel, and f's rounding is that of its terms, not
+``eps |f|``. A kink (ReLU at 0, a step's jump) is recognised from the same five
 values: when the slope changes across the stencil by more than smooth truncation and rounding
 explain, the coordinate is *at a kink*.
 """
@@ -41,7 +43,9 @@ class Stencil(NamedTuple):
     one_sided_tol: np.ndarray
 
 
-def stencil_estimates(f0: float, values: np.ndarray, steps: np.ndarray, machine_eps: float) -> Stencil:
+def stencil_estimates(
+    f0: float, values: np.ndarray, steps: np.ndarray, machine_eps: float, f_error: float = 0.0
+) -> Stencil:
     """Central differences at h and 2h, Richardson extrapolation, error bounds and the kink measure.
 
     With ``S1 = f(h) - 2 f0 + f(-h)``, ``S2 = f(2h) - 2 f0 + f(-2h)`` and the one-sided second
@@ -55,6 +59,8 @@ def stencil_estimates(f0: float, values: np.ndarray, steps: np.ndarray, machine_
       values: ``f(theta + s e_i)`` for the steps ``+h, -h, +2h, -2h``, ``(n, 4)``.
       steps: the signed steps actually taken, ``(4, n)``.
       machine_eps: eps of the dtype f was evaluated in.
+      f_error: a bound on the rounding error of one evaluation of f near the point (absolute);
+        the rounding bound is ``delta = max(8 eps |f|, f_error)``.
 
     Returns:
       A :class:`Stencil` of ``(n,)`` arrays.
@@ -65,7 +71,7 @@ def stencil_estimates(f0: float, values: np.ndarray, steps: np.ndarray, machine_
     d2 = (fp2 - fm2) / (hp2 + hm2)
     estimate = (4 * d1 - d2) / 3
     scale = np.maximum(np.abs(values).max(axis=1), abs(f0))
-    delta = ROUNDING_FACTOR * machine_eps * scale
+    delta = np.maximum(ROUNDING_FACTOR * machine_eps * scale, f_error)
     h = 0.5 * (hp1 + hm1)
     tolerance = 2 * (np.abs(d1 - d2) / 3 + 1.5 * delta / h)
     s1, s2 = fp1 - 2 * f0 + fm1, fp2 - 2 * f0 + fm2
@@ -103,4 +109,4 @@ def central_differences(values, plan, dtype) -> np.ndarray:
     """
     return stencil_estimates(
         float(values.f0), np.asarray(values.stencil, np.float64), np.asarray(plan.steps, np.float64), eps(dtype)
-    ).estimate
+    ).estimate  # the estimate does not depend on the rounding bound

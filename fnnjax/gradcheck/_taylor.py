@@ -2,10 +2,12 @@
 
 ``r(e) = |f(theta + e d) - f(theta) - e <G, d>|`` shrinks like ``e^2`` when G is the gradient and
 like ``e`` when it is not. The observed rate is the median of the last three local rates
-``log2(r(e) / r(e/2))`` whose remainders lie above the rounding floor ``8 eps |f|`` (plus, when the
-gradient under test is coarser than f, the rounding of ``e <G, d>`` itself): a rate >= 1.5 passes,
-three local rates within 0.3 of 1 (on both sides) fail, and anything else (too few points above the
-floor, rates made erratic by kinks) is inconclusive.
+``log2(r(e) / r(e/2))`` whose remainders lie above the rounding floor: ``8 eps |f|``, the rounding
+of f from its computation (its terms cancel at an optimum) and the rounding of ``e <G, d>``
+itself. A rate >= 1.5 *corroborates* the gradient (it is no proof: an error in a few elements
+barely moves a random direction), three local rates within 0.3 of 1 (on both sides) fail, and
+anything else (too few points above the floor, rates made erratic by kinks) is inconclusive. The
+Taylor test can therefore fail a check but never pass one on its own.
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ def _rate_verdict(rates: list[float]) -> tuple[float | None, bool | None]:
 
 
 def taylor_result(
-    f0: float, taylor: np.ndarray, machine_eps: float, nonsmooth: bool, lin_floor: np.ndarray | None = None
+    f0: float,
+    taylor: np.ndarray,
+    machine_eps: float,
+    nonsmooth: bool,
+    lin_floor: np.ndarray | None = None,
+    f_floor: float = 0.0,
 ) -> TaylorResult:
     """The verdict of the Taylor test from f and the linear term along +d then -d.
 
@@ -65,7 +72,8 @@ def taylor_result(
       taylor: ``(2K, 2)``: ``f(theta + e d)`` and ``<G, actual step>`` for the steps e, then for -e.
       machine_eps: eps of the dtype f was evaluated in.
       nonsmooth: f showed kinks in the finite-difference stencil (a rate of 1 is then no proof).
-      lin_floor: ``(2K,)``, the rounding error of the linear term when G is coarser than f (or None).
+      lin_floor: ``(2K,)``, the rounding error of the linear term and of f's slope along the steps (or None).
+      f_floor: the rounding error of f from its computation, added to the floor.
 
     Returns:
       A :class:`TaylorResult`.
@@ -74,14 +82,16 @@ def taylor_result(
     steps = taylor_steps()
     fvals, lin = taylor[:, 0], taylor[:, 1]
     r = np.abs(fvals - f0 - lin)
-    floor = ROUNDING_FACTOR * machine_eps * (abs(f0) + np.abs(fvals) + np.abs(lin))
+    floor = ROUNDING_FACTOR * machine_eps * (abs(f0) + np.abs(fvals) + np.abs(lin)) + 2 * f_floor
     if lin_floor is not None:
         floor = floor + lin_floor
     verdicts = [_rate_verdict(_local_rates(r[:k], floor[:k])), _rate_verdict(_local_rates(r[k:], floor[k:]))]
     rates = (verdicts[0][0], verdicts[1][0])
     said = [v[1] for v in verdicts]
     if True in said:
-        return TaylorResult(rates, True, tuple(steps), tuple(r[:k]), "remainder shrinks like e^2")
+        return TaylorResult(
+            rates, True, tuple(steps), tuple(r[:k]), "remainder shrinks like e^2 (corroborates; decides nothing alone)"
+        )
     if said == [False, False]:
         if nonsmooth:
             return TaylorResult(

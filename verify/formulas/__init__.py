@@ -29,7 +29,7 @@ from ._registry import (
     get_check,
     select_checks,
 )
-from ._report import format_value, render_markdown, render_table, to_json
+from ._report import format_value, render_list, render_markdown, render_table, to_json
 from ._runner import CheckResult, SuiteResult, environment, run_check, run_suite
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "format_value",
     "formula_page",
     "get_check",
+    "render_list",
     "render_markdown",
     "render_table",
     "run_check",

@@ -11,8 +11,10 @@ course (``_convention_fnnjax.py``, ``_convention_cs231n.py``, ``_convention_deep
 ``_convention_nielsen.py``, listed in ``_conventions.py``), ``_detect.py`` (which convention a file
 is written in), ``_grading.py`` and ``_diagnosis.py`` (the verdict), ``_isolation.py``,
 ``_worker.py``, ``_wire.py``, ``_submission.py`` and ``_calls.py`` (the submission's process),
-``_gradescope.py`` and ``_backprop_report.py`` (the reports). The worker imports only
-``_worker.py``, ``_calls.py``, ``_submission.py`` and ``_wire.py``, relatively and without JAX.
+``_gradescope.py`` and ``_backprop_report.py`` (the reports), ``_functions.py`` (per-function
+credit: each course function the file defines, on its own cases). The worker imports only
+``_worker.py``, ``_calls.py`` (with ``_function_calls.py``), ``_submission.py`` and ``_wire.py``,
+relatively and without JAX.
 
 Example:
   >>> from fnnjax.verify.grader import check_user_backprop
@@ -21,16 +23,36 @@ Example:
   True
 """
 
-from ._gradescope import failure_results, gradescope_results, write_results
-from ._user_backprop import BackpropReport, CaseResult, SubmissionError, check_user_backprop, load_user_function
+from ._convention_setup import parse_init
+from ._conventions import CONVENTIONS
+from ._gradescope import VISIBILITIES, failure_results, gradescope_results, write_results
+from ._handin import HandInError, check_handin, is_handin
+from ._sandbox import Sandbox, fresh_seed
+from ._user_backprop import (
+    DEFAULT_TIMEOUT,
+    BackpropReport,
+    CaseResult,
+    SubmissionError,
+    check_user_backprop,
+    load_user_function,
+)
 
 __all__ = [
+    "CONVENTIONS",
+    "DEFAULT_TIMEOUT",
+    "VISIBILITIES",
     "BackpropReport",
     "CaseResult",
+    "HandInError",
+    "Sandbox",
     "SubmissionError",
+    "check_handin",
     "check_user_backprop",
     "failure_results",
+    "fresh_seed",
     "gradescope_results",
+    "is_handin",
     "load_user_function",
+    "parse_init",
     "write_results",
 ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from fnnjax import gradcheck as gc
 
 from ._convention import Case, Convention, Entry
 
-__all__ = ["BackpropReport", "CaseResult", "ValueCheck"]
+__all__ = ["BackpropReport", "CaseResult", "FunctionCaseResult", "FunctionResult", "ValueCheck"]
 
 
 class ValueCheck(NamedTuple):
@@ -80,6 +80,7 @@ class CaseResult:
                 "loss": self.case.loss,
                 "l2": self.case.l2,
                 "batch_size": self.case.batch,
+                "optional": self.case.optional,
                 "status": "pass" if self.passed else "fail",
                 "kind": self.kind,
                 "error": self.error,
@@ -142,6 +143,94 @@ class CaseResult:
         if self.notes:
             parts.append("inputs modified")
         return "FAIL  " + " ".join(parts)
+
+
+class FunctionCaseResult(NamedTuple):
+    """One case of one course function (per-function credit).
+
+    Attributes:
+      label: the case in the course's words (``N=3, D=4, M=5``).
+      passed: every output agrees with the reference within the course's threshold.
+      kind: ``ok`` (judged), ``unfinished`` (not implemented yet), or the kind of failure:
+        ``raised``, ``exit``, ``contract``, ``timeout``, ``crash``, ``output``, ``wire``,
+        ``structure``, ``load``.
+      message: what was found, in one line (what is wrong, expected against got; or the largest
+        relative error of a passing case).
+      rel_error: the largest course-style relative error of the outputs (None when nothing was judged).
+      worst: the output with the largest error (``dw``), or None.
+      seconds: the function's time on this case.
+      printed: the end of what the submission printed, when the case failed.
+    """
+
+    label: str
+    passed: bool
+    kind: str
+    message: str
+    rel_error: float | None = None
+    worst: str | None = None
+    seconds: float = 0.0
+    printed: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the case, status, kind, message and relative error."""
+        return _jsonable(
+            {
+                "case": self.label,
+                "status": "pass" if self.passed else "fail",
+                "kind": self.kind,
+                "message": self.message,
+                "rel_error": self.rel_error,
+                "worst": self.worst,
+                "seconds": round(self.seconds, 4),
+            }
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionResult:
+    """One course function checked on its own cases (a *part* of the grade).
+
+    Attributes:
+      name: the function's name in the course (``affine_backward``, ``Network.feedforward``).
+      course: the convention's name (``cs231n``).
+      cases: one :class:`FunctionCaseResult` per case.
+    """
+
+    name: str
+    course: str
+    cases: tuple[FunctionCaseResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Every case passes."""
+        return all(c.passed for c in self.cases)
+
+    @property
+    def unfinished(self) -> bool:
+        """The function is not implemented yet (the starter code left as it was)."""
+        return any(c.kind == "unfinished" for c in self.cases)
+
+    @property
+    def first_failure(self) -> FunctionCaseResult | None:
+        """The first failing case, or None."""
+        return next((c for c in self.cases if not c.passed), None)
+
+    def summary(self) -> str:
+        """One line: ``pass (2 cases)``, ``NOT IMPLEMENTED YET``, ``FAIL case 1: dw ...``."""
+        first = self.first_failure
+        if first is None:
+            return f"pass ({len(self.cases)} case{'s' if len(self.cases) != 1 else ''})"
+        n_pass = sum(c.passed for c in self.cases)
+        if first.kind == "unfinished":
+            k = self.cases.index(first) + 1
+            return "NOT IMPLEMENTED YET" + (f" (case {k}; {n_pass} of {len(self.cases)} cases pass)" if n_pass else "")
+        n_fail = sum(not c.passed for c in self.cases)
+        return f"FAIL {n_fail} of {len(self.cases)} cases (case {self.cases.index(first) + 1}: {first.message})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the function, its status and its cases."""
+        status = "pass" if self.passed else "not implemented yet" if self.unfinished else "fail"
+        return {"function": self.name, "status": status, "cases": [c.to_dict() for c in self.cases]}
 
 
 def _jsonable(v: Any) -> Any:
@@ -207,6 +296,9 @@ class BackpropReport:
       convention: the :class:`Convention` used.
       entry: what was checked and why (the detection), or None.
       isolated: the submission ran in its own process.
+      functions: per-function credit: the course functions the file defines, each checked on its
+        own cases (empty when it defines none); ``cases`` is then empty when the file has no
+        whole network to check.
     """
 
     passed: bool
@@ -217,11 +309,45 @@ class BackpropReport:
     convention: Convention | None = None
     entry: Entry | None = None
     isolated: bool = False
+    functions: tuple[FunctionResult, ...] = ()
+
+    @property
+    def first_wrong_function(self) -> FunctionResult | None:
+        """The first function, in the course's order, that fails a case (unfinished included), or None."""
+        return next((f for f in self.functions if not f.passed), None)
+
+    def functions_lines(self) -> list[str]:
+        """Per-function credit: one line per function, then the first wrong one (empty without functions)."""
+        if not self.functions:
+            return []
+        width = max(len(f.name) for f in self.functions)
+        lines = [f"per-function credit ({self.conv.name}: each function you wrote, checked on its own cases)"]
+        for k, f in enumerate(self.functions, start=1):
+            lines.append(f"  {k:>2}  {f.name:<{width}}  {f.summary()}")
+        wrong = self.first_wrong_function
+        if wrong is not None:
+            first = cast(FunctionCaseResult, wrong.first_failure)
+            number = wrong.cases.index(first) + 1
+            what = "not implemented yet" if first.kind == "unfinished" else f"case {number}: {first.message}"
+            if self.cases and not all(c.passed for c in self.cases):
+                lines.append(f"the whole network fails; the first wrong function is {wrong.name} ({what})")
+            else:
+                lines.append(f"the first wrong function is {wrong.name} ({what})")
+        elif self.cases and not all(c.passed for c in self.cases):
+            lines.append(
+                "every function checked on its own passes: the mistake is in how the network puts them together"
+            )
+        return lines
 
     @property
     def first_failure(self) -> CaseResult | None:
-        """The first failing :class:`CaseResult`, or None."""
-        return next((c for c in self.cases if not c.passed), None)
+        """The first failing scored :class:`CaseResult` (optional cases carry no points), or None."""
+        return next((c for c in self.cases if not c.passed and not c.case.optional), None)
+
+    @property
+    def optional_failures(self) -> tuple[CaseResult, ...]:
+        """The optional cases (depths the course never builds) that fail: reported, never scored."""
+        return tuple(c for c in self.cases if not c.passed and c.case.optional)
 
     @property
     def conv(self) -> Convention:
@@ -235,6 +361,11 @@ class BackpropReport:
     def header(self) -> str:
         """What was checked, against what, in which convention."""
         conv = self.conv
+        if not self.cases:
+            return (
+                f"checking the {conv.name} functions {self.function} defines, one by one, against the grader's "
+                f"own reference (float64, seed {self.seed})"
+            )
         if conv.name == "fnnjax":
             batch = {c.case.batch for c in self.cases}
             n = batch.pop() if len(batch) == 1 else "varies"
@@ -249,12 +380,23 @@ class BackpropReport:
             )
         if self.entry is not None and self.entry.why:
             head += f"\n  convention   {conv.name}: {self.entry.why}"
+        if conv.name != "fnnjax":
+            head += f"\n  standard     {conv.standard()}"
         return head
 
     def render(self) -> str:
         """A table of the cases, then the first failing case in detail with its diagnosis."""
         conv = self.conv
         lines = [self.header()]
+        if not self.cases:
+            lines += self.functions_lines()
+            n_fail = sum(not f.passed for f in self.functions)
+            lines.append(
+                f"PASS: all {len(self.functions)} functions agree with the reference ({self.seconds:.1f} s)"
+                if n_fail == 0
+                else f"FAIL: {n_fail} of {len(self.functions)} functions fail"
+            )
+            return "\n".join(lines)
         if conv.name == "fnnjax":
             width = max(len(c.case.activations) for c in self.cases)
             lines.append(f"  {'#':>2}  {'architecture':<13} {'activations':<{width}}  {'loss':<14} {'l2':<5} result")
@@ -269,15 +411,22 @@ class BackpropReport:
             for k, c in enumerate(self.cases, start=1):
                 lines.append(f"  {k:>2}  {conv.describe_case(c.case):<{width}}  {c.summary(conv)}")
         first = self.first_failure
+        scored = [c for c in self.cases if not c.case.optional]
+        optional = self.optional_failures
+        if optional:
+            numbers = ", ".join(f"#{self.cases.index(c) + 1}" for c in optional)
+            lines.append(f"optional cases {numbers} fail (depths the course never builds: no points, no verdict)")
+        cases = "cases" if len(scored) == len(self.cases) else "scored cases"
         if first is None:
-            lines.append(
-                f"PASS: all {len(self.cases)} cases agree with jax.grad and central differences ({self.seconds:.1f} s)"
-            )
+            passed = f"{len(scored)} scored cases" if optional else f"{len(self.cases)} cases"
+            lines.append(f"PASS: all {passed} agree with jax.grad and central differences ({self.seconds:.1f} s)")
+            lines += self.functions_lines()
             return "\n".join(lines)
-        n_fail = sum(not c.passed for c in self.cases)
+        n_fail = sum(not c.passed for c in scored)
         k = self.cases.index(first) + 1
-        lines.append(f"FAIL: {n_fail} of {len(self.cases)} cases fail. First failing case: #{k}")
+        lines.append(f"FAIL: {n_fail} of {len(scored)} {cases} fail. First failing case: #{k}")
         lines += first.lines(conv)
+        lines += self.functions_lines()
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -295,4 +444,5 @@ class BackpropReport:
             "batch_size": batch.pop() if len(batch) == 1 else None,
             "first_failure": None if first is None else self.cases.index(first) + 1,
             "cases": [c.to_dict() for c in self.cases],
+            **({"functions": [f.to_dict() for f in self.functions]} if self.functions else {}),
         }

@@ -10,11 +10,20 @@ Forms:
 - ``fnnjax``: ``fn(mlp, params, x, y, loss=..., l2=...)`` with JAX float64 arrays (imports fnnjax).
 - ``cs231n-function``: ``fn(params, X, y, reg) -> (loss, grads)``.
 - ``cs231n-class``: ``model = Cls(**init)`` (the constructor's own keywords only), the case's
-  values written into ``model.params``, then ``model.loss(X, y) -> (loss, grads)``.
+  values written into ``model.params``, then ``model.loss(X, y) -> (loss, grads)`` (assignment 1's
+  ``model.loss(X, y, reg=...)`` when the request has ``loss_reg``).
 - ``deeplearning-ai``: ``AL, caches = L_model_forward(X, parameters)``, then
   ``L_model_backward(AL, Y, caches) -> grads``.
-- ``nielsen``: ``net = Cls(sizes)``, ``net.biases`` and ``net.weights`` set, then
+- ``nielsen``: ``net = Cls(sizes)`` (a required ``activation...`` parameter gets ``"sigmoid"``,
+  ``init`` adds keywords), ``net.biases`` and ``net.weights`` set, then
   ``net.backprop(x, y) -> (nabla_b, nabla_w)``.
+- ``probe``: build the class of a request of the form ``request["form"]`` once, before the cases:
+  what its constructor built (cs231n), which cost the network has (Nielsen, network2.py's
+  ``self.cost``), or the one-line error of a constructor the grader cannot call.
+
+A class's constructor is called with the keywords it takes; a required parameter the grader cannot
+fill is named in one line with the signature and ``--init KEY=VALUE``, never as a ``TypeError`` from
+this file.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ._function_calls import PREFIX as FUNCTION_PREFIX, call_function
 from ._wire import to_numpy
 
 __all__ = ["FORMS", "CallError", "call", "prepare"]
@@ -33,15 +43,93 @@ class CallError(Exception):
     """The submission does not fit its convention's calling contract (raised before or around the call)."""
 
 
-def _accepted(cls, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The keywords of ``wanted`` that ``cls``'s constructor takes (all of them if it takes ``**kwargs``)."""
+_INIT_HINT = "pass other keyword values with --init KEY=VALUE (init={'KEY': VALUE} in Python)"
+
+
+def _signature_text(fn) -> str:
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _unfillable(cls, given: set[str], skip: int = 0) -> list[str]:
+    """The required parameters of ``cls``'s constructor that are not in ``given`` (after ``skip``
+    positional ones the grader passes positionally)."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for p in params[skip:]:
+        required = p.default is inspect.Parameter.empty and p.kind not in (
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        )
+        if required and p.name not in given:
+            out.append(p.name)
+    return out
+
+
+def _accepted(cls, wanted: dict[str, Any], fills: str = "", skip: int = 0) -> dict[str, Any]:
+    """The keywords of ``wanted`` that ``cls``'s constructor takes (all of them if it takes ``**kwargs``).
+
+    Raises:
+      CallError: the constructor has a required parameter that ``wanted`` does not fill (one line:
+        the signature, what the grader fills, ``--init``).
+    """
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return dict(wanted)
+    missing = _unfillable(cls, set(wanted), skip)
+    if missing:
+        name = getattr(cls, "__name__", "the class")
+        raise CallError(
+            f"{name}{_signature_text(cls)}: the grader cannot fill {', '.join(missing)}; it fills "
+            f"{fills or ', '.join(sorted(wanted))}; {_INIT_HINT}"
+        )
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(wanted)
     return {k: v for k, v in wanted.items() if k in params}
+
+
+def _here(err: BaseException) -> bool:
+    """The exception was raised in this file's own frame (a call whose arguments do not bind), not
+    inside the submission."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename == __file__
+
+
+def _invoke(fn, what: str, *args, **kwargs):
+    """``fn(*args, **kwargs)``; arguments that do not bind are the contract's failure (a CallError
+    naming ``what`` and its signature), never a TypeError pointing into the grader."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as err:
+        if not _here(err):
+            raise
+        hint = f"; {_INIT_HINT}" if isinstance(fn, type) else ""
+        raise CallError(
+            f"{what}{_signature_text(fn)} cannot be called as the convention calls it: {err}{hint}"
+        ) from None
+
+
+def _unfinished(model, cls_name: str) -> None:
+    """Raise when the constructor left ``self.params`` missing or empty (the starter code's TODO)."""
+    built = getattr(model, "params", None)
+    if built is None or (isinstance(built, dict) and not built):
+        how = "sets no self.params" if built is None else "leaves self.params empty"
+        raise CallError(f"not implemented yet: {cls_name}.__init__ {how} (the TODO is not done)")
+    if not isinstance(built, dict):
+        raise CallError(
+            f"{cls_name}(...).params is {type(built).__name__}, not a dict: the "
+            "constructor must fill self.params = {'W1': ..., 'b1': ..., ...}"
+        )
 
 
 def _prepare_fnnjax():
@@ -72,26 +160,37 @@ def _call_fnnjax(entry, request):
 
 def _call_cs231n_function(entry, request):
     params, X, y = request["params"], request["X"], request["y"]
-    returned = entry(params, X, y, request["reg"])
+    returned = _invoke(entry, getattr(entry, "__name__", "the function"), params, X, y, request["reg"])
     return {"returned": returned, "given": {"params": params, "X": X, "y": y}}
 
 
-def _call_cs231n_class(entry, request):
-    init = _accepted(entry, request["init"])
-    if "dtype" in init:
+def _build_cs231n(entry, request):
+    init = _accepted(entry, request["init"], request.get("fills", ""))
+    if init.get("dtype") == "float64":
         init["dtype"] = np.float64
-    model = entry(**init)
-    built = getattr(model, "params", None)
-    if not isinstance(built, dict):
-        raise CallError(
-            f"{type(model).__name__}(...).params is {type(built).__name__}, not a dict: the "
-            "constructor must fill self.params = {'W1': ..., 'b1': ..., ...}"
-        )
+    name = getattr(entry, "__name__", "the class")
+    model = _invoke(entry, name, **init)
+    _unfinished(model, name)
+    return model, init
+
+
+def _call_cs231n_class(entry, request):
+    model, init = _build_cs231n(entry, request)
+    name = getattr(entry, "__name__", "the class")
+    built = model.params
     initial = {str(k): list(np.shape(v)) for k, v in built.items()}
     for key, value in request["params"].items():
         built[key] = value
     X, y = request["X"], request["y"]
-    returned = model.loss(X, y)
+    if "loss_reg" in request:  # assignment 1: loss(X, y=None, reg=0.0)
+        if not _takes(model.loss, "reg"):
+            raise CallError(
+                f"{name}.loss{_signature_text(model.loss)} takes no reg; cs231n assignment 1's loss is "
+                "loss(X, y=None, reg=0.0)"
+            )
+        returned = _invoke(model.loss, f"{name}.loss", X, y, reg=request["loss_reg"])
+    else:
+        returned = _invoke(model.loss, f"{name}.loss", X, y)
     return {
         "returned": returned,
         "given": {"params": dict(model.params), "X": X, "y": y},
@@ -102,7 +201,7 @@ def _call_cs231n_class(entry, request):
 
 def _call_deeplearning_ai(module, request):
     parameters, X, Y = request["parameters"], request["X"], request["Y"]
-    forward = module.L_model_forward(X, parameters)
+    forward = _invoke(module.L_model_forward, "L_model_forward", X, parameters)
     if not (isinstance(forward, (tuple, list)) and len(forward) == 2):
         raise CallError(
             f"L_model_forward returned {type(forward).__name__}"
@@ -111,20 +210,81 @@ def _call_deeplearning_ai(module, request):
         )
     AL, caches = forward
     seen = to_numpy(AL)  # AL as L_model_forward returned it, before L_model_backward may change it
-    grads = module.L_model_backward(AL, Y, caches)
+    grads = _invoke(module.L_model_backward, "L_model_backward", AL, Y, caches)
     return {
         "returned": {"AL": AL if seen is None else seen.copy(), "grads": grads},
         "given": {"parameters": parameters, "X": X, "Y": Y},
     }
 
 
+def _takes(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _build_nielsen(entry, request):
+    """``Network(sizes, ...)``: sizes first, a required ``activation...`` parameter ``"sigmoid"``
+    (the book's), the ``init`` keywords; anything else required is a CallError."""
+    extra = dict(request.get("init") or {})
+    try:
+        params = list(inspect.signature(entry).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    for p in params[1:]:
+        if p.default is inspect.Parameter.empty and "activation" in p.name.lower() and p.name not in extra:
+            extra[p.name] = "sigmoid"
+    _accepted(entry, extra, request.get("fills", ""), skip=1)
+    name = getattr(entry, "__name__", "the class")
+    return _invoke(entry, name, list(request["sizes"]), **extra)
+
+
 def _call_nielsen(entry, request):
-    net = entry(list(request["sizes"]))
+    net = _build_nielsen(entry, request)
     net.biases = list(request["biases"])
     net.weights = list(request["weights"])
     x, y = request["x"], request["y"]
-    returned = net.backprop(x, y)
+    returned = _invoke(net.backprop, f"{type(net).__name__}.backprop", x, y)
     return {"returned": returned, "given": {"biases": list(net.biases), "weights": list(net.weights), "x": x, "y": y}}
+
+
+def _cost_kind(cost) -> dict[str, Any]:
+    """Which cost network2.py's ``self.cost`` is, from what its ``fn(a, y)`` computes (its name when
+    ``fn`` cannot say)."""
+    name = getattr(cost, "__name__", type(cost).__name__)
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.1, 0.9, (4, 1))
+    y = np.array([[1.0], [0.0], [0.0], [1.0]])
+    try:
+        value = float(np.asarray(cost.fn(a, y)).reshape(()))
+    except Exception:
+        value = None
+    quadratic = 0.5 * float(np.sum((a - y) ** 2))
+    cross_entropy = float(np.sum(-y * np.log(a) - (1 - y) * np.log(1 - a)))
+    if value is not None and abs(value - quadratic) <= 1e-9 * max(1.0, quadratic):
+        kind = "quadratic"
+    elif value is not None and abs(value - cross_entropy) <= 1e-9 * max(1.0, cross_entropy):
+        kind = "cross-entropy"
+    elif "entropy" in name.lower():
+        kind = "cross-entropy"
+    else:
+        kind = "quadratic"
+    return {"cost": kind, "cost_name": name}
+
+
+def _probe(entry, request):
+    """Build the class once: what its constructor built (cs231n), its cost (Nielsen)."""
+    form = request["form"]
+    if form == "cs231n-class":
+        model, init = _build_cs231n(entry, request["request"])
+        return {"returned": {"params": sorted(map(str, model.params)), "init": sorted(init)}}
+    if form == "nielsen":
+        net = _build_nielsen(entry, request["request"])
+        cost = getattr(net, "cost", None)
+        return {"returned": {"cost": None, "cost_name": None} if cost is None else _cost_kind(cost)}
+    return {"returned": {}}
 
 
 FORMS = {
@@ -133,6 +293,7 @@ FORMS = {
     "cs231n-class": _call_cs231n_class,
     "deeplearning-ai": _call_deeplearning_ai,
     "nielsen": _call_nielsen,
+    "probe": _probe,
 }
 """The calling contract of each form (see the module docstring)."""
 
@@ -162,4 +323,6 @@ def call(form: str, entry, request: dict[str, Any]) -> dict[str, Any]:
       CallError: the submission does not fit the form's contract.
       Exception: whatever the submission raises.
     """
+    if form.startswith(FUNCTION_PREFIX):  # one course function (per-function credit)
+        return call_function(form, entry, request)
     return FORMS[form](entry, request)

@@ -15,6 +15,8 @@ oracles, the judging, the diagnosis algorithm, the isolation) is shared.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -23,16 +25,19 @@ from typing import Any, NamedTuple, TypeVar, cast
 import numpy as np
 
 import fnnjax
+from fnnjax import gradcheck as gc
 
 from ._wire import Opaque
 
 __all__ = [
     "BATCH_SIZE",
+    "COURSE_VALUE_RTOL",
     "Case",
     "Convention",
     "Entry",
     "Inputs",
     "Mismatch",
+    "Options",
     "Unpacked",
     "coarsest",
     "copy_tree",
@@ -59,6 +64,9 @@ class Case(NamedTuple):
       loss: the loss name (fnnjax's).
       l2: the weight-decay coefficient (cs231n's ``reg``).
       batch: the number of samples N (m; 1 for Nielsen's one example).
+      optional: a depth the course's own notebooks never build (cs231n's ``hidden_dims=[]``, a
+        one-layer deeplearning.ai or Nielsen network): run and reported, but it carries no points
+        and does not decide the verdict.
     """
 
     sizes: tuple[int, ...]
@@ -67,6 +75,7 @@ class Case(NamedTuple):
     loss: str
     l2: float
     batch: int = BATCH_SIZE
+    optional: bool = False
 
     @property
     def mlp(self) -> fnnjax.MLP:
@@ -143,6 +152,29 @@ class Unpacked(NamedTuple):
     output: np.ndarray | None = None
 
 
+class Options(NamedTuple):
+    """How a check is configured beyond the convention (``check_user_backprop``'s keywords).
+
+    Attributes:
+      l2_factor: cs231n's L2 term is ``l2_factor·reg·Σ‖W‖²`` (None: the form's own, 1 for assignment
+        1's ``neural_net.py`` (2017 on), 0.5 otherwise).
+      strict: judge with fnnjax's float64 tolerances instead of the course's own standard.
+      init: extra constructor keywords ``(name, value)`` for the class forms (``--init KEY=VALUE``).
+      cost: Nielsen's cost, read from the network (``quadratic`` or ``cross-entropy``), or None.
+    """
+
+    l2_factor: float | None = None
+    strict: bool = False
+    init: tuple[tuple[str, Any], ...] = ()
+    cost: str | None = None
+
+
+COURSE_VALUE_RTOL = 1e-6
+"""In the course standard, a returned loss or network output is right when it agrees with the
+reference to this relative error (six significant digits: a float32 computation or a log(p + 1e-8)
+agrees to seven)."""
+
+
 class Mismatch(Exception):
     """What a submission returned does not fit its convention (structure, shape, dtype): one line."""
 
@@ -210,7 +242,7 @@ def scalar_value(value, name: str) -> tuple[float, str]:
 
 def coarsest(arrays: Sequence[np.ndarray]) -> str:
     """The floating dtype with the largest epsilon among arrays (float16 > float32 > float64)."""
-    return str(max((a.dtype for a in arrays), key=lambda d: np.finfo(d).eps))
+    return functools.reduce(gc.coarser, (str(a.dtype) for a in arrays))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,9 +270,103 @@ class Convention:
     returns_loss = False
     checks_output = False
     transposed_hint = ""
+    options = Options()
+    course_metric: str | None = None
+    """How the course measures a gradient's error: ``elementwise`` (cs231n's ``rel_error``:
+    ``max |x − y| / max(1e-8, |x| + |y|)``), ``norm`` (deeplearning.ai's ``gradient_check_n``:
+    ``‖x − y‖ / (‖x‖ + ‖y‖)``), or None (no course standard: fnnjax's tolerances only)."""
+    course_threshold = 0.0
+    """The largest error, in :attr:`course_metric`, the course's gradient checks accept."""
+    course_source = ""
+    """Where :attr:`course_threshold` comes from, in words."""
 
     def __repr__(self) -> str:
         return f"<convention {self.name}>"
+
+    def _trace_key(self) -> tuple:
+        """What the compiled programs (the reference, the wrong variants) depend on: instances that
+        differ only in words or options share them."""
+        return (type(self), float(getattr(self, "l2_factor", 0.0)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Convention) and self._trace_key() == other._trace_key()
+
+    def __hash__(self) -> int:
+        return hash(self._trace_key())
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def configured(self, entry: Entry, options: Options) -> Convention:
+        """This convention set up for one entry and the check's :class:`Options` (one instance per
+        setting, cached: the compiled reference programs are kept per instance)."""
+        form = self._form(entry)
+        key = (type(self).__name__, form, options.l2_factor, options.strict, repr(options.init), options.cost)
+        cache = Convention._configured
+        if key not in cache:
+            conv = copy.copy(self)
+            conv.options = options
+            conv._setup(entry, options)
+            cache[key] = conv
+        return cache[key]
+
+    _configured: dict[tuple, Convention] = {}
+
+    def _form(self, entry: Entry) -> str:
+        """Which of the convention's forms an entry is (what :meth:`_setup` depends on)."""
+        return ""
+
+    def _setup(self, entry: Entry, options: Options) -> None:
+        """Adjust this copy's attributes to an entry and options (called once per instance)."""
+
+    @property
+    def course_mode(self) -> bool:
+        """Judged by the course's own standard (not ``strict``, and the course has one)."""
+        return self.course_metric is not None and not self.options.strict
+
+    def standard(self) -> str:
+        """The standard a gradient is judged by, in words."""
+        if not self.course_mode:
+            return "fnnjax's float64 tolerances (eps^(3/4) against jax.grad, central differences, Taylor test)"
+        formula = (
+            "max |x − y| / max(1e-8, |x| + |y|)" if self.course_metric == "elementwise" else "‖x − y‖ / (‖x‖ + ‖y‖)"
+        )
+        return (
+            f"the course's: relative error {formula} ≤ {self.course_threshold:g} ({self.course_source}); "
+            "--strict for fnnjax's float64 tolerances"
+        )
+
+    def course_error(self, expected: np.ndarray, got: np.ndarray) -> float:
+        """The error of one returned array in the course's own measure (:attr:`course_metric`)."""
+        e, g = np.asarray(expected, np.float64), np.asarray(got, np.float64)
+        if e.shape != g.shape or not np.all(np.isfinite(g)):
+            return math.inf
+        if self.course_metric == "elementwise":
+            return float(np.max(np.abs(e - g) / np.maximum(1e-8, np.abs(e) + np.abs(g)), initial=0.0))
+        denominator = float(np.linalg.norm(e) + np.linalg.norm(g))
+        return float(np.linalg.norm(e - g)) / denominator if denominator else 0.0
+
+    def l2_coefficient(self, case: Case) -> float:
+        """fnnjax's weight-decay coefficient λ (its L2 term is ``0.5·λ·Σ‖W‖²``) for a case's ``l2``."""
+        return case.l2
+
+    def loss_l2_phrase(self, multiple: float) -> str:
+        """The returned loss's regularisation is ``multiple`` times the right one (0: none), in words."""
+        if multiple == 0:
+            return "the loss lacks the regularisation term"
+        return f"the loss's regularisation term is {multiple:g} times the right one"
+
+    def loss_layer_phrase(self, layer: int) -> str:
+        """The returned loss lacks layer ``layer``'s regularisation, in words."""
+        return f"the loss lacks the regularisation of layer {layer}"
+
+    def loss_bias_phrase(self) -> str:
+        """The returned loss regularises the biases too, in words."""
+        return "the loss regularises the biases too"
+
+    def constructor_fills(self, entry: Entry) -> str:
+        """What the grader fills in a class form's constructor, in words (for the error that names
+        a parameter it cannot fill)."""
+        return ""
 
     # -- cases and data ------------------------------------------------------------------------
 
@@ -325,9 +451,15 @@ class Convention:
         """The statement that only one layer is wrong."""
         return f"wrong only in layer {layer} ({', '.join(names)}): every other layer is right"
 
-    def describe_case(self, case: Case) -> str:
-        """A case in the course's words: ``5-8-4 (N = 7), reg = 0.3``."""
+    def case_words(self, case: Case) -> str:
+        """A case in the course's words, without the optional mark: ``5-8-4 (N = 7), reg = 0.3``."""
         return f"{case.architecture} (N = {case.batch})"
+
+    def describe_case(self, case: Case) -> str:
+        """A case in the course's words: ``5-8-4 (N = 7), reg = 0.3``; an optional case says so
+        (``6-3 (N = 5), reg = 0 [optional: a depth the course never builds, no points]``)."""
+        words = self.case_words(case)
+        return f"{words} [optional: a depth the course never builds, no points]" if case.optional else words
 
     def case_name(self, number: int, case: Case) -> str:
         """A case's title in an autograder's list: ``case 1: 5-8-4 (N = 7), reg = 0.3``."""

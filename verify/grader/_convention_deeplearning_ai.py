@@ -23,8 +23,8 @@ from ._convention import (
 __all__ = ["DEEPLEARNING_AI", "DeepLearningAI"]
 
 
-def _dlai_case(sizes, m):
-    return Case(sizes, ("relu",) * (len(sizes) - 2), "sigmoid", "cross_entropy", 0.0, m)
+def _dlai_case(sizes, m, optional=False):
+    return Case(sizes, ("relu",) * (len(sizes) - 2), "sigmoid", "cross_entropy", 0.0, m, optional)
 
 
 class DeepLearningAI(Convention):
@@ -43,10 +43,18 @@ class DeepLearningAI(Convention):
 
     all_cases = (
         _dlai_case((5, 4, 1), 7),
-        _dlai_case((3, 1), 5),
+        _dlai_case((3, 1), 5, optional=True),  # one layer: the course builds [n_x, n_h, n_y] and deeper
         _dlai_case((4, 6, 6, 1), 9),
         _dlai_case((6, 5, 3, 4, 1), 11),
+        _dlai_case((7, 3, 1), 5),
+        _dlai_case((3, 5, 4, 1), 6),
     )
+    """The course's networks have two layers or more (``[n_x, n_h, n_y]``, ``[12288, 20, 7, 5, 1]``),
+    here at small sizes; a one-layer network is optional."""
+
+    course_metric = "norm"
+    course_threshold = 2e-7
+    course_source = "deeplearning.ai's gradient_check_n, over every parameter at once, flags a difference above 2e-7"
 
     def layers_to_params(self, layers):
         out = {}
@@ -125,7 +133,7 @@ class DeepLearningAI(Convention):
             )
         return None
 
-    def describe_case(self, case):
+    def case_words(self, case):
         return f"layers_dims {list(case.sizes)} (m = {case.batch})"
 
     variants = {

@@ -50,6 +50,10 @@ class Fnnjax(Convention):
         Case((2, 5, 5, 1), ("sigmoid", "tanh"), "sigmoid", "squared_error", 0.1),
     )
 
+    def configured(self, entry, options):
+        """fnnjax's own convention has no options: always itself (judged by its float64 tolerances)."""
+        return self
+
     def layers_to_params(self, layers):
         return tuple(layers)
 
@@ -172,7 +176,7 @@ class Fnnjax(Convention):
     def layer_line(self, layer, names):
         return f"wrong only in layer {layer}: every other layer is right"
 
-    def describe_case(self, case):
+    def case_words(self, case):
         return (
             f"{case.architecture} (N = {case.batch}), activations {case.activations}, loss {case.loss}, "
             f"l2 = {case.l2:g}"

@@ -1,5 +1,10 @@
-"""The Nielsen convention (network.py): ``Network(sizes)``, sigmoid in every layer, the cost
-½‖a − y‖² of one example, ``backprop(x, y) -> (nabla_b, nabla_w)``."""
+"""The Nielsen convention (network.py, network2.py): ``Network(sizes)``, sigmoid in every layer, the
+cost of one example, ``backprop(x, y) -> (nabla_b, nabla_w)``.
+
+The cost is the network's own: network.py's ½‖a − y‖² (``cost_derivative``), or network2.py's
+``self.cost`` (``QuadraticCost`` or ``CrossEntropyCost``, told apart by what its ``fn(a, y)``
+computes), read from the constructed network before the cases run.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ from ._convention import (
 __all__ = ["NIELSEN", "Nielsen"]
 
 
-def _nielsen_case(sizes):
-    return Case(sizes, ("sigmoid",) * (len(sizes) - 2), "sigmoid", "mse", 0.0, 1)
+def _nielsen_case(sizes, optional=False, loss="mse"):
+    return Case(sizes, ("sigmoid",) * (len(sizes) - 2), "sigmoid", loss, 0.0, 1, optional)
 
 
 class Nielsen(Convention):
@@ -41,10 +46,37 @@ class Nielsen(Convention):
 
     all_cases = (
         _nielsen_case((4, 5, 3)),
-        _nielsen_case((3, 2)),
+        _nielsen_case((3, 2), optional=True),  # no hidden layer: the book's networks have one or more
         _nielsen_case((3, 5, 5, 2)),
         _nielsen_case((4, 6, 3, 5, 2)),
+        _nielsen_case((6, 4, 3)),
     )
+    """The book's networks have at least one hidden layer (``[784, 30, 10]``); none is optional."""
+
+    course_metric = "norm"
+    course_threshold = 1e-7
+    course_source = (
+        "the book has no gradient check: deeplearning.ai's measure over every parameter at once, with cs231n's 1e-7"
+    )
+
+    def _setup(self, entry, options):
+        if options.cost == "cross-entropy":
+            self.all_cases = tuple(c._replace(loss="cross_entropy") for c in type(self).all_cases)
+            self.title = (
+                "Nielsen, Neural Networks and Deep Learning (network2.py with CrossEntropyCost: sigmoid layers, "
+                "the cross-entropy cost of one example)"
+            )
+            self.reference = "the cross-entropy cost −Σ [y ln a + (1 − y) ln(1 − a)] of one example (CrossEntropyCost)"
+            self.variants = {**type(self).variants, **_CROSS_ENTROPY_VARIANTS}
+        elif options.cost == "quadratic":
+            self.title = (
+                "Nielsen, Neural Networks and Deep Learning (network2.py with QuadraticCost: sigmoid layers, "
+                "½‖a − y‖² of one example)"
+            )
+            self.variants = {**type(self).variants, **_QUADRATIC_VARIANTS}
+
+    def constructor_fills(self, entry):
+        return "sizes (its first parameter), an activation parameter with 'sigmoid', the rest with their defaults"
 
     def layers_to_params(self, layers):
         return {"biases": [layer.b.reshape(-1, 1) for layer in layers], "weights": [layer.W for layer in layers]}
@@ -59,7 +91,9 @@ class Nielsen(Convention):
 
     def request(self, case, inputs, entry):
         params = copy_tree(inputs.params)
-        return "nielsen", entry.name, {"sizes": list(case.sizes), **params, **copy_tree(inputs.data)}
+        init = dict(self.options.init)
+        request = {"sizes": list(case.sizes), "init": init, "fills": self.constructor_fills(entry)}
+        return "nielsen", entry.name, {**request, **params, **copy_tree(inputs.data)}
 
     def unpack(self, result, case, inputs, entry, *, index=0, spec="your function"):
         returned = result["returned"]
@@ -118,8 +152,22 @@ class Nielsen(Convention):
     def layer_line(self, layer, names):
         return f"wrong only in layer {layer} ({', '.join(names)}, index {layer - 1}): every other layer is right"
 
-    def describe_case(self, case):
+    def case_words(self, case):
         return f"sizes {list(case.sizes)} (one example)"
+
+
+_CROSS_ENTROPY_VARIANTS = {
+    "extra_output_fprime": "the output delta has a sigmoid_prime(z) too many: with the cross-entropy cost "
+    "CrossEntropyCost.delta(z, a, y) is (a - y), σ′ cancels (it is QuadraticCost's delta that has "
+    "(a - y) * sigmoid_prime(z))",
+}
+"""network2.py with CrossEntropyCost: its classic mistake is QuadraticCost's delta."""
+
+_QUADRATIC_VARIANTS = {
+    "no_output_fprime": "sigmoid_prime(z) is missing in the output delta: QuadraticCost.delta(z, a, y) is "
+    "(a - y) * sigmoid_prime(z) (only CrossEntropyCost's delta is a - y)",
+}
+"""network2.py with QuadraticCost: its output delta lives in QuadraticCost.delta."""
 
 
 NIELSEN = Nielsen()

@@ -4,7 +4,9 @@ The rules, applied to the module's public functions and classes (or to the one o
 
 - ``deeplearning-ai``: it defines both ``L_model_forward`` and ``L_model_backward``;
 - ``nielsen``: a class with a ``backprop`` method (network.py's ``Network``);
-- ``cs231n``: a class with a ``loss`` method (``FullyConnectedNet``, ``TwoLayerNet``), or a function
+- ``cs231n``: a class with a ``loss`` method (``FullyConnectedNet``, ``TwoLayerNet``; assignment 1's
+  ``TwoLayerNet(input_size, hidden_size, output_size)`` with ``loss(X, y, reg)`` is told apart by
+  its constructor), or a function
   that takes four positional arguments, one of them named ``reg`` (``fn(params, X, y, reg)``);
 - ``fnnjax``: a function that can be called as ``fn(mlp, params, x, y, loss=..., l2=...)``.
 
@@ -72,7 +74,12 @@ def _fits(kind: str, name: str, info: Any, functions: dict) -> list[Entry]:
         init = tuple(p[0] for p in info.get("init") or [])
         if "backprop" in info["methods"]:
             out.append(Entry("nielsen", "class", name, init, f"it defines class {name} with backprop(x, y)"))
-        if "loss" in info["methods"]:
+        if "loss" in info["methods"] and any(p in init for p in ("input_size", "hidden_size", "output_size")):
+            why = (
+                f"it defines class {name}({', '.join(init)}) with loss(X, y, reg): cs231n assignment 1's neural_net.py"
+            )
+            out.append(Entry("cs231n", "class", name, init, why))
+        elif "loss" in info["methods"]:
             out.append(Entry("cs231n", "class", name, init, f"it defines class {name} with loss(X, y)"))
         return out
     if name in ("L_model_forward", "L_model_backward") and {"L_model_forward", "L_model_backward"} <= set(functions):

@@ -203,7 +203,7 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evid
         leaf = _Leaf(
             evidence.expected[layout.slices[i]].reshape(layout.shapes[i]),
             np.asarray(evidence.got[i], np.float64),
-            case.l2 * evidence.params[i],
+            conv.l2_coefficient(case) * evidence.params[i],
             kind == "W",
             layer,
             [(k, np.asarray(v[i], np.float64)) for k, v in evidence.variants.items()],
@@ -232,8 +232,8 @@ class LossTerms(NamedTuple):
     Attributes:
       expected: the reference loss.
       data: its data term (the average loss over the batch).
-      bias: the regularisation the biases would add (0.5·reg·Σ b²).
-      layers: the regularisation of each layer's weights (0.5·reg·‖W_l‖²).
+      bias: the regularisation the biases would add (as the weights', with Σ b² for Σ W²).
+      layers: the regularisation of each layer's weights.
     """
 
     expected: float
@@ -261,17 +261,14 @@ def loss_diagnosis(conv: Convention, case: Case, got: float, terms: LossTerms) -
     def close(v):
         return abs(got - v) <= 1e-6 * max(1.0, abs(v))
 
-    if reg > 0 and close(data + 2 * reg):
-        return "the loss adds reg·Σ W² where cs231n's loss adds 0.5·reg·Σ W²"
-    if reg > 0 and close(data):
-        return "the loss lacks the regularisation term 0.5·reg·Σ W²"
-    if reg > 0 and close(data + 0.5 * reg):
-        return "the loss adds 0.25·reg·Σ W² where cs231n's loss adds 0.5·reg·Σ W²"
+    for multiple in (2.0, 0.0, 0.5):
+        if reg > 0 and close(data + multiple * reg):
+            return conv.loss_l2_phrase(multiple)
     for layer, term in enumerate(layer_terms, start=1):
         if term > 0 and len(layer_terms) > 1 and close(expected - term):
-            return f"the loss lacks 0.5·reg·‖W{layer}‖², the regularisation of layer {layer} (of Σ over every W)"
+            return conv.loss_layer_phrase(layer)
     if bias_term > 0 and close(expected + bias_term):
-        return "the loss regularises the biases too; cs231n's 0.5·reg·Σ W² has the weights only"
+        return conv.loss_bias_phrase()
     if close(n * data + reg):
         return f"the loss is the sum over the N = {n} samples where the mean belongs"
     if close(data / n + reg):

@@ -5,9 +5,12 @@ tests), ``execution_time`` (seconds), ``output`` (a summary the student reads), 
 ``visibility``, ``extra_data`` and ``tests``, each with ``name``, ``number``, ``score``,
 ``max_score``, ``status`` (``passed``/``failed``), ``output`` (what is wrong, the diagnosis),
 ``output_format`` and ``visibility``. The total (``--points``) is split over the cases in whole
-hundredths, so the test scores add up to it exactly. A submission that cannot be checked at all
-(it does not import, it fits no convention) or a grader that fails still gets a file: every case a
-test with score 0 and the message, never a missing file.
+hundredths, so the test scores add up to it exactly; a case the course never builds (``optional``)
+carries no points. With per-function credit (the course functions the file defines, each checked on
+its own cases) every function is a *part*, and so is the whole network: the total is split equally
+over the parts, then each part's share equally over its cases (:func:`split_parts`). A submission
+that cannot be checked at all (it does not import, it fits no convention) or a grader that fails
+still gets a file: every case a test with score 0 and the message, never a missing file.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._backprop_report import BackpropReport, CaseResult
+from ._backprop_report import BackpropReport, CaseResult, FunctionCaseResult, FunctionResult
 from ._convention import Case, Convention
 
-__all__ = ["VISIBILITIES", "failure_results", "gradescope_results", "split_points", "write_results"]
+__all__ = ["VISIBILITIES", "failure_results", "gradescope_results", "split_parts", "split_points", "write_results"]
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 """Gradescope's visibility settings (while any test is hidden the student does not see the total)."""
@@ -53,54 +56,147 @@ def _case_output(result: CaseResult, conv: Convention) -> str:
     return text
 
 
+def split_parts(total: float, counts: list[int]) -> list[list[float]]:
+    """``total`` split equally over the parts, then each part's share equally over its cases, in whole
+    hundredths that add up to ``total`` exactly.
+
+    Args:
+      total: the points (``--points``).
+      counts: the number of cases of each part (each at least 1).
+
+    Returns:
+      One list of points per part, one entry per case.
+
+    Example:
+      >>> from fnnjax.verify.grader._gradescope import split_parts
+      >>> parts = split_parts(10, [2, 3, 4])
+      >>> parts
+      [[1.67, 1.67], [1.11, 1.11, 1.11], [0.84, 0.83, 0.83, 0.83]]
+      >>> round(sum(map(sum, parts)), 2)
+      10.0
+    """
+    return [split_points(share, n) for share, n in zip(split_points(total, len(counts)), counts)]
+
+
+def _function_output(function: FunctionResult, number: int, case: FunctionCaseResult) -> str:
+    text = f"{function.name}, case {number} ({case.label}): "
+    if case.passed:
+        return text + case.message
+    if case.kind == "unfinished":
+        return text + case.message
+    prefix = {"raised": "your function raised "}.get(case.kind, "")
+    text += prefix + case.message
+    if case.printed and case.kind in ("raised", "crash", "exit"):
+        tail = case.printed.strip().splitlines()[-3:]
+        text += "".join(f"\nit printed: {line[:200]}" for line in tail)
+    return text
+
+
+def _network_tests(report: BackpropReport, prefix: str, number: str) -> list[tuple[str, str, bool, str, bool]]:
+    """(name, number, passed, output, scored) of each whole-network case."""
+    conv = report.conv
+    return [
+        (
+            prefix + conv.case_name(k, r.case),
+            f"{number}{k}",
+            r.passed,
+            _case_output(r, conv),
+            not getattr(r.case, "optional", False),
+        )
+        for k, r in enumerate(report.cases, start=1)
+    ]
+
+
 def gradescope_results(
     report: BackpropReport, *, points: float | None = None, visibility: str = "visible"
 ) -> dict[str, Any]:
     """The results.json contents for a finished check.
 
+    One test per case of the whole network. With per-function credit (``report.functions``: the
+    course functions the file defines) there is one *part* per function plus the whole network (if
+    the file has one), one test per case of each part (``affine_backward: case 2 (N=4, D=6, M=3)``),
+    numbered ``part.case``; ``points`` is split equally over the parts and each part's points
+    equally over its cases (:func:`split_parts`). A case the course never builds (``optional``)
+    carries no points.
+
     Args:
       report: the :class:`BackpropReport`.
-      points: the total score (default: 1 per case).
+      points: the total score (default: 1 per case that carries points).
       visibility: of every test and of the summary.
 
     Returns:
       A JSON-able dict in Gradescope's format.
     """
     conv = report.conv
-    total = float(len(report.cases) if points is None else points)
-    maxima = split_points(total, len(report.cases))
+    parts: list[list[tuple[str, str, bool, str, bool]]] = []
+    if report.functions:
+        if report.cases:
+            parts.append(_network_tests(report, "whole network: ", "1."))
+        for p, f in enumerate(report.functions, start=len(parts) + 1):
+            parts.append(
+                [
+                    (f"{f.name}: case {k} ({c.label})", f"{p}.{k}", c.passed, _function_output(f, k, c), True)
+                    for k, c in enumerate(f.cases, start=1)
+                ]
+            )
+    else:
+        parts.append(_network_tests(report, "", ""))
+    scored = [[t for t in part if t[4]] for part in parts]
+    if points is None:
+        maxima = [[1.0] * len(part) for part in scored]
+    else:
+        maxima = split_parts(float(points), [len(part) for part in scored if part])
+        maxima_iter = iter(maxima)
+        maxima = [next(maxima_iter) if part else [] for part in scored]
     tests = []
-    for k, (result, most) in enumerate(zip(report.cases, maxima), start=1):
-        tests.append(
-            {
-                "name": conv.case_name(k, result.case),
-                "number": str(k),
-                "score": most if result.passed else 0.0,
-                "max_score": most,
-                "status": "passed" if result.passed else "failed",
-                "output": _case_output(result, conv),
-                "output_format": "text",
-                "visibility": visibility,
-            }
+    for part, most in zip(parts, maxima):
+        values = iter(most)
+        for name, number, passed, output, counts in part:
+            best = next(values) if counts else 0.0
+            tests.append(
+                {
+                    "name": name,
+                    "number": number,
+                    "score": best if passed else 0.0,
+                    "max_score": best,
+                    "status": "passed" if passed else "failed",
+                    "output": output,
+                    "output_format": "text",
+                    "visibility": visibility,
+                }
+            )
+    lines = []
+    if report.cases:
+        passed = sum(r.passed for r in report.cases)
+        lines.append(f"{passed} of {len(report.cases)} cases pass ({conv.name} convention: {conv.title}).")
+        if report.entry is not None:
+            lines.append(f"Checked {report.function}: {report.entry.why}.")
+        lines.append(
+            "Each case runs your code on a new network (sizes and batch in its name) in float64 and compares "
+            f"every gradient with jax.grad of {conv.reference} and with central differences."
         )
-    passed = sum(r.passed for r in report.cases)
-    lines = [f"{passed} of {len(report.cases)} cases pass ({conv.name} convention: {conv.title})."]
-    if report.entry is not None:
-        lines.append(f"Checked {report.function}: {report.entry.why}.")
-    lines.append(
-        "Each case runs your code on a new network (sizes and batch in its name) in float64 and compares "
-        f"every gradient with jax.grad of {conv.reference} and with central differences."
-    )
-    first = report.first_failure
-    if first is not None:
-        lines.append(f"First failing case: #{report.cases.index(first) + 1} (see its test below for the diagnosis).")
+        first = report.first_failure
+        if first is not None:
+            lines.append(
+                f"First failing case: #{report.cases.index(first) + 1} (see its test below for the diagnosis)."
+            )
+    if report.functions:
+        ok = sum(f.passed for f in report.functions)
+        lines.append(
+            f"{ok} of {len(report.functions)} functions you wrote pass on their own cases ({conv.name}); each is "
+            "compared with the grader's own reference by the course's relative error."
+        )
+        lines += [line.strip() for line in report.functions_lines()[1:]]
+    extra: dict[str, Any] = {"convention": conv.name, "function": report.function, "seed": report.seed}
+    if report.functions:
+        extra["functions"] = {f.name: f.to_dict()["status"] for f in report.functions}
     return {
         "score": round(sum(t["score"] for t in tests), 2),
         "execution_time": round(report.seconds, 2),
         "output": "\n".join(lines),
         "output_format": "text",
         "visibility": visibility,
-        "extra_data": {"convention": conv.name, "function": report.function, "seed": report.seed},
+        "extra_data": extra,
         "tests": tests,
     }
 
@@ -132,7 +228,10 @@ def failure_results(
     names = (
         [convention.case_name(k, c) for k, c in enumerate(cases, start=1)] if cases and convention else ["submission"]
     )
-    total = float(len(names) if points is None else points)
+    scored = [not getattr(c, "optional", False) for c in cases] if cases and convention else [True]
+    total = float(sum(scored) if points is None else points)
+    shares = iter(split_points(total, sum(scored)) if any(scored) else [])
+    maxima = [next(shares) if counts else 0.0 for counts in scored]  # an optional case carries no points
     tests = [
         {
             "name": name,
@@ -144,7 +243,7 @@ def failure_results(
             "output_format": "text",
             "visibility": visibility,
         }
-        for k, (name, most) in enumerate(zip(names, split_points(total, len(names))), start=1)
+        for k, (name, most) in enumerate(zip(names, maxima), start=1)
     ]
     return {
         "score": 0.0,

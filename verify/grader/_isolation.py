@@ -18,6 +18,7 @@ one case never affects the next. POSIX only (``pass_fds``, process groups).
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ._sandbox import Sandbox, child_of
 from ._submission import Target
 from ._wire import FrameReader, WireError, decode, encode, frame
 from ._worker import BOOTSTRAP
@@ -37,6 +39,9 @@ OUTPUT_LIMIT = 1_000_000
 """The most bytes a submission may print (stdout and stderr together) while one case runs."""
 
 _TAIL = 2000
+
+_GRACE = 3.0
+"""Seconds the grader waits beyond a case's limit for the worker to stop the case and answer."""
 """How much of the end of a submission's output a failure message quotes."""
 
 
@@ -73,15 +78,19 @@ def _signal_name(code: int) -> str:
 
 
 class Worker:
-    """One submission's process; restarted after a kill or a crash.
+    """One submission's process, inside its sandbox; restarted after a kill or a crash.
 
     Args:
       target: the submission (see :func:`fnnjax.verify.grader._submission.parse_target`).
       timeout: seconds each case may take.
       load_timeout: seconds the import of the submission may take.
       output_limit: bytes the submission may print per request.
+      sandbox: the :class:`~fnnjax.verify.grader._sandbox.Sandbox` (default: every layer the
+        machine allows).
+      total: seconds the submission may take over the whole check, restarts included (None: no
+        limit beyond each request's); may be set once the number of cases is known.
 
-    Use as a context manager (the process group is killed on exit).
+    Use as a context manager (every process of the sandbox is killed on exit).
 
     Example:
       >>> from fnnjax.verify.grader._isolation import Worker
@@ -92,32 +101,54 @@ class Worker:
     """
 
     def __init__(
-        self, target: Target, *, timeout: float, load_timeout: float | None = None, output_limit: int = OUTPUT_LIMIT
+        self,
+        target: Target,
+        *,
+        timeout: float,
+        load_timeout: float | None = None,
+        output_limit: int = OUTPUT_LIMIT,
+        sandbox: Sandbox | None = None,
+        total: float | None = None,
     ):
         self.target = target
         self.timeout = float(timeout)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(timeout, 60.0))
         self.output_limit = int(output_limit)
+        self.sandbox = sandbox if sandbox is not None else Sandbox()
+        self.total = total
+        self.spent = 0.0
         self._proc: subprocess.Popen | None = None
         self._fds: dict[str, int] = {}
+        self._source: str | None = None
         self.restarts = 0
 
     # -- process lifecycle ---------------------------------------------------------------------
 
     def _start(self) -> None:
+        sandbox = self.sandbox
+        self._source = sandbox.start(self.target.source, self.target.is_path, self.load_timeout)
+        config = sandbox.config()
+        if config and not self.target.is_path:
+            config["path"] = os.getcwd()  # a module name is looked up from the grader's folder, as before
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
         folder = str(Path(__file__).resolve().parent)
+        # -E: none of the grader's PYTHON* variables; -s: no user site-packages of a user it is not
+        flags = (["-E", "-u"] + (["-s"] if sandbox.uid is not None else [])) if sandbox.enabled else []
+        command = [*sandbox.prefix, sys.executable, *flags, "-c", BOOTSTRAP, folder, str(req_r), str(rep_w)]
+        if config:
+            command.append(json.dumps(config))
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", BOOTSTRAP, folder, str(req_r), str(rep_w)],
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=out_w,
                 pass_fds=(req_r, rep_w),
                 start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=sandbox.environment(),
+                cwd=str(sandbox.work) if sandbox.work is not None and sandbox.enabled else None,
             )  # output counted per case
         finally:
             for fd in (req_r, rep_w, out_w):
@@ -126,14 +157,28 @@ class Worker:
             os.set_blocking(fd, False)
         self._fds = {"requests": req_w, "replies": rep_r, "output": out_r}
 
+    def _worker_pid(self) -> int | None:
+        """The worker's process id as this process sees it (the child of ``unshare`` in namespaces)."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if not self.sandbox.prefix:
+            return proc.pid
+        return child_of(proc.pid)
+
     def close(self) -> None:
-        """Kill the worker's process group (if running) and close the pipes."""
+        """Kill the worker and every process of its sandbox (if running) and close the pipes."""
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            try:
+                proc.kill()
+            except OSError:
+                pass
+            self.sandbox.sweep()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
@@ -150,14 +195,17 @@ class Worker:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # -- requests ------------------------------------------------------------------------------
+        self.sandbox.close()
 
     def load(self) -> Outcome:
         """Start the worker and import the submission; the reply holds ``description``."""
         self.close()
         self._start()
-        return self._request({"op": "load", "target": self.target._asdict()}, [], self.load_timeout, "importing")
+        target = self.target._replace(source=self._source or self.target.source)
+        loaded = self._request({"op": "load", "target": target._asdict()}, [], self.load_timeout, "importing")
+        if loaded.ok and self.sandbox.config().get("seccomp") and loaded.value.get("seccomp") is not True:
+            self.sandbox.filter_refused()
+        return loaded
 
     def prepare(self, form: str) -> Outcome:
         """Import what a form needs (JAX for the fnnjax form) within the import time limit."""
@@ -175,13 +223,31 @@ class Worker:
                     message=f"could not restart the submission after the previous case failed: {loaded.message}"
                 )
         tree, arrays = encode(request)
-        return self._request(
-            {"op": "call", "form": form, "entry": entry, "request": tree}, arrays, self.timeout, "running"
-        )
+        message = {"op": "call", "form": form, "entry": entry, "request": tree, "timeout": self.timeout}
+        outcome = self._request(message, arrays, self.timeout + _GRACE, "running", shown=self.timeout)
+        if self._proc is not None:  # nothing the case started outlives it, but the worker
+            keep = self._worker_pid()
+            if keep is not None:
+                self.sandbox.sweep(keep=keep)
+        return outcome
 
-    def _request(self, message: dict, arrays: list, limit: float, doing: str) -> Outcome:
+    def _request(self, message: dict, arrays: list, limit: float, doing: str, shown: float | None = None) -> Outcome:
+        start = time.perf_counter()
+        try:
+            outcome = self._exchange(message, arrays, limit, doing, limit if shown is None else shown)
+        finally:
+            self.spent += time.perf_counter() - start
+        if outcome.message is not None:
+            outcome = outcome._replace(message=self.sandbox.restore_paths(outcome.message))
+        return outcome
+
+    def _exchange(self, message: dict, arrays: list, limit: float, doing: str, shown: float) -> Outcome:
         start = time.perf_counter()
         deadline = start + limit
+        whole_deadline = None if self.total is None else start + max(self.total - self.spent, 0.0)
+        whole = whole_deadline is not None and whole_deadline < deadline
+        if whole_deadline is not None:
+            deadline = min(deadline, whole_deadline)
         pending = memoryview(frame(message, arrays))
         reader = FrameReader()
         tail, printed = bytearray(), 0
@@ -198,9 +264,15 @@ class Worker:
             while True:
                 left = deadline - time.perf_counter()
                 if left <= 0:
+                    if whole:
+                        return lost(
+                            "timeout",
+                            f"stopped: the whole check may take at most {self.total:g} s (the import limit "
+                            "plus every case's time limit) and that time is up",
+                        )
                     return lost(
                         "timeout",
-                        f"timed out: {doing} the submission took more than {limit:g} s "
+                        f"timed out: {doing} the submission took more than {shown:g} s "
                         "(an infinite loop?); it was stopped",
                     )
                 for key, _ in sel.select(timeout=min(left, 1.0)):
@@ -239,6 +311,8 @@ class Worker:
                         return self._outcome(reply, start, tail)
         except WireError as err:
             return lost("wire", f"the submission's process sent an unreadable reply ({err})")
+        except Exception as err:  # never the grader: whatever the bytes were, this case fails in one line
+            return lost("wire", f"the submission's process sent an unreadable reply ({type(err).__name__})")
         finally:
             sel.close()
 
@@ -271,5 +345,6 @@ class Worker:
                 except WireError as err:
                     return Outcome("wire", None, f"the submission's reply could not be read ({err})", seconds, output)
             return Outcome("ok", value, None, seconds, output)
-        kind = message.get("kind") if message.get("kind") in ("raised", "exit", "contract", "load", "wire") else "wire"
+        kinds = ("raised", "exit", "contract", "load", "wire", "timeout", "crash", "autodiff")
+        kind = message.get("kind") if message.get("kind") in kinds else "wire"
         return Outcome(kind, None, str(message.get("error", "failed"))[:2000], seconds, output)

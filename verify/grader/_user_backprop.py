@@ -34,16 +34,19 @@ import jax.numpy as jnp
 import fnnjax
 from fnnjax.errors import UsageError
 
-from ._backprop_report import BackpropReport, CaseResult
+from ._backprop_report import BackpropReport, CaseResult, FunctionResult
 from ._calls import CallError, call
-from ._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch
+from ._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch, Options
 from ._convention_fnnjax import FNNJAX
+from ._convention_setup import SetupError, configure, local_probe, make_options, worker_probe
 from ._conventions import CASES, CONVENTIONS
 from ._detect import DetectError, choose_entry
+from ._functions import check_functions, gradable, n_calls
 from ._grading import Prepared, failed_case, judge_case, modified_inputs, prepare, references, unpack_or_fail
 from ._isolation import Outcome, Worker
+from ._sandbox import Sandbox
 from ._submission import LoadError, describe, import_target, one_line, parse_target
-from ._wire import decode, encode
+from ._wire import decode, encode, too_coarse
 
 __all__ = [
     "BATCH_SIZE",
@@ -252,6 +255,10 @@ def _course_here(conv: Convention, entry: Entry, target, prepared: list[Prepared
             continue
         seconds = time.perf_counter() - start
         result = decode(*encode(returned))  # NumPy, JAX and PyTorch arrays alike, as from the worker
+        coarse = _too_coarse(result)
+        if coarse is not None:
+            results.append(failed_case(prep.case, "precision", coarse, seconds))
+            continue
         unpacked = unpack_or_fail(conv, result, prep, entry)
         if isinstance(unpacked, str):
             raise UsageError(unpacked)
@@ -260,10 +267,15 @@ def _course_here(conv: Convention, entry: Entry, target, prepared: list[Prepared
     return results
 
 
-def _in_process(obj, label: str, convention: str | None, seed: int, jit: bool) -> tuple[Convention, Entry, list]:
+def _in_process(
+    obj, label: str, convention: str | None, seed: int, jit: bool, options: Options = Options()
+) -> tuple[Convention, Entry, list]:
     entry = _entry_for_object(obj, label, convention)
-    conv = CONVENTIONS[entry.convention]
     target = getattr(obj, entry.name) if inspect.ismodule(obj) and entry.kind != "module" else obj
+    try:  # the options, and what the class says about itself (its cost; a constructor it cannot call)
+        conv = configure(CONVENTIONS[entry.convention], entry, options, local_probe(target), seed)
+    except SetupError as err:
+        raise SubmissionError(str(err), CONVENTIONS[entry.convention]) from None
     prepared = prepare(conv, conv.cases(entry), seed)
     refs = references(conv, prepared)
     if conv is FNNJAX:
@@ -288,17 +300,43 @@ def _judge_outcome(run: _Run, index: int, prep: Prepared, ref, outcome: Outcome,
         message = cast(str, outcome.message)  # a failed request always says what went wrong
         return failed_case(prep.case, outcome.kind, message, outcome.seconds, outcome.output)
     result = outcome.value["result"]
-    unpacked = unpack_or_fail(run.conv, result, prep, run.entry, index=index, spec=run.label)
-    if isinstance(unpacked, str):
-        return failed_case(prep.case, "structure", unpacked, outcome.seconds, outcome.output)
-    given = result.get("given") if isinstance(result, dict) else None
-    modified = modified_inputs(run.conv, given, request, run.entry)
+    coarse = _too_coarse(result)
+    if coarse is not None:
+        return failed_case(prep.case, "precision", coarse, outcome.seconds, outcome.output)
+    try:  # whatever the reply holds, it fails this case in one line, never the grader
+        unpacked = unpack_or_fail(run.conv, result, prep, run.entry, index=index, spec=run.label)
+        if isinstance(unpacked, str):
+            return failed_case(prep.case, "structure", unpacked, outcome.seconds, outcome.output)
+        given = result.get("given") if isinstance(result, dict) else None
+        modified = modified_inputs(run.conv, given, request, run.entry)
+    except Exception as err:
+        message = f"the submission's reply could not be read ({type(err).__name__}: {str(err)[:200]})"
+        return failed_case(prep.case, "wire", message, outcome.seconds, outcome.output)
     return judge_case(run.conv, prep, ref, unpacked, modified=modified, seconds=outcome.seconds)
 
 
+def _too_coarse(result) -> str | None:
+    """One line when the returned value holds a float16/bfloat16 array, else None."""
+    returned = result.get("returned") if isinstance(result, dict) else result
+    dtype = too_coarse(returned)
+    if dtype is None:
+        return None
+    return (
+        f"returned {dtype} arrays: the case hands out float64 arrays and a gradient in {dtype} is too "
+        "coarse to judge; return float64 (the inputs' dtype), or float32 at the least"
+    )
+
+
 def _isolated(
-    spec: str, convention: str | None, seed: int, timeout: float, load_timeout: float | None
-) -> tuple[Convention, Entry, list, str]:
+    spec: str,
+    convention: str | None,
+    seed: int,
+    timeout: float,
+    load_timeout: float | None,
+    options: Options = Options(),
+    sandbox: Sandbox | None = None,
+    notes: list[str] | None = None,
+) -> tuple[Convention, Entry | None, list, str, tuple[FunctionResult, ...]]:
     try:
         target = parse_target(spec)
     except LoadError as err:
@@ -310,19 +348,33 @@ def _isolated(
             "path/to/file.py[:NAME] with a path relative to the current directory",
             known,
         )
-    with Worker(target, timeout=timeout, load_timeout=load_timeout) as worker:
+    with Worker(target, timeout=timeout, load_timeout=load_timeout, sandbox=sandbox) as worker:
         loaded = worker.load()
         if not loaded.ok:
             raise SubmissionError(cast(str, loaded.message), known)  # failed: it says why
+        if notes is not None:  # hand-in forms: notebook statements skipped, unused missing imports
+            notes += loaded.value["description"].get("notes", [])
+        course, parts, owner = gradable(loaded.value["description"], convention)  # per-function credit
+        if target.entry is not None and target.entry in {s.name for s in parts}:
+            parts = tuple(s for s in parts if s.name == target.entry)
         try:
             entry = choose_entry(
                 loaded.value["description"], source=target.source, entry=target.entry, convention=convention
             )
         except DetectError as err:
-            raise SubmissionError(str(err), known) from None
-        conv = CONVENTIONS[entry.convention]
+            if not parts or (target.entry is not None and target.entry != parts[0].name):
+                raise SubmissionError(str(err), known) from None
+            worker.total = worker.load_timeout + (n_calls(parts) + 1) * (worker.timeout + 1)
+            invoke = lambda form, request: worker.call(form, None, request)  # noqa: E731 (the module is the entry)
+            functions = check_functions(parts, invoke, seed, owner, dict(options.init))
+            return CONVENTIONS[cast(str, course)], None, [], target.source, functions
         label = f"{target.source}:{entry.name}" if entry.kind != "module" else target.source
+        try:  # the options, and what the class says about itself (its cost; a constructor it cannot call)
+            conv = configure(CONVENTIONS[entry.convention], entry, options, worker_probe(worker, entry.name), seed)
+        except SetupError as err:
+            raise SubmissionError(str(err), CONVENTIONS[entry.convention]) from None
         prepared = prepare(conv, conv.cases(entry), seed)
+        worker.total = worker.load_timeout + (len(prepared) + n_calls(parts) + 1) * (worker.timeout + 1)
         refs = references(conv, prepared)
         results = []
         form = conv.request(prepared[0].case, prepared[0].inputs, entry)[0]
@@ -331,7 +383,9 @@ def _isolated(
             form, name, request = conv.request(prep.case, prep.inputs, entry)
             outcome = worker.call(form, name, request) if ready.ok else ready
             results.append(_judge_outcome(_Run(conv, entry, label), k, prep, ref, outcome, request))
-    return conv, entry, results, label
+        invoke = lambda form, request: worker.call(form, None, request)  # noqa: E731 (the module is the entry)
+        functions = check_functions(parts, invoke, seed, owner, dict(options.init))
+    return conv, entry, results, label, functions
 
 
 def check_user_backprop(
@@ -343,6 +397,11 @@ def check_user_backprop(
     jit: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     load_timeout: float | None = None,
+    l2_factor: float | None = None,
+    strict: bool = False,
+    init: dict[str, Any] | None = None,
+    sandbox: Sandbox | None = None,
+    notes: list[str] | None = None,
 ) -> BackpropReport:
     """Run a hand-written backprop on every case of its convention against jax.grad and central differences.
 
@@ -372,6 +431,19 @@ def check_user_backprop(
         op, which is faster when many functions are checked in one process.
       timeout: seconds a submission may take on each case (its own process only).
       load_timeout: seconds its import may take (default ``max(timeout, 60)``).
+      l2_factor: cs231n's L2 term is ``l2_factor·reg·Σ‖W‖²``; None: the form's own (1 for
+        assignment 1's ``TwoLayerNet(input_size, hidden_size, output_size)``, 2017 on; 0.5 for
+        everything else); 0.5 grades 2016's assignment 1.
+      strict: judge with fnnjax's float64 tolerances; by default a course convention's gradient
+        also passes by the course's own standard (cs231n's ``rel_error`` ≤ 1e-7, deeplearning.ai's
+        ``gradient_check_n`` difference ≤ 2e-7, per array), which a float32 computation or a
+        ``log(AL + 1e-8)`` meets and every classic mistake fails.
+      init: extra constructor keywords for a class the grader cannot fill on its own
+        (``--init KEY=VALUE``).
+      sandbox: the sandbox a submission runs in (:class:`fnnjax.verify.grader._sandbox.Sandbox`;
+        default: every layer the machine allows, with the documented limits).
+      notes: a list to which loading a submission appends what it noted, one line each (a
+        notebook's skipped statements; an unused import of a module that is not installed).
 
     Returns:
       A :class:`BackpropReport` with ``passed``, ``render()`` and ``to_dict()``.
@@ -390,17 +462,23 @@ def check_user_backprop(
     """
     if convention is not None and convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {convention!r}; valid names are {', '.join(CONVENTIONS)}")
+    try:
+        options = make_options(l2_factor, strict, init)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     start = time.perf_counter()
     with jax.enable_x64(True):
         if isinstance(fn, str):
-            conv, entry, results, label = _isolated(fn, convention, seed, timeout, load_timeout)
+            conv, entry, results, label, functions = _isolated(
+                fn, convention, seed, timeout, load_timeout, options, sandbox, notes
+            )
             isolated = True
         else:
             label = _function_name(fn)
-            conv, entry, results = _in_process(fn, label, convention, seed, jit)
-            isolated = False
+            conv, entry, results = _in_process(fn, label, convention, seed, jit, options)
+            isolated, functions = False, ()
     return BackpropReport(
-        all(r.passed for r in results),
+        all(r.passed for r in results if not r.case.optional) and all(f.passed for f in functions),
         name or label,
         seed,
         tuple(results),
@@ -408,4 +486,5 @@ def check_user_backprop(
         conv,
         entry,
         isolated,
+        functions,
     )

@@ -19,6 +19,8 @@ This module imports only the standard library and NumPy: the worker process load
 from __future__ import annotations
 
 import json
+import math
+import re
 import struct
 from collections import namedtuple
 from collections.abc import Sequence
@@ -26,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["FrameReader", "Opaque", "WireError", "decode", "encode", "frame", "to_numpy"]
+__all__ = ["FrameReader", "Opaque", "WireError", "decode", "encode", "frame", "to_numpy", "too_coarse"]
 
 MAX_HEADER = 16 * 2**20
 """The largest JSON header a frame may have (bytes)."""
@@ -38,6 +40,7 @@ MAX_NODES = 100_000
 """The most values one frame may encode (a submission returning a huge list is cut off)."""
 
 _NUMERIC_KINDS = "biuf"
+_SCALARS: dict[str, type | tuple[type, ...]] = {"b": bool, "i": int, "f": (float, int), "s": str}
 
 
 class WireError(ValueError):
@@ -115,7 +118,12 @@ def encode(value) -> tuple[Any, list[np.ndarray]]:
         if arr is not None and arr.dtype.kind in _NUMERIC_KINDS and not arr.dtype.hasobject:
             arrays.append(np.ascontiguousarray(arr))
             return ["a", len(arrays) - 1]
-        kind = f"{arr.dtype} array" if arr is not None else type(v).__name__
+        if arr is not None:
+            kind = f"{arr.dtype} array"
+        elif "float16" in str(getattr(v, "dtype", "")):  # a bfloat16 tensor NumPy cannot hold
+            kind = f"{str(v.dtype).rsplit('.', 1)[-1]} array"
+        else:
+            kind = type(v).__name__
         try:
             text = repr(v)[:200]
         except Exception:
@@ -131,20 +139,34 @@ def decode(tree, arrays: Sequence[np.ndarray]) -> Any:
     Named tuples come back as ``collections.namedtuple`` types of the same name and fields.
 
     Raises:
-      WireError: a malformed tree.
+      WireError: a malformed tree (whatever is wrong with it: a missing field, a wrong type,
+        nesting deeper than :data:`MAX_DEPTH`).
     """
     types: dict[tuple, type] = {}
+    depth = [0]
 
     def dec(node):
+        depth[0] += 1
+        try:
+            return dec_node(node)
+        finally:
+            depth[0] -= 1
+
+    def dec_node(node):
+        if depth[0] > MAX_DEPTH:
+            raise WireError(f"a value nested more than {MAX_DEPTH} deep")
         if not isinstance(node, list) or not node or not isinstance(node[0], str):
             raise WireError(f"malformed value {str(node)[:80]!r}")
         tag = node[0]
         if tag == "n":
             return None
-        if tag in ("b", "i", "f", "s"):
-            return node[1]
+        if tag in _SCALARS:
+            value = node[1]
+            if not isinstance(value, _SCALARS[tag]) or (tag != "b" and isinstance(value, bool)):
+                raise WireError(f"malformed {tag!r} value {str(value)[:40]!r}")
+            return float(value) if tag == "f" else value
         if tag == "a":
-            if not isinstance(node[1], int) or not 0 <= node[1] < len(arrays):
+            if not isinstance(node[1], int) or isinstance(node[1], bool) or not 0 <= node[1] < len(arrays):
                 raise WireError(f"array reference {node[1]!r} out of range")
             return arrays[node[1]]
         if tag == "l":
@@ -170,9 +192,14 @@ def decode(tree, arrays: Sequence[np.ndarray]) -> Any:
             return cls(*(dec(x) for x in items))
         if tag == "o":
             return Opaque(str(node[1]), str(node[2]))
-        raise WireError(f"unknown tag {tag!r}")
+        raise WireError(f"unknown tag {tag[:20]!r}")
 
-    return dec(tree)
+    try:
+        return dec(tree)
+    except WireError:
+        raise
+    except Exception as err:  # IndexError, TypeError, ValueError, RecursionError... of a forged tree
+        raise WireError(f"malformed value ({type(err).__name__}: {str(err)[:80]})") from None
 
 
 def frame(message: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
@@ -180,6 +207,38 @@ def frame(message: dict, arrays: Sequence[np.ndarray] = ()) -> bytes:
     specs = [{"dtype": a.dtype.str, "shape": list(a.shape), "nbytes": int(a.nbytes)} for a in arrays]
     header = json.dumps({"message": message, "arrays": specs}).encode()
     return b"".join([struct.pack(">Q", len(header)), header, *(np.ascontiguousarray(a).tobytes() for a in arrays)])
+
+
+def too_coarse(value) -> str | None:
+    """The dtype of the coarsest float array in a decoded value when it is coarser than float32, else None.
+
+    float16 and bfloat16 (which travels as an :class:`Opaque` ``bfloat16 array``) are too coarse to
+    judge a gradient of float64 inputs; float32 is the loosest precision the grader accepts.
+
+    Example:
+      >>> import numpy as np
+      >>> from fnnjax.verify.grader._wire import too_coarse
+      >>> too_coarse({"W": np.zeros(2, np.float16)}), too_coarse([np.zeros(2, np.float32)])
+      ('float16', None)
+    """
+    found: list[str] = []
+
+    def walk(v, depth):
+        if depth > MAX_DEPTH:
+            return
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype.itemsize < 4:
+            found.append(str(v.dtype))
+        elif isinstance(v, Opaque) and v.type.endswith("float16 array"):
+            found.append(v.type.removesuffix(" array"))
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x, depth + 1)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x, depth + 1)
+
+    walk(value, 0)
+    return found[0] if found else None
 
 
 class FrameReader:
@@ -205,6 +264,10 @@ class FrameReader:
     def next(self) -> tuple[dict, list[np.ndarray]] | None:
         """The next complete frame as ``(message, arrays)``, or None while it is incomplete.
 
+        Whatever the bytes are (a frame forged by the submission, a truncated one, a header nested
+        200,000 deep, an array spec with a negative or astronomical shape), this raises
+        :class:`WireError` and nothing else.
+
         Raises:
           WireError: a malformed or oversized frame.
         """
@@ -216,25 +279,72 @@ class FrameReader:
             raise WireError(f"a frame header of {size} bytes (at most {MAX_HEADER})")
         if len(buf) < 8 + size:
             return None
-        try:
-            header = json.loads(bytes(buf[8 : 8 + size]))
-            specs = header["arrays"]
-            message = header["message"]
-            dtypes = [np.dtype(s["dtype"]) for s in specs]
-            shapes = [tuple(int(n) for n in s["shape"]) for s in specs]
-        except (ValueError, KeyError, TypeError) as err:
-            raise WireError(f"a malformed frame header ({err})") from None
-        if not isinstance(message, dict) or any(d.kind not in _NUMERIC_KINDS or d.hasobject for d in dtypes):
-            raise WireError("a frame with a malformed message or a non-numeric array")
-        sizes = [int(np.prod(s, dtype=np.int64)) * d.itemsize for d, s in zip(dtypes, shapes)]
-        if any(n < 0 for n in sizes) or sum(sizes) > MAX_ARRAY_BYTES:
+        message, dtypes, shapes = _parse_header(bytes(buf[8 : 8 + size]))
+        sizes = [math.prod(s) * d.itemsize for d, s in zip(dtypes, shapes)]
+        if sum(sizes) > MAX_ARRAY_BYTES:
             raise WireError(f"a frame with {sum(sizes)} bytes of arrays (at most {MAX_ARRAY_BYTES})")
         end = 8 + size + sum(sizes)
         if len(buf) < end:
             return None
         arrays, offset = [], 8 + size
-        for d, s, n in zip(dtypes, shapes, sizes):
-            arrays.append(np.frombuffer(bytes(buf[offset : offset + n]), dtype=d).reshape(s).copy())
-            offset += n
+        try:
+            for d, s, n in zip(dtypes, shapes, sizes):
+                arrays.append(np.frombuffer(bytes(buf[offset : offset + n]), dtype=d).reshape(s).copy())
+                offset += n
+        except Exception as err:  # pragma: no cover - sizes were checked; said in one line all the same
+            raise WireError(f"a frame whose arrays cannot be read ({type(err).__name__})") from None
         del buf[:end]
         return message, arrays
+
+
+MAX_DEPTH = 200
+"""The deepest nesting a frame header may have (checked before JSON decodes it)."""
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _depth(text: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text, outside strings (no recursion, at C speed)."""
+    if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+        return 0
+    codes = np.frombuffer(_STRING.sub(b"", text), dtype=np.uint8)
+    steps = (codes == ord("[")).astype(np.int64) + (codes == ord("{")) - (codes == ord("]")) - (codes == ord("}"))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+_MAX_ARRAYS = 10_000
+_MAX_DIMS = 32
+
+
+def _parse_header(raw: bytes) -> tuple[dict, list[np.dtype], list[tuple[int, ...]]]:
+    """The message, dtypes and shapes of a frame header; every malformed header raises :class:`WireError`."""
+    if _depth(raw) > MAX_DEPTH:
+        raise WireError(f"a frame header nested more than {MAX_DEPTH} deep")
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError) as err:
+        raise WireError(f"a frame header that is not JSON ({type(err).__name__})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("message"), dict):
+        raise WireError("a frame header without a message")
+    specs = header.get("arrays")
+    if not isinstance(specs, list) or len(specs) > _MAX_ARRAYS:
+        raise WireError("a frame header without a list of arrays")
+    dtypes, shapes = [], []
+    for spec in specs:
+        if not (isinstance(spec, dict) and isinstance(spec.get("dtype"), str) and isinstance(spec.get("shape"), list)):
+            raise WireError(f"a malformed array spec {str(spec)[:80]!r}")
+        try:
+            dtype = np.dtype(spec["dtype"])
+        except Exception:
+            raise WireError(f"an unknown array dtype {spec['dtype'][:40]!r}") from None
+        if dtype.kind not in _NUMERIC_KINDS or dtype.hasobject or dtype.itemsize == 0:
+            raise WireError(f"a non-numeric array dtype {spec['dtype'][:40]!r}")
+        shape = spec["shape"]
+        if len(shape) > _MAX_DIMS or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+            raise WireError(f"a malformed array shape {str(shape)[:80]}")
+        if math.prod(shape) * dtype.itemsize > MAX_ARRAY_BYTES:
+            raise WireError(f"an array of shape {str(shape)[:80]} (more than {MAX_ARRAY_BYTES} bytes)")
+        dtypes.append(dtype)
+        shapes.append(tuple(shape))
+    return header["message"], dtypes, shapes

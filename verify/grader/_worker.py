@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._calls import CallError, call, prepare
 from ._submission import LoadError, Target, describe, import_target, location, one_line
-from ._wire import FrameReader, WireError, decode, encode, frame
+from ._wire import MAX_ARRAY_BYTES, MAX_HEADER, FrameReader, WireError, decode, encode, frame
 
 __all__ = ["BOOTSTRAP", "serve"]
 
@@ -28,9 +28,10 @@ BOOTSTRAP = (
     "package.__path__ = [sys.argv[1]]\n"
     "sys.modules['fnnjax_grader'] = package\n"
     "from fnnjax_grader._worker import serve\n"
-    "serve(int(sys.argv[2]), int(sys.argv[3]))\n"
+    "serve(int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:])\n"
 )
-"""The ``python -c`` program that starts a worker (arguments: the grader's folder, the two descriptors)."""
+"""The ``python -c`` program that starts a worker (arguments: the grader's folder, the two descriptors,
+the sandbox's settings as JSON)."""
 
 
 def _read(fd: int, reader: FrameReader):
@@ -64,15 +65,256 @@ def _failure(err: BaseException, files: tuple[str, ...]) -> dict:
     return {"ok": False, "kind": "raised", "error": one_line(err, files)}
 
 
-def serve(requests: int, replies: int) -> None:
+def _confine(config: dict) -> None:
+    """Apply the sandbox (see :mod:`fnnjax.verify.grader._sandbox`) to this process, before the submission runs.
+
+    Joins the cgroup, sets the resource limits, switches to the sandbox user (supplementary groups
+    first, then the group, then the user), asks to be killed when the grader dies, and moves to the
+    empty working folder.
+    """
+    import resource
+    import signal
+
+    if config.get("cgroup"):
+        with open(config["cgroup"], "w") as f:
+            f.write(f"{os.getpid()}\n")
+    limits = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_AS, config.get("memory")),
+        (resource.RLIMIT_CPU, config.get("cpu")),
+        (resource.RLIMIT_FSIZE, config.get("file_size")),
+        (resource.RLIMIT_NOFILE, config.get("open_files")),
+        (resource.RLIMIT_NPROC, config.get("processes")),
+    ]
+    for which, value in limits:
+        if value is not None:
+            hard = value + 1 if which == resource.RLIMIT_CPU else value  # SIGXCPU first, then SIGKILL
+            resource.setrlimit(which, (int(value), int(hard)))
+    if config.get("uid") is not None:
+        os.setgroups([])
+        os.setgid(config["gid"])
+        os.setuid(config["uid"])
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if config.get("seccomp"):
+        from ._seccomp import install as install_filter
+
+        _DEDICATED["seccomp"] = install_filter()
+    if config.get("cwd"):
+        os.chdir(config["cwd"])
+    if not config.get("autodiff", True):
+        from ._autodiff import install
+
+        install()
+
+
+_DEDICATED = {"on": False, "seccomp": False}
+
+
+def _end_strays(child: int) -> None:
+    """Kill every process the case started (its whole process group; every process of the sandbox
+    user or namespace when the worker has one of its own), then reap them."""
+    import signal
+
+    for target in (lambda: os.killpg(child, signal.SIGKILL), lambda: os.kill(child, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+    if _DEDICATED["on"]:
+        try:
+            os.kill(-1, signal.SIGKILL)  # everything this user (namespace) may signal, but this process
+        except (ProcessLookupError, PermissionError):
+            pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _can_fork() -> bool:
+    """Whether forking is safe: not after JAX (or TensorFlow) started its runtime threads."""
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    if bridge is not None and getattr(bridge, "_backends", None):
+        return False
+    return "tensorflow" not in sys.modules
+
+
+def _run_case(message: dict, arrays: list, module, files: tuple[str, ...]) -> bytes:
+    """One case, in this process: the reply frame."""
+    from . import _autodiff
+
+    _autodiff.watching(True)
+    try:
+        entry = module if message["entry"] is None else getattr(module, message["entry"])
+        result = call(message["form"], entry, decode(message["request"], arrays))
+        name = _autodiff.used()
+        if name is not None:
+            return frame({"ok": False, "kind": "autodiff", "error": _autodiff.MESSAGE.format(name=name)})
+        tree, out = encode(result)
+        return frame({"ok": True, "result": tree}, out)
+    except WireError as err:
+        return frame({"ok": False, "kind": "wire", "error": str(err)})
+    except BaseException as err:  # the submission's own exception, SystemExit included
+        name = _autodiff.used()
+        if name is not None:
+            return frame({"ok": False, "kind": "autodiff", "error": _autodiff.MESSAGE.format(name=name)})
+        return frame(_failure(err, files))
+    finally:
+        _autodiff.watching(False)
+
+
+def _whole_frame(data: bytes) -> bool:
+    """Whether ``data`` is exactly one well-formed frame."""
+    reader = FrameReader()
+    reader.feed(data)
+    try:
+        return reader.next() is not None and not reader._buffer
+    except WireError:
+        return False
+
+
+def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds: tuple[int, int]) -> bytes:
+    """One case in a child forked from this worker (the submission stays imported here).
+
+    The child runs the case and sends its reply through a pipe of its own; the worker waits at
+    most the case's time limit, kills the child and everything it started, and answers for it
+    when it times out or dies.
+    """
+    import selectors
+    import signal
+    import time
+
+    limit = float(message.get("timeout") or 10.0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the case
+        try:
+            os.close(read_end)
+            for fd in fds:
+                os.close(fd)
+            os.setpgid(0, 0)
+            _write(write_end, _run_case(message, arrays, module, files))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = bytearray()
+    most = 8 + MAX_HEADER + MAX_ARRAY_BYTES
+    deadline = time.monotonic() + limit
+    sel = selectors.DefaultSelector()
+    sel.register(read_end, selectors.EVENT_READ)
+    timed_out = False
+    reader = FrameReader()
+    status = None
+    try:
+        while True:  # until a whole reply, the case's end, or its time limit (not EOF: its children may hold the pipe)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(timeout=min(left, 0.05)):
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = code
+                    break
+                continue
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+            reader.feed(chunk)
+            try:
+                if reader.next() is not None:
+                    break
+            except WireError:
+                break
+            if len(data) > most:
+                break
+    finally:
+        sel.close()
+        os.close(read_end)
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+    if status is None:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    _end_strays(pid)
+    if timed_out:
+        return frame(
+            {
+                "ok": False,
+                "kind": "timeout",
+                "error": f"timed out: running the submission took more than {limit:g} s (an infinite loop?); "
+                "it was stopped",
+            }
+        )
+    if len(data) > most:
+        return frame({"ok": False, "kind": "wire", "error": "the submission's reply is too large to check"})
+    if data and _whole_frame(bytes(data)):
+        return bytes(data)
+    if status is not None and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        why = f"was killed by {name}"
+        if sig == signal.SIGXCPU:
+            why += " (it used up its CPU time limit)"
+        elif sig == signal.SIGXFSZ:
+            why += " (it wrote a file larger than the sandbox allows)"
+    else:
+        code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else "unknown"
+        why = f"exited with status {code}"
+    return frame(
+        {
+            "ok": False,
+            "kind": "crash",
+            "error": f"the submission's process {why} while running it (os._exit, or a crash in native code?); "
+            "a submission cannot end the check early",
+        }
+    )
+
+
+def serve(requests: int, replies: int, sandbox: str = "") -> None:
     """Answer the grader's requests until it closes the requests pipe.
 
     Requests: ``{"op": "load", "target": Target fields}`` (import the submission, reply with
     :func:`fnnjax.verify.grader._submission.describe`), ``{"op": "prepare", "form": ...}`` (import what the form
-    needs), ``{"op": "call", "form": ..., "entry": NAME or None, "request": encoded value}`` (reply
-    with the encoded :func:`fnnjax.verify.grader._calls.call` result).
+    needs), ``{"op": "call", "form": ..., "entry": NAME or None, "request": encoded value,
+    "timeout": seconds}`` (reply with the encoded :func:`fnnjax.verify.grader._calls.call` result).
+
+    Each case runs in a child forked from this process (the submission is imported once), unless
+    a runtime that cannot be forked (JAX's, once started) is loaded: then it runs here, and a
+    timeout costs the grader a restart.
+
+    Args:
+      requests: the descriptor requests arrive on.
+      replies: the descriptor replies leave on.
+      sandbox: the sandbox's settings as JSON (see :meth:`fnnjax.verify.grader._sandbox.Sandbox.config`),
+        applied before anything else; empty: none.
     """
     sys.path[:] = [p for p in sys.path if p != ""]  # python -c put the current directory first
+    extra_path = None
+    if sandbox:
+        import json
+
+        config = json.loads(sandbox)
+        _DEDICATED["on"] = bool(config.get("dedicated"))
+        extra_path = config.get("path")
+        _confine(config)
     reader = FrameReader()
     module, files = None, ()
     while True:
@@ -86,6 +328,8 @@ def serve(requests: int, replies: int) -> None:
         if message.get("op") == "load":
             try:
                 target = Target(**message["target"])
+                if extra_path:
+                    sys.path.append(extra_path)
                 module = import_target(target)
             except LoadError as err:
                 _write(replies, frame({"ok": False, "kind": "load", "error": str(err)}))
@@ -94,7 +338,7 @@ def serve(requests: int, replies: int) -> None:
             if path:
                 files = (path, str(Path(path).resolve()))
                 sys.path.insert(0, str(Path(path).resolve().parent))  # for imports made while it runs
-            _write(replies, frame({"ok": True, "description": describe(module)}))
+            _write(replies, frame({"ok": True, "description": describe(module), "seccomp": _DEDICATED["seccomp"]}))
             continue
         if message.get("op") == "prepare":
             try:
@@ -104,13 +348,8 @@ def serve(requests: int, replies: int) -> None:
                 reply = frame(_failure(err, files))
             _write(replies, reply)
             continue
-        try:
-            entry = module if message["entry"] is None else getattr(module, message["entry"])
-            result = call(message["form"], entry, decode(message["request"], arrays))
-            tree, out = encode(result)
-            reply = frame({"ok": True, "result": tree}, out)
-        except WireError as err:
-            reply = frame({"ok": False, "kind": "wire", "error": str(err)})
-        except BaseException as err:  # the submission's own exception, SystemExit included
-            reply = frame(_failure(err, files))
+        if message.get("fork", True) and _can_fork():
+            reply = _fork_case(message, arrays, module, files, (requests, replies))
+        else:
+            reply = _run_case(message, arrays, module, files)
         _write(replies, reply)
