@@ -184,7 +184,7 @@ def _check_output(path: str | None, option: str) -> Path | None:
 
 
 def _list(checks) -> int:
-    from .formulas import render_list
+    from .formulas._report import render_list
 
     print(render_list(checks))
     return 0
@@ -224,20 +224,12 @@ def _run_backprop(args, json_path: Path | None) -> int:
 
     from fnnjax.errors import UsageError
 
-    from .formulas import environment
-    from .grader import (
-        CONVENTIONS,
-        DEFAULT_TIMEOUT,
-        BackpropReport,
-        Sandbox,
-        SubmissionError,
-        check_user_backprop,
-        failure_results,
-        fresh_seed,
-        gradescope_results,
-        parse_init,
-        write_results,
-    )
+    from .formulas._runner import environment
+    from .grader._convention_setup import parse_init
+    from .grader._conventions import CONVENTIONS
+    from .grader._gradescope import failure_results, gradescope_results, write_results
+    from .grader._sandbox import Sandbox, fresh_seed
+    from .grader._user_backprop import DEFAULT_TIMEOUT, BackpropReport, SubmissionError, check_user_backprop
 
     visibility = args.visibility or "visible"
     start = time.perf_counter()
@@ -258,7 +250,7 @@ def _run_backprop(args, json_path: Path | None) -> int:
             )
             | {"extra_data": {"seed": seed}},
         )
-    from .grader import HandInError, check_handin, is_handin
+    from .grader._handin import HandInError, check_handin, is_handin
 
     notes: list[str] = []  # what loading noted (a notebook's skipped statements...)
     options = {"convention": args.convention, "seed": seed, "timeout": args.timeout or DEFAULT_TIMEOUT}
@@ -342,7 +334,9 @@ def run(args: argparse.Namespace) -> int:
             option = "--" + flag.replace("_", "-")
             raise _usage(f"{option} applies to --backprop; add --backprop FILE.py[:NAME] or leave {option} out")
 
-    from .formulas import all_checks, render_markdown, render_table, run_suite, select_checks, to_json
+    from .formulas._registry import all_checks, select_checks
+    from .formulas._report import render_markdown, render_table, to_json
+    from .formulas._runner import run_suite
 
     checks = all_checks()
     try:

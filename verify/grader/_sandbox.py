@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -532,10 +533,42 @@ class Sandbox:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+        if self.uid is not None:
+            remove_leftovers(self.uid)
         self._release_user()
         self.uid = self.gid = self.user_name = None
         self.work = self.original = None
         self._started = False
+
+
+SHARED_FOLDERS = ("/dev/shm", "/tmp", "/var/tmp")
+"""World-writable folders where a submission could leave files behind (``/dev/shm`` is memory)."""
+
+
+def remove_leftovers(uid: int, folders: Sequence[str] = SHARED_FOLDERS) -> int:
+    """Remove what the sandbox user ``uid`` left in the shared folders; return how many entries.
+
+    The user is the sandbox's own, so everything it owns there is a submission's leftover. Links are
+    removed, never followed.
+    """
+    removed = 0
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def _sandbox_user(k: int) -> tuple[int, int, str] | None:

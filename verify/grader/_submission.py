@@ -32,6 +32,7 @@ from ._environment import (
 from ._notebook import NotebookError, filter_cells, is_exported_notebook
 
 __all__ = [
+    "printable",
     "LoadError",
     "Target",
     "describe",
@@ -90,7 +91,7 @@ def parse_target(spec: str, *, require_entry: bool = False) -> Target:
     is_path = target.endswith((".py", ".ipynb")) or "/" in target or os.sep in target
     if not colon:
         dotted = "." in target and all(part.isidentifier() for part in target.split("."))
-        if dotted and not require_entry and not target.endswith(".py"):
+        if dotted and not require_entry and not target.endswith((".py", ".ipynb")):
             return Target(spec, target, None, False)  # module.name: what to check is detected
         if require_entry or not target.endswith((".py", ".ipynb")):
             raise LoadError(
@@ -151,6 +152,18 @@ def location(err: BaseException, files: tuple[str, ...] = ()) -> str:
     return f"{_shown(frame.filename)} line {frame.lineno}"
 
 
+def printable(text: str) -> str:
+    """``text`` with control and format characters (terminal escapes, BEL, line separators) shown as
+    ``?``: a submission's message cannot drive the grader's terminal or split a report's line.
+
+    Example:
+      >>> from fnnjax.verify.grader._submission import printable
+      >>> printable("bad\x1b[31m red\x07")
+      'bad?[31m red?'
+    """
+    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in text)
+
+
 def one_line(err: BaseException, files: tuple[str, ...] = ()) -> str:
     """``SyntaxError: invalid syntax (file.py line 3)``: an exception in one line, with its location.
 
@@ -166,7 +179,7 @@ def one_line(err: BaseException, files: tuple[str, ...] = ()) -> str:
         if construct is not None:
             return python2_message(construct, location(err))
         return f"SyntaxError: {err.msg} ({location(err)})"
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = printable(str(err).strip().splitlines()[0]) if str(err).strip() else ""
     if isinstance(err, ImportError) and err.path:  # "cannot import name 'x' from 'numpy' (/.../site-packages/...)"
         text = text.replace(err.path, _shown(err.path) or Path(err.path).name)
     if isinstance(err, NameError) and getattr(err, "name", None) in _PY2_NAMES:
@@ -553,8 +566,13 @@ def _describe_class(cls) -> dict[str, Any]:
     return {"init": _signature(cls), "methods": methods}
 
 
-def describe(obj) -> dict[str, Any]:
+def describe(obj, *, keep: str | None = None) -> dict[str, Any]:
     """What a module, function or class offers, for the grader to pick a convention (JSON-able).
+
+    Args:
+      obj: the imported submission (a module, function or class).
+      keep: a name asked for explicitly (``module:NAME``): described even when the module imports
+        it rather than defines it (``fnnjax:backprop``).
 
     Returns:
       ``{"functions": {name: signature}, "classes": {name: {"init": signature, "methods": [...]}},
@@ -570,7 +588,8 @@ def describe(obj) -> dict[str, Any]:
     functions, classes, defined = {}, {}, []
     if inspect.ismodule(obj):
         for name, value in vars(obj).items():
-            if name.startswith("_") or getattr(value, "__module__", None) != obj.__name__:
+            imported = getattr(value, "__module__", None) != obj.__name__
+            if name != keep and (name.startswith("_") or imported):
                 continue  # imported (numpy, the course's helpers): not the submission's to grade
             if inspect.isclass(value):
                 classes[name] = _describe_class(value)

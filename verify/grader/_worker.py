@@ -338,7 +338,12 @@ def serve(requests: int, replies: int, sandbox: str = "") -> None:
             if path:
                 files = (path, str(Path(path).resolve()))
                 sys.path.insert(0, str(Path(path).resolve().parent))  # for imports made while it runs
-            _write(replies, frame({"ok": True, "description": describe(module), "seccomp": _DEDICATED["seccomp"]}))
+            _write(
+                replies,
+                frame(
+                    {"ok": True, "description": describe(module, keep=target.entry), "seccomp": _DEDICATED["seccomp"]}
+                ),
+            )
             continue
         if message.get("op") == "prepare":
             try:
