@@ -15,6 +15,8 @@ from typing import Any
 
 import jax
 
+from fnnjax.cli import wrote_line
+
 __all__ = [
     "Timing",
     "time_compiled",
@@ -116,23 +118,6 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def wrote_line(*paths: Path | str | None) -> str:
-    """The last line of a benchmark: ``wrote DIR/: NAME.json, NAME.md, ...`` (the folder absolute,
-    so the user sees where the files are, wherever they ran the command from; None is skipped).
-
-    Example:
-      >>> import os
-      >>> line = wrote_line("/tmp/r/a.json", "/tmp/r/a.md", None)
-      >>> line == f"wrote {os.path.realpath('/tmp/r')}{os.sep}: a.json, a.md"
-      True
-    """
-    files = [Path(p) for p in paths if p is not None]
-    folders = {p.resolve().parent for p in files}
-    if len(folders) == 1:
-        return f"wrote {folders.pop()}{os.sep}: " + ", ".join(p.name for p in files)
-    return "wrote " + ", ".join(str(p.resolve()) for p in files)
 
 
 def write_results(name: str, data: dict, table: str, out_dir: Path | str | None = None) -> tuple[Path, Path]:

@@ -10,14 +10,64 @@ from matplotlib.figure import Figure
 
 from fnnjax.benchmarks._fit import Fit, clean_pairs
 
-__all__ = ["new_figure", "loglog_panel", "save", "palette"]
+__all__ = ["MAX_COLUMNS", "new_figure", "new_panels", "loglog_panel", "save", "palette"]
+
+MAX_COLUMNS = 2
+"""Panels side by side at most. The documentation shows a plot as wide as its text column (about
+900 px on a 960 px screen; wider, spread over the sidebars): two panels across keep each at 450 px
+or more there, so that axis labels and legends stay legible; more panels go on more rows."""
 
 
 def new_figure(rows: int, cols: int, *, width: float = 5.0, height: float = 3.8) -> tuple[Figure, np.ndarray]:
-    """A figure with a ``rows x cols`` grid of axes (always a 2-D array)."""
+    """A figure with a ``rows x cols`` grid of axes.
+
+    Args:
+      rows: rows of panels.
+      cols: panels across, at most :data:`MAX_COLUMNS`.
+      width: the width of one panel in inches (110 pixels each, see :func:`save`).
+      height: the height of one panel in inches.
+
+    Returns:
+      The figure and its axes, always a 2-D array (``axes[row, col]``).
+
+    Raises:
+      ValueError: for more than :data:`MAX_COLUMNS` columns.
+
+    Example:
+      >>> fig, axes = new_figure(3, 2)
+      >>> axes.shape, fig.get_size_inches().round(1).tolist()
+      ((3, 2), [10.0, 11.4])
+    """
+    if cols > MAX_COLUMNS:
+        raise ValueError(f"{cols} panels across would be too small to read in the docs; use at most {MAX_COLUMNS}")
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     return fig, axes
+
+
+def new_panels(count: int, *, width: float = 5.0, height: float = 3.8) -> tuple[Figure, list]:
+    """A figure with ``count`` panels, :data:`MAX_COLUMNS` across, filled row by row; a grid cell
+    left over (3 panels in a 2 x 2 grid) stays blank.
+
+    Args:
+      count: how many panels.
+      width: the width of one panel in inches.
+      height: the height of one panel in inches.
+
+    Returns:
+      The figure and its ``count`` axes, in reading order.
+
+    Example:
+      >>> fig, axes = new_panels(3)
+      >>> len(axes), len(fig.axes)
+      (3, 3)
+    """
+    cols = min(count, MAX_COLUMNS)
+    fig, grid = new_figure(-(-count // cols), cols, width=width, height=height)
+    cells = list(grid.flat)
+    for ax in cells[count:]:
+        fig.delaxes(ax)
+    return fig, cells[:count]
 
 
 def palette(labels: Sequence[str]) -> dict[str, str]:

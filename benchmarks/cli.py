@@ -26,6 +26,7 @@ BENCHMARKS = {
     "reference": "the notes' 50-epoch Fashion-MNIST recipe over several seeds: the notes' table",
     "pretrain": "greedy layer-wise pretraining (F28) vs random init on a deep sigmoid net",
     "scaling": "data-parallel epoch throughput (samples/s) against the device count 1,2,4,8",
+    "grading": "grading speed: one submission cold, and submissions per minute for a class folder on the cores",
     "suite": "every benchmark in one call inside a time budget, packed into one archive (e.g. on a GPU machine)",
 }
 """Benchmark names and what each measures."""

@@ -408,7 +408,7 @@ def _times_tables(records) -> list[str]:
 
 
 def _plots(records, summary, out: Path, name: str) -> Path:
-    fig, axes = _plot.new_figure(2, 3)
+    fig, axes = _plot.new_figure(3, 2)  # a row per sweep (time, passes), then the ratios
     fits = {(s["sweep"], s["method"]): s for s in summary["slopes"]}
     for j, sweep in enumerate(("width", "depth")):
         rows = [r for r in records if r["sweep"] == sweep]
@@ -431,7 +431,7 @@ def _plots(records, summary, out: Path, name: str) -> Path:
                     lines[method] = _slope_or_none([Ps[k] for k in sel], [curves[method][k] for k in sel])
             what = "widths d_in-w-10" if sweep == "width" else "depths d_in-w0^d-10"
             _plot.loglog_panel(
-                axes[i, j],
+                axes[j, i],
                 Ps,
                 curves,
                 fits=lines,
@@ -449,7 +449,7 @@ def _plots(records, summary, out: Path, name: str) -> Path:
             ("grad_over_loss", CHEAP_GRADIENT_TARGET, "t(grad) / t(loss)"),
         )
     ):
-        ax = axes[i, 2]
+        ax = axes[2, i]
         for sweep, marker in (("width", "o"), ("depth", "s"), ("notes", "*")):
             pts = [(r["P"], r[key]) for r in rat if r["sweep"] == sweep and r[key] is not None]
             if pts:

@@ -498,7 +498,7 @@ def _jacobian_plots(records, summary, out: Path, name: str) -> list[Path]:
     cross = {(c["mode"], c["m"]): c["n_star"] for c in summary["crossovers"]}
     batch = max(r["batch"] for r in jac)
     for what, fname in (("time", f"{name}.png"), ("passes", f"{name}_passes.png")):
-        fig, axes = _plot.new_figure(len(modes), len(ms))
+        fig, axes = _plot.new_figure(len(ms), len(modes))  # a row per m, the modes side by side
         for i, mode in enumerate(modes):
             for j, m in enumerate(ms):
                 ns, tf = _curve(records, "jacobian", mode, m, "f")
@@ -519,7 +519,7 @@ def _jacobian_plots(records, summary, out: Path, name: str) -> list[Path]:
                         fits[method] = _slope_or_none([ns[k] for k in sel], [curves[method][k] for k in sel])
                 label = f"n* = {cross[(mode, m)]:.3g}" if cross.get((mode, m)) else None
                 _plot.loglog_panel(
-                    axes[i, j],
+                    axes[j, i],
                     ns,
                     curves,
                     fits=fits,
@@ -543,7 +543,7 @@ def _hessian_memory_plot(records, summary, out: Path, name: str) -> Path:
     fit_of = {(s["kind"], s["mode"], s["m"], s["method"]): s for s in summary["slopes"]}
     hes = [r for r in records if r["kind"] == "hessian"]
     mem = [r for r in records if r["kind"] == "memory_depth"]
-    fig, axes = _plot.new_figure(1, 3)
+    fig, axes = _plot.new_panels(3)
     if hes:
         ns, _ = _curve(records, "hessian", "single", 1, "f")
         curves = {k: _curve(records, "hessian", "single", 1, k)[1] for k in HESSIAN_METHODS}
@@ -554,7 +554,7 @@ def _hessian_memory_plot(records, summary, out: Path, name: str) -> Path:
                 sel = [i for i, n in enumerate(ns) if s["from_n"] <= n <= (s["to_n"] or n)]
                 fits[k] = _slope_or_none([ns[i] for i in sel], [curves[k][i] for i in sel])
         _plot.loglog_panel(
-            axes[0, 0],
+            axes[0],
             ns,
             curves,
             fits=fits,
@@ -569,7 +569,7 @@ def _hessian_memory_plot(records, summary, out: Path, name: str) -> Path:
         k: [_fmt_bytes(b) for b in _curve(records, "jacobian", mode0, m0, k, "peak_bytes")[1]] for k in JACOBIAN_METHODS
     }
     _plot.loglog_panel(
-        axes[0, 1],
+        axes[1],
         ns,
         curves,
         title=f"peak memory, {mode0}, m = {m0}",
@@ -584,7 +584,7 @@ def _hessian_memory_plot(records, summary, out: Path, name: str) -> Path:
             for k in JACOBIAN_METHODS
         }
         _plot.loglog_panel(
-            axes[0, 2],
+            axes[2],
             depths,
             curves,
             title=f"temporaries vs depth (n = {mem[0]['n']}, m = {mem[0]['m']}, B = {mem[0]['batch']})",

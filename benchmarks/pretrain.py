@@ -298,7 +298,7 @@ def _table(results: dict, args, source: str, sizes, n_train: int) -> str:
 def _plot(results: dict, path: Path, title: str) -> Path:
     """Test accuracy per fine-tuning epoch, and ||delta^(l)|| against l at the start (log scale)."""
 
-    fig, axes = plot.new_figure(1, 3, width=4.6, height=3.6)
+    fig, axes = plot.new_panels(3, width=4.6, height=3.6)
     colors = plot.palette(list(results))
     for label, r in results.items():
         style = {
@@ -309,11 +309,11 @@ def _plot(results: dict, path: Path, title: str) -> Path:
             "label": label,
         }
         epochs = range(len(r["test_acc"]))
-        axes[0, 0].plot(epochs, r["test_acc"], **style)
-        axes[0, 1].plot(list(epochs)[1:], r["train_loss"][1:], **style)
-        axes[0, 2].plot(range(1, len(r["delta_norms_start"]) + 1), r["delta_norms_start"], **style)
+        axes[0].plot(epochs, r["test_acc"], **style)
+        axes[1].plot(list(epochs)[1:], r["train_loss"][1:], **style)
+        axes[2].plot(range(1, len(r["delta_norms_start"]) + 1), r["delta_norms_start"], **style)
     for ax, (ttl, xl, yl) in zip(
-        axes[0],
+        axes,
         (
             ("test accuracy", "fine-tuning epoch", "accuracy"),
             ("train loss (epoch mean)", "fine-tuning epoch", "cross-entropy"),
@@ -325,7 +325,7 @@ def _plot(results: dict, path: Path, title: str) -> Path:
         ax.set_ylabel(yl)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 2].set_yscale("log")
+    axes[2].set_yscale("log")
     fig.suptitle(title, fontsize=9)
     return plot.save(fig, path)
 

@@ -20,6 +20,9 @@ pymdownx.snippets), written here by running the real thing:
   recorded in the manifest like the slow commands; the tests check that each shows the commands
   :data:`SESSIONS` runs now. Gradescope's ``results.json`` (:data:`GRADESCOPE_EXCERPT`) is
   recorded the same way, from a real run.
+- **the notebook table**: the HTML table Jupyter shows for ``check_backprop``'s result
+  (``check-in-notebook.html``), from the code blocks of ``docs/tutorials/check-in-notebook.md``
+  (:func:`notebook_table`); written with the pages' outputs, and the tests compare it with a fresh run.
 - **the verify report**: a full ``fnnjax verify`` run (``verify-report.json``), from which the
   table of every formula page's checks (``snippets/checks/F<n>.md``) is rendered.
 - **the speed claim**: the sentence of README.md and docs/index.md that says how much faster an
@@ -143,14 +146,15 @@ def docs_environment():
                 os.environ["FNNJAX_DATA"] = saved
 
 
-def run_page(page: str) -> list[tuple[Block, str]]:
-    """Run the python blocks of ``page`` in order in one namespace; return each with its stdout.
-    Call it inside :func:`docs_environment`.
+def run_page(page: str, namespace: dict | None = None) -> list[tuple[Block, str]]:
+    """Run the python blocks of ``page`` in order in one namespace (``namespace``, filled, when
+    given); return each with its stdout. Call it inside :func:`docs_environment`.
 
     Raises:
       RuntimeError: naming the page and line of a block that raised, with the error.
     """
-    namespace: dict = {"__name__": f"docs_page_{Path(page).stem}"}
+    namespace = {} if namespace is None else namespace
+    namespace["__name__"] = f"docs_page_{Path(page).stem}"
     results = []
     for block in python_blocks(page):
         out = io.StringIO()
@@ -307,6 +311,8 @@ def _run_command(cmd: Command, tmp: str) -> str:
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL
     )
     text = proc.stdout + (proc.stderr if proc.returncode else "")
+    for folder in {tmp, os.path.realpath(tmp)}:  # "wrote TMP/: report.json" as run where it is shown
+        text = text.replace(f"{folder}{os.sep}: ", "")
     text = text.replace(tmp + "/", "").replace(tmp, ".")
     if proc.returncode not in (0, 1, 2):
         raise RuntimeError(f"{cmd.shown} failed with status {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -719,6 +725,75 @@ def gradescope_excerpt() -> str:
 
 
 # ------------------------------------------------------------------------------------------------
+# A class graded at once, from a real run of a generated class folder
+
+CLASS_KINDS = {
+    "right": 3,
+    "missing-l2": 2,
+    "missing-relu-mask": 1,
+    "sign-flip": 1,
+    "unfinished": 1,
+    "hangs": 1,
+    "kills-the-grader": 1,
+    "injects-markup": 1,
+}
+"""The class :func:`class_outputs` grades (kinds of :func:`fnnjax.benchmarks.grading.make_class`)."""
+CLASS_RUN = Command(
+    "class-run.txt",
+    _fnnjax("verify", "--class", "submissions", "--report", "grades", "--timeout", "2", "--points", "10"),
+)
+CLASS_OUTPUTS = ("class-run.txt", "class-report.md", "class-grades.csv")
+CLASS_IMAGE = DOCS / "how-to" / "grade-a-class-mistakes.png"
+
+
+def class_outputs() -> dict[str, str]:
+    """The terminal output, report.md (headings under the page's) and grades.csv of
+    :data:`CLASS_RUN` on a class folder written by :func:`fnnjax.benchmarks.grading.make_class`
+    (:data:`CLASS_KINDS`); the chart is copied to :data:`CLASS_IMAGE`."""
+    from fnnjax.benchmarks.grading import make_class
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # the sandbox's user reads the copies of the submissions
+        make_class(Path(tmp, "submissions"), CLASS_KINDS, zipped=1)
+        argv = [a.replace("{tmp}", tmp) for a in CLASS_RUN.argv]
+        env = dict(os.environ, TQDM_DISABLE="1")
+        proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode not in (0, 1):
+            raise RuntimeError(f"{CLASS_RUN.shown} failed with status {proc.returncode}:\n{proc.stderr[-2000:]}")
+
+        def shown(text: str) -> str:  # the scratch folder is the current one, as where the page's command runs
+            return text.replace(os.path.realpath(tmp) + os.sep, "").replace(tmp + os.sep, "")
+
+        stdout = shown(proc.stdout)
+        report = shown(Path(tmp, "grades", "report.md").read_text())
+        grades = shown(Path(tmp, "grades", "grades.csv").read_text())
+        CLASS_IMAGE.write_bytes(Path(tmp, "grades", "mistakes.png").read_bytes())
+    report = "\n".join(line for line in report.splitlines() if not line.startswith("# ")).lstrip("\n")
+    report = re.sub(r"^## ", "### ", report, flags=re.M).replace("](mistakes.png)", f"]({CLASS_IMAGE.name})")
+    return {
+        "class-run.txt": f"$ {CLASS_RUN.shown}\n{stdout}",
+        "class-report.md": report + ("" if report.endswith("\n") else "\n"),
+        "class-grades.csv": grades,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The table check_backprop shows in a notebook
+
+NOTEBOOK_PAGE = "docs/tutorials/check-in-notebook.md"
+NOTEBOOK_TABLE = "check-in-notebook.html"
+
+
+def notebook_table() -> str:
+    """The HTML table Jupyter shows for the ``result`` of :data:`NOTEBOOK_PAGE`'s code blocks
+    (``result._repr_html_()``, the same run whose printed report the page quotes)."""
+    namespace: dict = {}
+    with docs_environment():
+        run_page(NOTEBOOK_PAGE, namespace)
+    return namespace["result"]._repr_html_() + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
 # The verify report and each formula's checks
 
 VERIFY_REPORT = "verify-report.json"
@@ -863,7 +938,8 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the names and exit")
     args = parser.parse_args(argv)
     names = [c.name for c in COMMANDS] + ["verify"]
-    names += [session.name for session in SESSIONS] + [GRADESCOPE_EXCERPT, "speed"]
+    names += [session.name for session in SESSIONS] + [GRADESCOPE_EXCERPT, NOTEBOOK_TABLE, "speed"]
+    names += ["class"]
     if args.list:
         print("\n".join(names))
         return 0
@@ -874,6 +950,8 @@ def main(argv=None) -> int:
     if args.pages or not args.names:
         for name, text in page_outputs().items():
             _write(name, text, "a code block of the documentation")
+    if NOTEBOOK_TABLE in wanted or args.pages:
+        _write(NOTEBOOK_TABLE, notebook_table(), f"the table Jupyter shows for {NOTEBOOK_PAGE}'s result")
     with tempfile.TemporaryDirectory() as tmp:  # one folder: predict reads what train wrote
         for cmd in COMMANDS:
             if cmd.name in wanted:
@@ -883,6 +961,9 @@ def main(argv=None) -> int:
             _write(session.name, session_output(session), session.shown)
     if GRADESCOPE_EXCERPT in wanted:
         _write(GRADESCOPE_EXCERPT, gradescope_excerpt(), GRADESCOPE_SHOWN)
+    if "class" in wanted:
+        for name, text in class_outputs().items():
+            _write(name, text, CLASS_RUN.shown + " (a generated class folder)")
     if "speed" in wanted:
         write_speed_sentences()
     if "verify" in wanted:

@@ -334,8 +334,9 @@ def _add_proofs(content: str, page_url: str) -> str:
 _IMG = re.compile(r'<img\b[^>]*\bsrc="([^"]+\.png)"[^>]*>')
 
 
-WIDE_PLOT_PX = 1400
-"""A plot at least this wide (3 panels across) is shown wider than the text on wide screens."""
+WIDE_PLOT_PX = 1000
+"""A plot at least this wide (2 panels across, :data:`fnnjax.benchmarks._plot.MAX_COLUMNS`) is
+shown wider than the text on wide screens, so that each panel stays about 450 px wide or more."""
 
 
 def png_width(path: Path) -> int:

@@ -8,6 +8,8 @@ documentation's formula pages, ``docs/formulas/`` (one heading per formula, e.g.
 ``docs/formulas/backprop.md#f10``; ``verify.formula_page`` gives the page of any number).
 """
 
+from typing import TYPE_CHECKING
+
 # the core: model, activations, losses, the hand-written backward pass, every other method
 # training, checkpoints, data, scaling out
 from fnnjax import data
@@ -57,6 +59,9 @@ from fnnjax._train import (
 # checking gradients written by hand
 from fnnjax.gradcheck import GradCheckReport, GradientCheckError, check_gradients
 
+if TYPE_CHECKING:  # imported on first use (see __getattr__): the grader is not imported with fnnjax
+    from fnnjax.verify.grader import check_backprop
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -72,6 +77,7 @@ __all__ = [
     "activation_derivative",
     "autoencoder_mlp",
     "backprop",
+    "check_backprop",
     "check_gradients",
     "Checkpointer",
     "CheckpointError",
@@ -120,3 +126,13 @@ __all__ = [
     "TrainState",
     "xor_network",
 ]
+
+
+def __getattr__(name: str):
+    """``fnnjax.check_backprop``, imported on first use: ``import fnnjax`` does not import the grader."""
+    if name == "check_backprop":
+        from fnnjax.verify.grader import check_backprop
+
+        globals()[name] = check_backprop
+        return check_backprop
+    raise AttributeError(f"module 'fnnjax' has no attribute {name!r}")

@@ -152,10 +152,10 @@ def activate(name: str, z: Array, *, slope: float = 0.01) -> Array:
 
 
 def activation_derivative(name: str, z: Array, *, slope: float = 0.01) -> Array:
-    """The hand-written derivative ``f'(z)`` of an elementwise activation (F17).
+    r"""The hand-written derivative $f'(z)$ of an elementwise activation (F17).
 
-    ``sigmoid' = s(1 - s)``, ``tanh' = 1 - tanh^2``, ``relu' = 1[z > 0]``, ``softplus' = sigmoid``,
-    ``leaky_relu' = 1 or slope``, ``identity' = 1``, ``step' = 0``.
+    sigmoid: $\sigma'(z) = \sigma(z)\,(1 - \sigma(z))$; tanh: $1 - \tanh^2 z$; relu: $\mathbb{1}[z > 0]$;
+    softplus: $\sigma(z)$; leaky_relu: $1$ for $z > 0$, else ``slope``; identity: $1$; step: $0$.
 
     Args:
       name: an elementwise activation (any of :data:`ACTIVATIONS` but softmax).
@@ -177,9 +177,10 @@ def activation_derivative(name: str, z: Array, *, slope: float = 0.01) -> Array:
 
 
 def softmax_vjp(a: Array, g: Array) -> Array:
-    """The product ``J^T g`` of the softmax Jacobian at output ``a = softmax(z)`` with ``g``.
+    r"""The product $J^\top g$ of the softmax Jacobian at output $a = \mathrm{softmax}(z)$ with $g$.
 
-    ``J = diag(a) - a a^T`` is symmetric, so ``J^T g = a * (g - <a, g>)`` along the last axis.
+    $J = \mathrm{diag}(a) - a a^\top$ is symmetric, so $J^\top g = a \odot (g - \langle a, g \rangle)$
+    along the last axis.
 
     Args:
       a: softmax outputs, shape ``(..., C)``.

@@ -742,7 +742,7 @@ _clock = time.monotonic  # the time Checkpointer(seconds=...) measures (tests su
 
 
 class Checkpointer:
-    """A :func:`fnnjax.fit` callback that saves a checkpoint every ``every`` epochs, or at most once
+    r"""A :func:`fnnjax.fit` callback that saves a checkpoint every ``every`` epochs, or at most once
     every ``seconds`` of training, and always after ``final_epoch``.
 
     It also keeps the history (starting from ``history``, the records of a resumed run) so that
@@ -754,7 +754,7 @@ class Checkpointer:
     Args:
       directory: the checkpoint folder.
       mlp: the model.
-      every: save after epochs ``every, 2 every, ...`` (default 1 when ``seconds`` is None).
+      every: save after epochs $k, 2k, 3k, \dots$ with $k$ = ``every`` (default 1 when ``seconds`` is None).
       seconds: instead of ``every``: save after an epoch that ends at least ``seconds`` after the
         last save (or after this callback was made).
       final_epoch: the last epoch of the run, always saved (None: only the due epochs).

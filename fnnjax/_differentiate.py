@@ -71,14 +71,14 @@ def finite_difference_steps(theta, step=None, *, method: str = "fd_central"):
     Args:
       theta: the flat point ``(P,)``, a floating NumPy or JAX array (the result is of the same kind).
       step: None for the scaled default; a number (a traced one included) used as is.
-      method: ``fd_central`` or ``fd_forward`` (which default: $arepsilon^{1/3}$ or $arepsilon^{1/2}$).
+      method: ``fd_central`` or ``fd_forward`` (which default: $\varepsilon^{1/3}$ or $\varepsilon^{1/2}$).
 
     Returns:
       ``(P,)`` in theta's dtype.
 
     Example:
       >>> import numpy as np, fnnjax
-      >>> fnnjax.finite_difference_steps(np.array([0.5, -4.0]))  # float64: eps^(1/3) = 6.1e-6
+      >>> fnnjax.finite_difference_steps(np.array([0.5, -4.0]))  # float64: eps ** (1/3) = 6.1e-6
       array([6.05545445e-06, 2.42218178e-05])
     """
     xp = np if isinstance(theta, np.ndarray) and not isinstance(step, jax.core.Tracer) else jnp
@@ -88,8 +88,8 @@ def finite_difference_steps(theta, step=None, *, method: str = "fd_central"):
 
 
 def representable_step(theta, h):
-    """The step actually taken from ``theta`` by ``h``: ``(theta + h) - theta``, exact in the dtype
-    (F19), so that a difference quotient divides by the true distance between its points.
+    r"""The step actually taken from $\theta$ = ``theta`` by $h$ = ``h``: $(\theta + h) - \theta$, exact in
+    the dtype (F19), so that a difference quotient divides by the true distance between its points.
 
     Args:
       theta: the point (a NumPy or JAX array, or a scalar).
@@ -107,31 +107,36 @@ def representable_step(theta, h):
 
 
 def finite_difference_gradient(f, theta: Array, *, central: bool = True, step=None) -> Array:
-    """The gradient of a scalar ``f: R^P -> R`` by finite differences, one coordinate at a time.
+    r"""The gradient of a scalar $f: \mathbb{R}^P \to \mathbb{R}$ by finite differences, one coordinate at a time.
 
-    ``(f(theta + h e_i) - f(theta - h e_i)) / (2h)`` (central, O(h^2)) or
-    ``(f(theta + h e_i) - f(theta)) / h`` (forward, O(h)), with ``h_i = step * max(1, |theta_i|)``
-    (``step`` defaults to :func:`default_step`), never so large that ``theta_i + h`` (or
-    ``theta_i - h``) overflows the dtype; h is rounded so that ``theta_i + h`` is exact. The
-    default step survives rounding at any finite ``|theta_i|`` below the dtype's largest value:
-    it grows with ``|theta_i|``. A step given explicitly is used as is, unscaled, and can vanish
-    (``theta_i + h == theta_i``: h = 1e-3 at ``|theta_i| = 1e8`` in float32) or overflow.
-    Costs 2P (central) or P + 1 (forward) evaluations of f, done in sequence by ``lax.map``.
+    $$
+    \frac{f(\theta + h_i e_i) - f(\theta - h_i e_i)}{2 h_i} \quad \text{(central, } O(h^2)\text{)}
+    \qquad \text{or} \qquad
+    \frac{f(\theta + h_i e_i) - f(\theta)}{h_i} \quad \text{(forward, } O(h)\text{)},
+    $$
+
+    with $h_i = h \max(1, |\theta_i|)$ ($h$ = ``step``, default :func:`default_step`), never so large
+    that $\theta_i + h_i$ (or $\theta_i - h_i$) overflows the dtype; $h_i$ is rounded so that
+    $\theta_i + h_i$ is exact. The default step survives rounding at any finite $|\theta_i|$ below the
+    dtype's largest value: it grows with $|\theta_i|$. A step given explicitly is used as is, unscaled,
+    and can vanish ($\theta_i + h = \theta_i$: $h = 10^{-3}$ at $|\theta_i| = 10^8$ in float32) or
+    overflow. Costs $2P$ (central) or $P + 1$ (forward) evaluations of $f$, done in sequence by
+    ``lax.map``.
 
     Args:
       f: a scalar function of a flat vector.
-      theta: the point, a floating vector ``(P,)``.
+      theta: the point $\theta$, a floating vector ``(P,)``.
       central: central (True) or forward (False) differences.
-      step: the base step h; None for the dtype's default. A finite number h > 0 is used as is,
+      step: the base step $h$; None for the dtype's default. A finite number $h > 0$ is used as is,
         unscaled (it may be traced, e.g. a sweep over steps under ``vmap``).
 
     Returns:
       The estimated gradient, shape ``(P,)``. Under ``jit`` or ``vmap`` (``theta`` or ``step``
       traced, so nothing can be raised), a coordinate whose step vanished, overflowed or was not
-      > 0, or whose ``theta_i`` is not finite, is NaN, never an inf or a plausible number.
+      $> 0$, or whose $\theta_i$ is not finite, is NaN, never an inf or a plausible number.
 
     Raises:
-      ValueError: for a step that is not a finite number > 0, a ``theta`` that is not a floating
+      ValueError: for a step that is not a finite number $> 0$, a ``theta`` that is not a floating
         vector, and (``theta`` concrete) a coordinate whose step vanishes or overflows after
         rounding, or that is not finite (naming the coordinate, its value and the step to use).
 
@@ -246,7 +251,7 @@ def gradient(
     *,
     step: float | None = None,
 ) -> Params:
-    """The gradient of the risk R (F7) with respect to every parameter, by any method (F19-F21).
+    r"""The gradient of the risk $R$ (F7) with respect to every parameter, by any method (F19-F21).
 
     Args:
       mlp: the :class:`MLP`.
@@ -254,13 +259,13 @@ def gradient(
       x: inputs ``(N, M_0)`` or one sample ``(M_0,)``.
       y: targets, as for :func:`fnnjax.loss`.
       loss: ``mse``, ``squared_error`` or ``cross_entropy``.
-      l2: the weight-decay coefficient lambda >= 0 (may be traced).
+      l2: the weight-decay coefficient $\lambda \ge 0$ (may be traced).
       method: one of :data:`METHODS` (see the module docstring).
       step: finite-difference base step (``fd_*`` only); default :func:`default_step` of the dtype.
 
     Returns:
-      A tuple of :class:`Layer` s ``(dR/dW^(l), dR/db^(l))``, the structure of params, whatever the
-      method.
+      A tuple of :class:`Layer` s $(\partial R / \partial W^{(l)}, \partial R / \partial b^{(l)})$, the
+      structure of params, whatever the method.
 
     Raises:
       ValueError/TypeError: for an unknown method, a step given to a non-fd method, or anything

@@ -53,11 +53,11 @@ def _layer_of(W: object, b: object) -> Layer:
 
 
 class Trace(NamedTuple):
-    """Everything the forward pass computed (F16 step 1).
+    r"""Everything the forward pass computed (F16 step 1).
 
     Attributes:
-      z: ``(z^(1), ..., z^(L))``, each ``(N, M_l)`` (or ``(M_l,)`` for one sample).
-      a: ``(a^(0), ..., a^(L))`` with ``a^(0) = x``.
+      z: $(z^{(1)}, \dots, z^{(L)})$, each ``(N, M_l)`` (or ``(M_l,)`` for one sample).
+      a: $(a^{(0)}, \dots, a^{(L)})$ with $a^{(0)} = x$.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -73,17 +73,21 @@ class Trace(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class MLP:
-    """An immutable, hashable description of a fully connected feedforward network.
+    r"""An immutable, hashable description of a fully connected feedforward network.
 
-    ``MLP(sizes, hidden="relu", output="identity")`` is the network
-    ``phi(x) = f_L(W^(L) f_{L-1}( ... f_1(W^(1) x + b^(1)) ... ) + b^(L))`` (F1) with
-    ``sizes = (M_0, ..., M_L)``. It holds no arrays, so it is a static argument of ``jax.jit``.
+    ``MLP(sizes, hidden="relu", output="identity")`` is the network (F1)
+
+    $$
+    \phi(x) = f_L\Big(W^{(L)} f_{L-1}\big(\cdots f_1(W^{(1)} x + b^{(1)}) \cdots\big) + b^{(L)}\Big)
+    $$
+
+    with ``sizes`` $= (M_0, \dots, M_L)$. It holds no arrays, so it is a static argument of ``jax.jit``.
 
     Args:
-      sizes: layer widths ``(M_0, ..., M_L)``, ``L >= 1``, each a positive integer.
-      hidden: one activation name for every hidden layer, or a sequence of ``L - 1`` names.
+      sizes: layer widths $(M_0, \dots, M_L)$, $L \ge 1$, each a positive integer.
+      hidden: one activation name for every hidden layer, or a sequence of $L - 1$ names.
         Any of identity, sigmoid, tanh, relu, leaky_relu, softplus, step.
-      output: the output activation f_L: any of those or softmax.
+      output: the output activation $f_L$: any of those or softmax.
       leaky_slope: the negative-side slope of leaky_relu (default 0.01).
 
     Raises:
@@ -213,14 +217,15 @@ def _weight(key, scheme: str, fan_out: int, fan_in: int, opts: dict, dtype) -> A
 
 
 def init_params(key: Array, mlp: MLP, scheme: str = "normal", *, dtype=jnp.float32, **options) -> Params:
-    """Random weights and zero biases for ``mlp``.
+    r"""Random weights and zero biases for ``mlp``.
 
-    Schemes (fan_in = M_{l-1}, fan_out = M_l):
-    ``normal``: W ~ N(0, std^2), option ``std`` (default 0.01, the notes' recipe);
-    ``uniform``: W ~ U(-limit, limit), option ``limit`` (default 1/sqrt(fan_in));
-    ``xavier`` (alias ``glorot``): N(0, gain^2 2/(fan_in+fan_out)); ``xavier_uniform``:
-    U(+-gain sqrt(6/(fan_in+fan_out))); ``he`` (alias ``kaiming``): N(0, gain^2 2/fan_in);
-    ``he_uniform``: U(+-gain sqrt(6/fan_in)). Biases are zero.
+    Schemes, with $n_\text{in} = M_{l-1}$, $n_\text{out} = M_l$ and the option ``gain`` $= g$:
+    ``normal``: $W \sim \mathcal{N}(0, \sigma^2)$, option ``std`` $= \sigma$ (default 0.01, the notes'
+    recipe); ``uniform``: $W \sim U(-c, c)$, option ``limit`` $= c$ (default $1/\sqrt{n_\text{in}}$);
+    ``xavier`` (alias ``glorot``): $\mathcal{N}\big(0, g^2\, 2/(n_\text{in} + n_\text{out})\big)$;
+    ``xavier_uniform``: $U\big(\pm g \sqrt{6/(n_\text{in} + n_\text{out})}\big)$; ``he`` (alias ``kaiming``):
+    $\mathcal{N}(0, g^2\, 2/n_\text{in})$; ``he_uniform``: $U\big(\pm g \sqrt{6/n_\text{in}}\big)$. Biases are
+    zero.
 
     Args:
       key: a PRNG key; split into one key per layer.

@@ -30,7 +30,7 @@ Array = jax.Array
 
 
 def threshold_unit(x: Array, w: Array, b) -> Array:
-    """The output ``step(w . x + b)`` of one threshold unit (a perceptron, F4).
+    r"""The output $\mathrm{step}(w \cdot x + b)$ of one threshold unit (a perceptron, F4).
 
     Args:
       x: inputs ``(N, M)`` or one input ``(M,)``.
@@ -38,7 +38,7 @@ def threshold_unit(x: Array, w: Array, b) -> Array:
       b: the bias, a scalar.
 
     Returns:
-      ``(N,)`` (or ``()``) of 0/1 in w's dtype: 1 where ``w . x + b > 0``.
+      ``(N,)`` (or ``()``) of 0/1 in w's dtype: 1 where $w \cdot x + b > 0$.
 
     Raises:
       ValueError: when x's last axis is not the length of w.
@@ -124,17 +124,18 @@ def _check_table(x, t) -> tuple[Array, Array]:
 
 
 def train_perceptron(x, t, *, epochs: int = 100, lr: float = 1.0, w=None, b=0.0) -> PerceptronResult:
-    """Rosenblatt's perceptron learning rule, one sample at a time, for ``epochs`` passes (F4).
+    r"""Rosenblatt's perceptron learning rule, one sample at a time, for ``epochs`` passes (F4).
 
-    For each sample in order: ``y = step(w . x + b)``, ``w <- w + lr (t - y) x``,
-    ``b <- b + lr (t - y)``. All epochs run (one compiled ``lax.scan``); an epoch without errors
-    leaves the weights unchanged, so the result equals stopping at the first such epoch.
+    For each sample in order, with $\eta$ = ``lr``: $y = \mathrm{step}(w \cdot x + b)$,
+    $w \leftarrow w + \eta\,(t - y)\,x$, $b \leftarrow b + \eta\,(t - y)$. All epochs run (one compiled
+    ``lax.scan``); an epoch without errors leaves the weights unchanged, so the result equals
+    stopping at the first such epoch.
 
     Args:
       x: inputs ``(N, M)``, e.g. a truth table from :func:`fnnjax.data.logic_gate`.
       t: targets ``(N,)`` of 0/1.
       epochs: the number of passes (a bound: XOR never converges).
-      lr: the learning rate eta > 0.
+      lr: the learning rate $\eta > 0$.
       w: initial weights ``(M,)`` (default zeros).
       b: initial bias (default 0).
 
@@ -143,7 +144,7 @@ def train_perceptron(x, t, *, epochs: int = 100, lr: float = 1.0, w=None, b=0.0)
       ``.epochs_to_converge``.
 
     Raises:
-      ValueError: for shapes that do not fit, targets other than 0/1, ``epochs < 1`` or ``lr <= 0``.
+      ValueError: for shapes that do not fit, targets other than 0/1, ``epochs`` $< 1$ or ``lr`` $\le 0$.
 
     Example:
       >>> import fnnjax
@@ -168,10 +169,10 @@ def train_perceptron(x, t, *, epochs: int = 100, lr: float = 1.0, w=None, b=0.0)
 
 
 def xor_network(dtype=jnp.float32) -> tuple[MLP, Params]:
-    """The 2-2-1 threshold net that computes XOR (F4), with hand-set weights.
+    r"""The 2-2-1 threshold net that computes XOR (F4), with hand-set weights.
 
-    Hidden unit 1 is OR, ``step(x1 + x2 - 0.5)``; hidden unit 2 is AND, ``step(x1 + x2 - 1.5)``;
-    the output is ``step(h1 - h2 - 0.5)``: "OR but not AND" = XOR.
+    Hidden unit 1 is OR, $\mathrm{step}(x_1 + x_2 - 0.5)$; hidden unit 2 is AND,
+    $\mathrm{step}(x_1 + x_2 - 1.5)$; the output is $\mathrm{step}(h_1 - h_2 - 0.5)$: "OR but not AND" = XOR.
 
     Args:
       dtype: the parameters' floating dtype.

@@ -58,8 +58,8 @@ class Pretrained(NamedTuple):
 
 
 class TiedAutoencoder(NamedTuple):
-    """A tied-weight autoencoder's parameters: encoder ``W: (M, K)``, ``b: (M,)``; decoder bias
-    ``c: (K,)``; the decoder's weights are ``W^T`` (W appears twice: F20, :func:`tied_gradient`).
+    r"""A tied-weight autoencoder's parameters: encoder ``W: (M, K)``, ``b: (M,)``; decoder bias
+    ``c: (K,)``; the decoder's weights are $W^\top$ ($W$ appears twice: F20, :func:`tied_gradient`).
 
     Example:
       >>> import jax.numpy as jnp, fnnjax
@@ -74,15 +74,16 @@ class TiedAutoencoder(NamedTuple):
 
 
 def autoencoder_mlp(mlp: MLP, layer: int, decoder: str = "identity") -> MLP:
-    """The autoencoder that pretrains hidden layer ``layer`` (1-based) of ``mlp``.
+    r"""The autoencoder that pretrains hidden layer ``layer`` (1-based) of ``mlp``.
 
     Args:
       mlp: the supervised net.
-      layer: l in 1..L-1.
-      decoder: the decoder's output activation g (default identity; sigmoid suits inputs in [0, 1]).
+      layer: $l$ in $1, \dots, L-1$.
+      decoder: the decoder's output activation $g$ (default identity; sigmoid suits inputs in $[0, 1]$).
 
     Returns:
-      ``MLP((M_{l-1}, M_l, M_{l-1}), hidden=f_l, output=decoder)``.
+      ``MLP((M_{l-1}, M_l, M_{l-1}), hidden=f_l, output=decoder)``: $M_{l-1}$ inputs, the $M_l$ units
+      of layer $l$ with its activation $f_l$, $M_{l-1}$ outputs.
 
     Example:
       >>> import fnnjax
@@ -98,10 +99,11 @@ def _untie(ae: TiedAutoencoder) -> Params:
 
 
 def tied_gradient(ae_mlp: MLP, ae: TiedAutoencoder, a: Array) -> TiedAutoencoder:
-    """The gradient of the tied autoencoder's reconstruction risk, by backprop (F12, F20).
+    r"""The gradient of the tied autoencoder's reconstruction risk, by backprop (F12, F20).
 
-    W feeds the loss along two paths (encoder W, decoder W^T); their contributions add:
-    ``dR/dW = G_enc + G_dec^T`` with ``(G_enc, G_dec)`` the weight gradients of the untied net.
+    $W$ feeds the loss along two paths (encoder $W$, decoder $W^\top$); their contributions add:
+    $\partial R / \partial W = G_\text{enc} + G_\text{dec}^\top$ with $(G_\text{enc}, G_\text{dec})$ the
+    weight gradients of the untied net.
 
     Args:
       ae_mlp: the autoencoder's MLP (:func:`autoencoder_mlp`).
@@ -109,7 +111,7 @@ def tied_gradient(ae_mlp: MLP, ae: TiedAutoencoder, a: Array) -> TiedAutoencoder
       a: the inputs to reconstruct, ``(N, K)``.
 
     Returns:
-      ``TiedAutoencoder(dR/dW, dR/db, dR/dc)``.
+      ``TiedAutoencoder`` $(\partial R / \partial W, \partial R / \partial b, \partial R / \partial c)$.
 
     Example:
       >>> import jax, jax.numpy as jnp, fnnjax
@@ -198,13 +200,13 @@ def pretrain(
     tied: bool = False,
     decoder: str = "identity",
 ) -> Pretrained:
-    """Greedy layer-wise autoencoder pretraining of every hidden layer of ``mlp`` (F28).
+    r"""Greedy layer-wise autoencoder pretraining of every hidden layer of ``mlp`` (F28).
 
-    Hidden layer l = 1..L-1 in turn: an autoencoder (:func:`autoencoder_mlp`) whose encoder starts
-    from ``params[l-1]`` and whose decoder starts from ``(W^(l)T, 0)`` (or is tied to W^(l)T) is
-    trained for ``epochs`` epochs to reconstruct ``a^(l-1)`` with the mse loss, unsupervised (no
-    labels); then ``a^(l) = f_l(W^(l) a^(l-1) + b^(l))`` is computed with the trained encoder and
-    feeds layer l+1. The output layer ``params[L-1]`` is returned unchanged: pass freshly
+    Hidden layer $l = 1, \dots, L-1$ in turn: an autoencoder (:func:`autoencoder_mlp`) whose encoder
+    starts from ``params[l-1]`` and whose decoder starts from $(W^{(l)\top}, 0)$ (or is tied to
+    $W^{(l)\top}$) is trained for ``epochs`` epochs to reconstruct $a^{(l-1)}$ with the mse loss,
+    unsupervised (no labels); then $a^{(l)} = f_l(W^{(l)} a^{(l-1)} + b^{(l)})$ is computed with the
+    trained encoder and feeds layer $l+1$. The output layer ``params[L-1]`` is returned unchanged: pass freshly
     initialised params and fine-tune the result with :func:`fnnjax.fit`.
 
     Args:
@@ -216,12 +218,12 @@ def pretrain(
       epochs: epochs per layer (K).
       batch_size: samples per step, 1..N.
       optimizer: an optax GradientTransformation, e.g. ``optax.sgd(0.1)``; a fresh state per layer.
-      tied: decoder weights tied to W^T (default: a decoder of its own).
+      tied: decoder weights tied to $W^\top$ (default: a decoder of its own).
       decoder: the decoder's output activation (default identity).
 
     Returns:
       :class:`Pretrained` ``(params, losses)``: params of the structure, shapes and dtype of
-      ``params``; ``losses[l-1]`` the ``(epochs,)`` reconstruction losses of layer l.
+      ``params``; ``losses[l-1]`` the ``(epochs,)`` reconstruction losses of layer $l$.
 
     Raises:
       ValueError/TypeError: for an MLP without hidden layers, params or x that do not fit it,

@@ -51,11 +51,12 @@ def _check_count(n) -> int:
 
 
 def u_shaped(n: int = 300, *, key: jax.Array, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """A noisy U-shaped 1-D regression set: ``y = x^2 - 0.5 + noise * eps``, ``eps ~ N(0, 1)``.
+    r"""A noisy U-shaped 1-D regression set: $y = x^2 - 0.5 + s\,\epsilon$, $\epsilon \sim \mathcal{N}(0, 1)$,
+    $s$ = ``noise``.
 
-    ``x`` is ``n`` evenly spaced points on [-1, 1] (the classic tutorial data set of the notes'
+    ``x`` is ``n`` evenly spaced points on $[-1, 1]$ (the classic tutorial data set of the notes'
     regression article). No affine model fits it (F3): the best line is flat, with mean squared
-    residual ``Var(x^2) ~ 0.09``, while an MLP fits it down to the noise (F25).
+    residual $\mathrm{Var}(x^2) \approx 0.09$, while an MLP fits it down to the noise (F25).
 
     Args:
       n: the number of samples (default 300).
@@ -87,7 +88,8 @@ def u_shaped(n: int = 300, *, key: jax.Array, noise: float = 0.05) -> tuple[np.n
 def quadratic(
     n: int = 200, *, key: jax.Array, coefficient: float = 5.0, low: float = -1.0, high: float = 1.0, noise: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Samples of ``y = coefficient * x^2`` (the notes' ``y = 5 x^2``) at random ``x ~ U(low, high)``.
+    r"""Samples of $y = c\,x^2$, $c$ = ``coefficient`` (the notes' $y = 5 x^2$), at random
+    $x \sim U(\text{low}, \text{high})$.
 
     Args:
       n: the number of samples (default 200).
@@ -101,7 +103,7 @@ def quadratic(
       ``(x, y)``, both float32 ``(n, 1)`` numpy arrays.
 
     Raises:
-      ValueError: for a non-positive n, ``low >= high`` or a negative noise.
+      ValueError: for a non-positive n, ``low`` $\ge$ ``high`` or a negative noise.
 
     Example:
       >>> import jax, numpy as np

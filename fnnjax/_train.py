@@ -207,14 +207,16 @@ def _weights_only(params: Params) -> Params:
 
 
 def l2_decay(l2: float) -> optax.GradientTransformation:
-    """The L2 term of F7 as an optax transformation: adds ``l2 * W^(l)`` to every weight gradient.
+    r"""The L2 term of F7 as an optax transformation: adds $\lambda W^{(l)}$ to every weight gradient,
+    with $\lambda$ = ``l2``.
 
     ``optax.add_decayed_weights(l2, mask=...)`` with biases masked out (F7 excludes them), so that
     ``optax.chain(fnnjax.l2_decay(lam), optax.sgd(lr))`` takes the same SGD steps as
-    ``fit(..., l2=lam)`` with ``optax.sgd(lr)`` (F8: ``W <- W - lr (grad + lam W)``).
+    ``fit(..., l2=lam)`` with ``optax.sgd(lr)`` (F8: $W \leftarrow W - \eta\,(g + \lambda W)$ with $g$
+    the gradient and $\eta$ = ``lr``).
 
     Args:
-      l2: the coefficient lambda >= 0.
+      l2: the coefficient $\lambda \ge 0$.
 
     Returns:
       An ``optax.GradientTransformation``; chain it before the optimizer.
@@ -227,27 +229,27 @@ def l2_decay(l2: float) -> optax.GradientTransformation:
 
 
 def dropout_scales(key: Array, mlp: MLP, n: int, rate: float | Array, dtype=jnp.float32) -> tuple[Array, ...]:
-    """Inverted-dropout multipliers for the hidden layers (F26): ``s^(l) = m^(l) / (1 - rate)``.
+    r"""Inverted-dropout multipliers for the hidden layers (F26): $s^{(l)} = m^{(l)} / (1 - p)$, $p$ = ``rate``.
 
-    ``m^(l)`` is Bernoulli(1 - rate) per sample and unit, so a unit is DROPPED with probability
-    ``rate``; dividing by ``1 - rate`` keeps ``E[s^(l)] = 1``, so evaluation uses the network as is
-    (no dropout, no rescaling). Training uses ``a^(l) = f_l(z^(l)) * s^(l)`` for l = 1..L-1 (never
-    on the input or the output). ``1 - rate`` is computed in float32 (float64 for float64
+    $m^{(l)}$ is Bernoulli$(1 - p)$ per sample and unit, so a unit is DROPPED with probability
+    $p$; dividing by $1 - p$ keeps $\mathbb{E}[s^{(l)}] = 1$, so evaluation uses the network as is
+    (no dropout, no rescaling). Training uses $a^{(l)} = f_l(z^{(l)}) \odot s^{(l)}$ for
+    $l = 1, \dots, L-1$ (never on the input or the output). ``1 - rate`` is computed in float32 (float64 for float64
     multipliers), the multiplier in ``dtype``.
 
     Args:
       key: a PRNG key; split into one key per hidden layer.
       mlp: the :class:`~fnnjax.MLP`.
       n: the batch size N.
-      rate: the drop probability p, ``0 <= p < 1`` (may be traced). A concrete rate is checked:
-        outside ``[0, 1)``, NaN, one that rounds to 1 (``1 - 1e-9`` in float32) or one whose
-        multiplier ``1 / (1 - p)`` overflows ``dtype`` raises. A traced rate cannot raise: one
+      rate: the drop probability $p$, $0 \le p < 1$ (may be traced). A concrete rate is checked:
+        outside $[0, 1)$, NaN, one that rounds to 1 (``1 - 1e-9`` in float32) or one whose
+        multiplier $1 / (1 - p)$ overflows ``dtype`` raises. A traced rate cannot raise: one
         that breaks the rule makes every multiplier NaN (the loss and gradient NaN, visible),
         never a plausible number.
       dtype: the floating dtype of the multipliers.
 
     Returns:
-      ``(s^(1), ..., s^(L-1))``, each ``(N, M_l)`` with entries 0 or ``1 / (1 - rate)``.
+      $(s^{(1)}, \dots, s^{(L-1)})$, each ``(N, M_l)`` with entries 0 or $1 / (1 - p)$.
 
     Raises:
       ValueError: for a concrete rate that breaks the rule above (naming the rate and the fix).
@@ -674,6 +676,17 @@ def _check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def _check_batch_size(batch_size, n: int, mesh) -> int:
+    """The batch size as an int: positive, at most the ``n`` training samples, and (on a mesh) a
+    multiple of its device count."""
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size = {batch_size} is larger than the training set (N = {n}); use batch_size <= {n}")
+    if mesh is not None:
+        check_batch_divides(batch_size, mesh)
+    return batch_size
+
+
 def _check_fit_options(optimizer, loss, gradient, l2, dropout, epochs, initial_epoch) -> tuple[float, float]:
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
@@ -743,14 +756,19 @@ def fit(
     devices: int | None = None,
     unroll: int = 1,
 ) -> tuple[Params, History]:
-    """Train ``params`` with minibatch optimisation; return the trained params and the history.
+    r"""Train ``params`` with minibatch optimisation; return the trained params and the history.
 
-    Every step computes the gradient of the risk on one batch,
-    ``R = (1/B) sum_i L(y_i, phi(x_i)) + (l2/2) sum_l ||W^(l)||_F^2`` (F7; with dropout the forward
-    pass drops hidden units, F26), and lets the optax ``optimizer`` turn it into an update (plain
-    SGD: F8/F13, ``theta <- theta - lr dR/dtheta``). Each epoch reshuffles the data from ``key`` and
-    runs as one compiled program; see the module docstring for the exact batching rule (the last
-    partial batch is kept) and how keys are split.
+    Every step computes the gradient of the risk on one batch of $B$ samples (F7),
+
+    $$
+    R = \frac{1}{B} \sum_i \mathcal{L}\big(y_i, \phi(x_i)\big) + \frac{\lambda}{2} \sum_l \lVert W^{(l)} \rVert_F^2 ,
+    $$
+
+    with $\lambda$ = ``l2`` (with dropout the forward pass drops hidden units, F26), and lets the
+    optax ``optimizer`` turn it into an update (plain SGD: F8/F13,
+    $\theta \leftarrow \theta - \eta\, \partial R / \partial \theta$ with $\eta$ the learning rate).
+    Each epoch reshuffles the data from ``key`` and runs as one compiled program; see the module
+    docstring for the exact batching rule (the last partial batch is kept) and how keys are split.
 
     Args:
       mlp: the :class:`~fnnjax.MLP`.
@@ -760,17 +778,17 @@ def fit(
       optimizer: any optax ``GradientTransformation``, e.g. ``optax.sgd(0.1)``.
       epochs: the epoch to stop after (counting ``initial_epoch``: a run resumed at epoch 3 with
         ``epochs=50`` trains epochs 4..50).
-      batch_size: B, 1 <= B <= N.
+      batch_size: $B$, $1 \le B \le N$.
       key: the PRNG key that starts epoch ``initial_epoch + 1`` (shuffling and dropout).
       loss: ``cross_entropy`` (needs a softmax or sigmoid output), ``mse`` or ``squared_error``.
-      gradient: ``"backprop"``: fnnjax's hand-written delta recursion (F10-F13, with the dropout
+      gradient: ``"backprop"``: fnnjax's hand-written $\delta$ recursion (F10-F13, with the dropout
         masks inside the recursion); ``"grad"``: ``jax.grad`` of the same risk.
-      l2: lambda of the L2 term of F7 (weights only), added to the gradient as ``l2 * W``; a real
-        number >= 0 that is finite in the params' dtype (the rule of :func:`fnnjax.loss`). The
+      l2: $\lambda$ of the L2 term of F7 (weights only), added to the gradient as $\lambda W$; a real
+        number $\ge 0$ that is finite in the params' dtype (the rule of :func:`fnnjax.loss`). The
         same decay can instead be an optax transformation: :func:`l2_decay`.
-      dropout: the DROP rate p of inverted dropout on every hidden layer, ``0 <= p < 1``
+      dropout: the DROP rate $p$ of inverted dropout on every hidden layer, $0 \le p < 1$
         (0: no dropout), checked in the dtypes the program computes with (a rate that rounds to 1
-        in float32, such as ``1 - 1e-9``, or whose multiplier ``1 / (1 - p)`` overflows the
+        in float32, such as ``1 - 1e-9``, or whose multiplier $1 / (1 - p)$ overflows the
         params' dtype is refused; see :func:`dropout_scales`). Training only; evaluation never
         drops.
       eval: evaluation data measured after every epoch: ``(x, y)`` (named ``val``) or a mapping
@@ -903,14 +921,7 @@ class Trainer:
         check_loss(mlp, loss)
         self.mesh = mesh = resolve_mesh(mesh, devices)
         self._x, self._target = prepare_data(mlp, params, train, loss=loss, what="train", mesh=mesh)
-        n = self._x.shape[0]
-        batch_size = _check_positive_int("batch_size", batch_size)
-        if batch_size > n:
-            raise ValueError(
-                f"batch_size = {batch_size} is larger than the training set (N = {n}); use batch_size <= {n}"
-            )
-        if mesh is not None:
-            check_batch_divides(batch_size, mesh)
+        batch_size = _check_batch_size(batch_size, self._x.shape[0], mesh)
         eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
         self._evals = {
             name: prepare_data(mlp, params, data, loss=loss, what=f"eval[{name!r}]", mesh=mesh)
@@ -932,6 +943,12 @@ class Trainer:
         spec = _StepSpec(mlp, loss, ByStructure(optimizer.update), gradient, l2 != 0, dropout != 0, self._accuracy)
         dtype = params[0].W.dtype
         self._hyper = _to_device(_Hyper(jnp.asarray(l2, dtype), jnp.asarray(dropout, _metric_dtype(dtype))), mesh=mesh)
+        self._compile(spec, batch_size=batch_size, eval_batch_size=eval_batch_size, unroll=unroll)
+
+    def _compile(self, spec: _StepSpec, *, batch_size: int, eval_batch_size: int, unroll: int) -> None:
+        """Compile the epoch program and one evaluation program per evaluation set, ahead of the
+        first epoch, and record how long that took (``compile_seconds``)."""
+        params, opt_state, key = self.state.params, self.state.opt_state, self.state.key
         t0 = time.perf_counter()
         self._epoch_fn = _train_epoch.lower(
             params,
@@ -942,7 +959,7 @@ class Trainer:
             self._hyper,
             spec=spec,
             batch_size=batch_size,
-            mesh=mesh,
+            mesh=self.mesh,
             unroll=unroll,
         ).compile()
         self._eval_fns = {
@@ -950,8 +967,8 @@ class Trainer:
                 params,
                 ex,
                 et,
-                mlp=mlp,
-                loss=loss,
+                mlp=spec.mlp,
+                loss=spec.loss,
                 accuracy=self._accuracy,
                 batch_size=min(eval_batch_size, ex.shape[0]),
             ).compile()

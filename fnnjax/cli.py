@@ -9,7 +9,7 @@ loss); 2 the user's input or environment (a wrong option, a missing or damaged f
 one line on stderr; 3 an internal error (any other exception: a bug in fnnjax), reported as one
 line that says so. ``FNNJAX_DEBUG=1`` shows the traceback instead, for both.
 
-Every command that writes files says where on its last line, and draws a progress bar only on a
+Every command that writes files says where on its last line (:func:`wrote_line`), and draws a progress bar only on a
 terminal (:func:`show_progress`: stderr is a TTY and ``TQDM_DISABLE`` is not set), so a log of a
 redirected run holds lines, not carriage returns.
 """
@@ -22,10 +22,10 @@ import importlib.util
 import os
 import sys
 
-from fnnjax._progress import show_progress
+from fnnjax._progress import show_progress, wrote_line
 from fnnjax.errors import InputError, UsageError
 
-__all__ = ["main", "show_progress", "UsageError"]
+__all__ = ["main", "show_progress", "wrote_line", "UsageError"]
 
 SUBCOMMAND_MODULES = ("fnnjax.verify.cli", "fnnjax._cli_train", "fnnjax.benchmarks.cli")
 """Modules that register subcommands, in the order they appear in ``--help``."""

@@ -177,7 +177,9 @@ def test_gradescope_results_for_a_mistake_and_scores_that_add_up(tmp_path, capsy
     assert data["output"].startswith(f"{len(tests) - failing} of {len(tests)} cases pass (cs231n convention")
     scored = [t for t in tests if "[optional" not in t["name"]]
     scored_failing = sum(t["status"] == "failed" for t in scored)
-    assert f"FAIL: {scored_failing} of {len(scored)} scored cases fail" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"FAIL: {scored_failing} of {len(scored)} scored cases fail" in out
+    assert out.rstrip("\n").splitlines()[-1] == f"wrote {tmp_path.resolve()}/: results.json"  # where, last
 
 
 def test_gradescope_results_when_nothing_can_be_checked(tmp_path, capsys):

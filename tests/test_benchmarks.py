@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -335,3 +336,17 @@ def test_quick_benchmarks_write_their_results(tmp_path, capsys, monkeypatch):
     text = (tmp_path / "modes_cpu_quick.md").read_text()
     assert "### Slopes against n" in text and "### Crossover n*" in text and "| jacfwd |" in text
     assert "t(backprop) / t(grad)" in (tmp_path / "backprop_cpu_quick.md").read_text()
+
+
+def test_plots_put_at_most_two_panels_side_by_side():
+    """Two panels across stay legible at the docs' column width; more go on more rows."""
+    from fnnjax.benchmarks._plot import MAX_COLUMNS, new_figure, new_panels
+
+    with pytest.raises(ValueError, match="at most 2"):
+        new_figure(1, 3)
+    fig, axes = new_panels(3)
+    assert MAX_COLUMNS == 2 and len(axes) == len(fig.axes) == 3
+    assert [ax.get_subplotspec().get_geometry()[:2] for ax in axes] == [(2, 2)] * 3
+    for png in Path(__file__).parents[1].joinpath("benchmarks", "results").rglob("*.png"):
+        width = int.from_bytes(png.read_bytes()[16:20], "big")
+        assert width <= MAX_COLUMNS * 6.0 * 110, (png.name, width)  # at most two panels of 6 inches at 110 dpi

@@ -115,7 +115,7 @@ architectures = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architectures)
 def test_backprop_equals_grad_float64(case):
     seed, sizes, hidden, (output, loss), l2, n, form = case
@@ -158,7 +158,7 @@ def assert_gradient_matches(g, ref, params, method, scale):
     chex.assert_trees_all_close(g, ref, rtol=0, atol=TOLERANCES[method] * scale)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_architectures)
 def test_every_method_agrees_float64(case):
     """Every method against jax.grad within :data:`TOLERANCES`."""

@@ -495,7 +495,7 @@ def test_table_code_names_do_not_break_in_the_browser(site, browser):
 
 
 def test_wide_plots_are_shown_wider_than_the_column_on_a_wide_screen(site, browser):
-    """A plot of 3 panels across spreads over the sidebars on a 1920 px screen, so that its labels stay legible."""
+    """A plot of 2 panels across spreads over the sidebars on a 1920 px screen, so that its labels stay legible."""
     session, events, start = _open(browser, site / "benchmarks" / "modes.html")
     browser.send(
         "Emulation.setDeviceMetricsOverride", session, width=1920, height=1080, deviceScaleFactor=1, mobile=False
@@ -508,7 +508,7 @@ def test_wide_plots_are_shown_wider_than_the_column_on_a_wide_screen(site, brows
           img.getBoundingClientRect().width, img.naturalWidth,
           document.querySelector('article').getBoundingClientRect().width])""",
     )
-    assert len(sizes) == 3, sizes  # the two 3 x 2 grids and the 3 x 1 Hessian plot, each 1650 px wide
+    assert len(sizes) == 3, sizes  # the two grids of 3 rows and the Hessian plot, each 2 panels (1100 px) wide
     for shown, natural, column in sizes:
         assert shown >= 1.3 * column and shown >= 0.7 * natural, (shown, natural, column)
     assert not _errors(events, session, start), _errors(events, session, start)

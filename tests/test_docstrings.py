@@ -7,7 +7,9 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("fnnjax", "verify", "benchmarks")
+PACKAGES = ("fnnjax",)
+"""``fnnjax`` holds the verify suite and the benchmarks too (``fnnjax.verify``, ``fnnjax.benchmarks``):
+each module's examples run once, under the name users import it by."""
 
 
 def all_modules() -> list[str]:
@@ -19,6 +21,12 @@ def all_modules() -> list[str]:
             if not info.name.endswith("__main__"):
                 names.append(info.name)
     return sorted(names)
+
+
+def test_the_walk_covers_the_suite_the_grader_and_the_benchmarks():
+    names = all_modules()
+    for package in ("fnnjax.verify.formulas", "fnnjax.verify.grader", "fnnjax.benchmarks"):
+        assert any(n.startswith(package + ".") for n in names), package
 
 
 @pytest.mark.parametrize("name", all_modules())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from course_math import central_differences
 
 from fnnjax.errors import UsageError
 from fnnjax.verify.grader._user_backprop import SubmissionError, check_user_backprop
@@ -54,23 +55,6 @@ def diagnosis(report):
 
 # ----------------------------------------------------------------------------------------------
 # The courses' losses, written here (float64), and central differences
-
-
-def central_differences(f, arrays, h=1e-6):
-    """df/da for every array of ``arrays`` (changed in place and restored), by central differences."""
-    out = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            old = a[i]
-            a[i] = old + h
-            up = f()
-            a[i] = old - h
-            down = f()
-            a[i] = old
-            g[i] = (up - down) / (2 * h)
-        out.append(g)
-    return out
 
 
 def rel_error(x, y):

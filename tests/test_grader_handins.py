@@ -13,11 +13,13 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from course_math import central_differences_by_name
 
 from fnnjax.cli import main
 from fnnjax.verify.grader import _handin
@@ -33,6 +35,7 @@ from fnnjax.verify.grader._submission import (
     parse_target,
     submission_root,
 )
+from fnnjax.verify.grader._user_backprop import SubmissionError, check_user_backprop
 
 HANDINS = Path(__file__).resolve().parent / "submissions" / "handins"
 NOTEBOOK = "Building_your_Deep_Neural_Network_Step_by_Step.ipynb"
@@ -64,22 +67,6 @@ def load(path, entry=None):
 # Independent verdicts: the submission's gradient against central differences of the course's loss
 
 
-def _central(f, params, h=1e-6):
-    out = {}
-    for k, p in params.items():
-        g = np.zeros_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + h
-            up = f()
-            p[i] = old - h
-            down = f()
-            p[i] = old
-            g[i] = (up - down) / (2 * h)
-        out[k] = g
-    return out
-
-
 def _agree(got, want):
     """Every array within 1e-6 of the central differences, relative to the array's largest entry."""
     return all(np.max(np.abs(got[k] - want[k])) <= 1e-6 * max(1e-8, np.max(np.abs(want[k]))) for k in want)
@@ -107,7 +94,7 @@ def cs231n_right(cls, reg=0.1, **kwargs):
         data = -logp[np.arange(len(y)), y].mean()
         return data + 0.5 * reg * sum(np.sum(net.params[f"W{i}"] ** 2) for i in range(1, n_layers + 1))
 
-    return abs(loss - course_loss()) < 1e-8 and _agree(grads, _central(course_loss, net.params))
+    return abs(loss - course_loss()) < 1e-8 and _agree(grads, central_differences_by_name(course_loss, net.params))
 
 
 def a1_right(cls, reg=0.05):
@@ -124,7 +111,7 @@ def a1_right(cls, reg=0.05):
         logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
         return -logp[np.arange(7), y].mean() + reg * (np.sum(p["W1"] ** 2) + np.sum(p["W2"] ** 2))
 
-    return abs(loss - course_loss()) < 1e-8 and _agree(grads, _central(course_loss, p))
+    return abs(loss - course_loss()) < 1e-8 and _agree(grads, central_differences_by_name(course_loss, p))
 
 
 def dlai_right(module):
@@ -146,7 +133,7 @@ def dlai_right(module):
             a = np.maximum(z, 0) if i < len(dims) - 1 else 1 / (1 + np.exp(-z))
         return -np.mean(Y * np.log(a) + (1 - Y) * np.log(1 - a))
 
-    want = _central(cost, params)
+    want = central_differences_by_name(cost, params)
     return _agree({k: grads["d" + k] for k in want}, want)
 
 
@@ -285,18 +272,42 @@ def test_a_notebook_graded_as_it_was_last_defined_fails_when_the_last_definition
     assert not dlai_right(load(path))
 
 
-def test_a_helper_the_notebook_uses_but_nobody_installed_is_the_environment(tmp_path):
+def test_the_course_helper_the_notebook_imports_but_the_hand_in_lacks_is_supplied_and_said(tmp_path):
     folder = copy(tmp_path, "dlai_w4a1")
     (folder / "dnn_utils.py").unlink()
-    with pytest.raises(LoadError) as info:
-        load(folder / NOTEBOOK)
+    module = load(folder / NOTEBOOK)
+    assert dlai_right(module)  # the student's functions, with the course's sigmoid, relu and their backwards
+    assert any("imports dnn_utils, which the hand-in does not include" in n for n in load_notes(module))
+    assert "dnn_utils" not in sys.modules  # the stand-in is the submission's alone
+
+
+def test_a_helper_the_notebook_uses_but_nobody_installed_is_the_environment(tmp_path):
+    folder = copy(tmp_path, "dlai_w4a1", [("from dnn_utils import", "from course_utils import")], NOTEBOOK)
+    (folder / "dnn_utils.py").unlink()
+    notes = load_notes(load(folder / NOTEBOOK))
+    assert any("imports course_utils" in n and "fails if the grading calls it" in n for n in notes), notes
+    with pytest.raises(SubmissionError) as info:  # the graded functions call it: the course's environment
+        check_user_backprop(str(folder / NOTEBOOK), seed=0)
     message = str(info.value)
     assert re.search(
-        r"the submission imports dnn_utils \(.*code cell 2 line 5\), which is not installed where the grader runs: "
-        r"add it to the autograder's setup \(put the course's dnn_utils.py beside the submission",
+        r"cannot grade .*: ModuleNotFoundError: course_utils\.\w+ is used, but the submission imports course_utils, "
+        r"which is not installed where the grader runs: add it to the autograder's setup \(put the course's "
+        r"course_utils.py beside the submission",
         message,
     ), message
     assert "fix the" not in message
+
+
+def test_a_package_a_notebook_uses_only_outside_the_graded_functions_stands_in(tmp_path):
+    folder = copy(tmp_path, "dlai_w4a1")
+    path = folder / NOTEBOOK
+    data = json.loads(path.read_text())
+    cell = "import torch_not_here\n\ndef supply_chain_graph(rows):\n    return torch_not_here.tensor(rows)\n"
+    data["cells"].insert(0, {"cell_type": "code", "metadata": {}, "outputs": [], "source": cell})
+    path.write_text(json.dumps(data))
+    module = load(path)
+    assert dlai_right(module)
+    assert any("imports torch_not_here" in n for n in load_notes(module))
 
 
 def test_a_notebook_whose_definition_is_python_2_says_so(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import socket
 
 import pytest
@@ -123,3 +124,42 @@ def test_a_redirected_train_writes_lines_not_a_bar(tmp_path, capsys, fashion_loo
             f"{tmp_path / 'run' / 'params.npz'}, {tmp_path / 'run' / 'curves.png'}"
         )
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# fnnjax verify names what it wrote on its last line, as fnnjax train and fnnjax bench do
+
+
+def _last_line(text: str) -> str:
+    return text.rstrip("\n").splitlines()[-1]
+
+
+def test_verify_names_its_json_and_markdown_reports_last(tmp_path, capsys):
+    (tmp_path / "md").mkdir()
+    report, handout = tmp_path / "r.json", tmp_path / "md" / "r.md"
+    assert main(["verify", "--only", "F3", "--quick", "--no-progress", "--json", str(report)]) == 0
+    assert _last_line(capsys.readouterr().out) == f"wrote {tmp_path.resolve()}{os.sep}: r.json"
+    argv = ["verify", "--only", "F3", "--quick", "--no-progress", "--json", str(report), "--markdown", str(handout)]
+    assert main(argv) == 0
+    assert _last_line(capsys.readouterr().out) == f"wrote {report.resolve()}, {handout.resolve()}"
+    assert main(["verify", "--only", "F3", "--quick", "--no-progress"]) == 0
+    assert not _last_line(capsys.readouterr().out).startswith("wrote")  # nothing written, nothing named
+
+
+def test_verify_backprop_names_its_results_json_last_even_when_nothing_was_checked(tmp_path, monkeypatch, capsys):
+    import fnnjax.verify.grader._user_backprop
+
+    results = tmp_path / "results.json"  # a submission that cannot be checked still gets its results.json
+    assert main(["verify", "--backprop", str(tmp_path / "absent.py"), "--gradescope", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[-2].startswith("FAIL: ")
+    assert _last_line(out) == f"wrote {tmp_path.resolve()}{os.sep}: results.json"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(fnnjax.verify.grader._user_backprop, "check_user_backprop", broken)
+    assert main(["verify", "--backprop", str(tmp_path / "absent.py"), "--gradescope", str(results)]) == 1
+    out, err = capsys.readouterr()
+    assert "RuntimeError: out of memory" in err  # the traceback first, then where the results are
+    assert _last_line(out) == f"wrote {tmp_path.resolve()}{os.sep}: results.json" and results.is_file()

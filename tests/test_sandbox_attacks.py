@@ -197,7 +197,7 @@ DOCKER_PATH = r"""
 import json, os, sys, time
 from pathlib import Path
 from fnnjax.verify.grader._isolation import Worker
-from fnnjax.verify.grader._sandbox import Limits, Sandbox, processes_of
+from fnnjax.verify.grader._sandbox import Limits, Sandbox, _dead, processes_of
 from fnnjax.verify.grader._submission import parse_target
 
 grader, results = int(sys.argv[2]), sys.argv[3]
@@ -222,7 +222,7 @@ out["forkbomb"] = attack("forkbomb")
 uid = sandbox.uid
 w.close()
 sandbox.close()
-out["left"] = processes_of(uid)
+out["left"] = [p for p in processes_of(uid) if not _dead(p)]  # zombies wait for PID 1 to reap them: dead
 print(json.dumps(out))
 """
 

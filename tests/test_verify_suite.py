@@ -4,6 +4,7 @@ scope, errors as failures), the reports (table, JSON, markdown) and the ``fnnjax
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -136,6 +137,11 @@ def test_reports_table_json_markdown():
     data = json.loads(verify.to_json(result))
     assert set(data) >= {"checks", "versions", "device", "total_seconds", "seed", "passed", "failed"}
     assert set(data["checks"][0]) >= {"id", "claim", "method", "measured", "tolerance", "status"}
+    assert [(c["formula_page"], c["check_page"]) for c in data["checks"]] == [
+        (check.formula_page, check.docs_page) for check in select_checks(all_checks(), "F3,F4-xor")
+    ]
+    assert list(data["checks"][0])[:3] == ["id", "formula_page", "check_page"]
+    assert data["checks"][1]["check_page"] == "docs/checks.md#f4-xor-not-separable"  # as --list names it
     assert data["checks"][1]["measured"]["XOR certificate y"] == "1/4, 1/4, 1/4, 1/4"
     assert data["versions"]["jax"] == jax.__version__ and data["failed"] == 0
     md = verify.render_markdown(result)
@@ -215,7 +221,7 @@ def test_cli_backprop_with_a_correct_function(tmp_path, capsys):
     assert main(["verify", "--backprop", "fnnjax:backprop", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["backprop"]["status"] == "pass" and "jax" in data["versions"] and data["device"]
-    assert capsys.readouterr().out.strip()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"wrote {tmp_path.resolve()}{os.sep}: bp.json"
 
 
 def test_cli_backprop_rejects_suite_options(capsys):

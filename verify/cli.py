@@ -25,7 +25,9 @@ set, and print what each check measured. Each formula is derived in docs/formula
 Exit status 1 when any check fails. With --backprop FILE.py[:NAME], check a hand-written backprop
 instead: your own function in fnnjax's conventions, or a course submission (cs231n,
 deeplearning.ai, Nielsen), run in its own process with a time limit per case; --gradescope writes
-Gradescope's results.json."""
+Gradescope's results.json. With --class FOLDER --report OUT, grade a whole class: every student's
+submission in FOLDER, each as --backprop grades it, into OUT/grades.csv, report.md, report.html
+and mistakes.png."""
 
 EPILOG = """\
 examples:
@@ -39,6 +41,12 @@ examples:
   fnnjax verify --backprop Building_your_Deep_Neural_Network_Step_by_Step.ipynb
   fnnjax verify --backprop submission.zip                 each gradable file graded as its own part
   fnnjax verify --backprop dnn.py:L_model_backward --gradescope /autograder/results/results.json --points 20
+
+  fnnjax verify --class submissions/ --report grades/ --points 10 -j 2   a whole class, 2 at a time
+
+--class exit status: 0 every submission passes, 1 the report was written and some submission fails or
+could not be graded (its own row says why), 2 bad usage (no such folder, --report is a file, no
+submission found).
 
 --backprop exit status: 0 every case passes, 1 a case fails (wrong, raised, timed out, crashed, wrong
 structure), 2 bad usage (with --gradescope, a submission that cannot be imported is a failure, 1).
@@ -84,6 +92,28 @@ def register(subparsers) -> None:
         help="check a hand-written backprop instead of running the suite: FILE.py[:NAME] (also inside a "
         "course package, e.g. cs231n/classifiers/fc_net.py), NOTEBOOK.ipynb[:NAME], a FOLDER or a .zip as "
         "handed in (each gradable file a part), or MODULE[:NAME]; run in its own process (see --convention)",
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_folder",
+        metavar="FOLDER",
+        help="grade a whole class: each entry of FOLDER (a folder, .zip, .ipynb or .py; or a Canvas, Moodle "
+        "or Blackboard export, grouped by student) is one student's submission, graded as --backprop grades "
+        "it (with --report OUT)",
+    )
+    klass = parser.add_argument_group("--class options")
+    klass.add_argument(
+        "--report",
+        metavar="OUT",
+        help="the folder --class writes grades.csv, report.md, report.html and mistakes.png to",
+    )
+    klass.add_argument(
+        "-j", "--jobs", type=int, metavar="N", help="submissions graded at a time (default: the number of CPU cores)"
+    )
+    klass.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade every submission (default: skip those unchanged since the last run)",
     )
     group = parser.add_argument_group("--backprop options")
     group.add_argument(
@@ -183,6 +213,15 @@ def _check_output(path: str | None, option: str) -> Path | None:
     return out
 
 
+def _say_wrote(*paths: Path | None) -> None:
+    """End with the line naming the files written (nothing when none was), after anything on stderr."""
+    from fnnjax.cli import wrote_line
+
+    if any(p is not None for p in paths):
+        sys.stderr.flush()
+        print(wrote_line(*paths), flush=True)
+
+
 def _list(checks) -> int:
     from .formulas._report import render_list
 
@@ -278,6 +317,7 @@ def _run_backprop(args, json_path: Path | None) -> int:
             | {"extra_data": {"convention": None if convention is None else convention.name, "seed": seed}},
         )
         print(f"FAIL: {err}")
+        _say_wrote(gradescope)
         return 1
     except UsageError:  # the command line is wrong: the instructor's to fix (exit status 2)
         raise
@@ -295,6 +335,7 @@ def _run_backprop(args, json_path: Path | None) -> int:
             | {"extra_data": {"seed": seed}},
         )
         traceback.print_exc()
+        _say_wrote(gradescope)
         return 1
     print(sandbox.summary() if isinstance(report, BackpropReport) else report.sandbox)
     print(report.render())
@@ -315,11 +356,15 @@ def _run_backprop(args, json_path: Path | None) -> int:
             sandbox.summary() if isinstance(report, BackpropReport) else report.sandbox
         )
         write_results(gradescope, results)
+    _say_wrote(json_path, gradescope)
     return 0 if report.passed else 1
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fnnjax verify`` with parsed arguments; return the exit status (0 pass, 1 a check failed).
+
+    The last line on stdout names the files written (``--json``, ``--markdown``, ``--gradescope``):
+    ``wrote DIR/: NAME, NAME``.
 
     Raises:
       fnnjax.errors.UsageError: for an unknown check ID, an unwritable output path, or options that do
@@ -327,6 +372,10 @@ def run(args: argparse.Namespace) -> int:
     """
     json_path = _check_output(args.json, "--json")
     md_path = _check_output(args.markdown, "--markdown")
+    if getattr(args, "class_folder", None) or getattr(args, "report", None):
+        from .grader._class_cli import run_class
+
+        return run_class(args)
     if args.backprop:
         return _run_backprop(args, json_path)
     for flag in ("convention", "timeout", "gradescope", "points", "visibility", "l2_factor", "strict", "init"):
@@ -351,5 +400,6 @@ def run(args: argparse.Namespace) -> int:
         json_path.write_text(to_json(result))
     if md_path is not None:
         md_path.write_text(render_markdown(result))
+    _say_wrote(json_path, md_path)
     sys.stdout.flush()
     return 0 if result.passed else 1

@@ -50,7 +50,7 @@ def check_gradients(
     factors: Sequence[tuple[float, str]] = (),
     suspects: Mapping[str, Any] | None = None,
 ) -> GradCheckReport:
-    """Check a hand-written gradient against jax.grad, finite differences and the Taylor test.
+    r"""Check a hand-written gradient against jax.grad, finite differences and the Taylor test.
 
     ``grad_f(params, *args)`` must return the gradient of the scalar ``f(params, *args)`` with
     respect to ``params`` (any pytree of floating arrays of one dtype), in params' structure. Each
@@ -73,15 +73,15 @@ def check_gradients(
       *args: further arguments of f and grad_f.
       fast: for large nets: every element is still compared with one reverse pass of ``jax.grad``
         (about the cost of two evaluations of f), but finite differences are taken only along
-        ``probes`` Gaussian probes u per leaf (``<G, u>`` against central differences along u)
+        ``probes`` Gaussian probes $u$ per leaf ($\langle G, u \rangle$ against central differences along $u$)
         instead of along every coordinate.
       key: PRNG key for the probes and the Taylor direction (default ``jax.random.key(0)``).
-      rtol: with ``atol``, replaces the derived tolerances: ``|G - E| <= atol + rtol |E|`` per element
-        (for a probe ``atol ||u|| + rtol sum |G_i u_i|``).
+      rtol: with ``atol``, replaces the derived tolerances: $|G - E| \le a + r\,|E|$ per element, with
+        $a$ = ``atol`` and $r$ = ``rtol`` (for a probe $u$: $a \lVert u \rVert + r \sum_i |G_i u_i|$).
       atol: see ``rtol``.
       oracles: a subset of ``("autodiff", "fd", "taylor")`` with ``autodiff`` or ``fd`` in it (the
         Taylor test can only show a gradient wrong); with ``fast=True``, ``autodiff`` must be in it.
-      step: the finite-difference base step, used as is (default ``eps^(1/3) max(1, |theta_i|)``).
+      step: the finite-difference base step, used as is (default $\varepsilon^{1/3} \max(1, |\theta_i|)$).
       probes: Gaussian probes per leaf in fast mode.
       factors: ``(value, words)`` pairs naming factors in diagnoses, e.g. ``[(N, "N, the batch size")]``.
       suspects: ``{description: wrong_gradient_pytree}``: known mistakes to recognise by name.

@@ -57,12 +57,12 @@ LIBRARY_ULPS = 4.0
 
 
 class RoundingScales(NamedTuple):
-    """The rounding error of ``f(theta)`` and of its gradient, in units of the unit roundoff u of theta.
+    r"""The rounding error of $f(\theta)$ and of its gradient, in units of the unit roundoff $u$ of $\theta$.
 
     Attributes:
-      f_error: ``sigma(f) / u``: the measured standard deviation of the first-order rounding error
-        of f (see :mod:`fnnjax.gradcheck._rounding`).
-      grad_error: ``sigma(A_i) / u``, ``(P,)``, likewise for each element of jax.grad's gradient A.
+      f_error: $\sigma(f) / u$: the measured standard deviation of the first-order rounding error
+        of $f$ (see :mod:`fnnjax.gradcheck._rounding`).
+      grad_error: $\sigma(A_i) / u$, ``(P,)``, likewise for each element of jax.grad's gradient $A$.
     """
 
     f_error: Any
@@ -70,14 +70,14 @@ class RoundingScales(NamedTuple):
 
 
 def sum_weight(n: int) -> float:
-    """``sqrt(n - 1)``: the size of the rounding of a sum of n terms, in units of u and of the sum of
-    their magnitudes, in any order (the ``n - 1`` partial sums each rounded once, independently).
+    r"""$\sqrt{n - 1}$: the size of the rounding of a sum of $n$ terms, in units of $u$ and of the sum of
+    their magnitudes, in any order (the $n - 1$ partial sums each rounded once, independently).
 
     Args:
-      n: the number of terms (``n <= 1``: nothing is added, 0).
+      n: the number of terms ($n \le 1$: nothing is added, 0).
 
     Returns:
-      ``sqrt(n - 1)``.
+      $\sqrt{n - 1}$.
 
     Example:
       >>> from fnnjax.gradcheck import sum_weight
@@ -540,7 +540,7 @@ def _while(ctx: _Ctx, params, vals, tangents):
 def rounding_scales(
     F: Callable[[jax.Array], jax.Array], theta, samples: int = SAMPLES
 ) -> tuple[Any, Any, RoundingScales]:
-    """``f(theta)``, ``jax.grad F(theta)`` and their :class:`RoundingScales` (traceable: call it under jit).
+    r"""$F(\theta)$, ``jax.grad(F)`` $(\theta)$ and their :class:`RoundingScales` (traceable: call it under jit).
 
     Evaluates the jaxpr of ``jax.value_and_grad(F)`` once, and beside it ``samples`` tangents: the
     first-order effect on every value of random-sign rounding errors of the sizes of
@@ -548,8 +548,8 @@ def rounding_scales(
     ``samples`` gradients' worth of vectorised work.
 
     Args:
-      F: a scalar function of the flat vector theta (see :func:`flat_function`).
-      theta: the point, ``(P,)``.
+      F: a scalar function of the flat vector $\theta$ (see :func:`flat_function`).
+      theta: the point $\theta$, ``(P,)``.
       samples: how many random sign vectors to measure with.
 
     Returns:

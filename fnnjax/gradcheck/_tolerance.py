@@ -51,16 +51,20 @@ def unit_roundoff(dtype) -> float:
 
 
 def gradient_tolerance(error_scale, dtype, gradient_dtype=None, floor: float = 0.0) -> np.ndarray:
-    """The tolerance of each gradient element from the rounding of its computation.
+    r"""The tolerance of each gradient element from the rounding of its computation.
 
-    ``tol_i = SAFETY (u_A + u_G) s_i + floor``: the rounding error of jax.grad's ``A_i`` has the
-    measured standard deviation ``u_A s_i`` (:func:`rounding_scales`: the terms summed into A_i,
-    not its size, set it), and a right gradient G computed by another program from the same terms
-    (in another order, grouped otherwise) errs like ``u_G s_i``. ``SAFETY = 4`` standard deviations
-    of each, with the measured ``s_i`` rarely below a third of the true one.
+    $$
+    \mathrm{tol}_i = \mathrm{SAFETY}\,(u_A + u_G)\, s_i + \mathrm{floor}:
+    $$
+
+    the rounding error of jax.grad's $A_i$ has the measured standard deviation $u_A s_i$
+    (:func:`rounding_scales`: the terms summed into $A_i$, not its size, set it), and a right gradient
+    $G$ computed by another program from the same terms (in another order, grouped otherwise) errs
+    like $u_G s_i$. ``SAFETY`` = 4 standard deviations of each, with the measured $s_i$ rarely below a
+    third of the true one.
 
     Args:
-      error_scale: ``s_i`` (:attr:`RoundingScales.grad_error`), in units of u of ``dtype``.
+      error_scale: $s_i$ (:attr:`RoundingScales.grad_error`), in units of $u$ of ``dtype``.
       dtype: the dtype the oracle computed in.
       gradient_dtype: the dtype of the gradient under test when coarser (None: ``dtype``).
       floor: an absolute floor added to every tolerance.

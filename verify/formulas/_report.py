@@ -129,11 +129,32 @@ def render_table(result: SuiteResult, width: int | None = None) -> str:
 
 
 def to_json(result: SuiteResult) -> str:
-    """The JSON report (see :meth:`~verify.SuiteResult.to_dict`), indented, with each check's
-    ``"formula_page"`` (e.g. ``"docs/formulas/backprop.md#f10"``, repository-relative) after its ``"id"``."""
+    """The JSON report (see :meth:`~verify.SuiteResult.to_dict`), indented; after each check's ``"id"``
+    come where its formula is derived, ``"formula_page"`` (e.g. ``"docs/formulas/backprop.md#f10"``),
+    and the check's own entry, ``"check_page"`` (e.g. ``"docs/checks.md#f10-softmax-ce"``), both
+    repository-relative, as ``fnnjax verify --list`` names them.
+
+    Args:
+      result: a :class:`~verify.SuiteResult`.
+
+    Returns:
+      The report as JSON text, ending with a newline.
+
+    Example:
+      >>> import json
+      >>> from fnnjax.verify import get_check, run_suite, to_json
+      >>> report = json.loads(to_json(run_suite([get_check("F27-weight-count")], quick=True, progress=False)))
+      >>> report["checks"][0]["formula_page"], report["checks"][0]["check_page"]
+      ('docs/formulas/generalisation.md#f27', 'docs/checks.md#f27-weight-count')
+    """
     report = result.to_dict()
     report["checks"] = [
-        {"id": c["id"], "formula_page": formula_page(c["id"]), **{k: v for k, v in c.items() if k != "id"}}
+        {
+            "id": c["id"],
+            "formula_page": formula_page(c["id"]),
+            "check_page": check_page(c["id"]),
+            **{k: v for k, v in c.items() if k != "id"},
+        }
         for c in report["checks"]
     ]
     return json.dumps(report, indent=2) + "\n"

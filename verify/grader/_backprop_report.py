@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, cast
 from fnnjax import gradcheck as gc
 
 from ._convention import Case, Convention, Entry
+from ._diagnosis import Code, kind_code
 
 __all__ = ["BackpropReport", "CaseResult", "FunctionCaseResult", "FunctionResult", "ValueCheck"]
 
@@ -55,6 +56,8 @@ class CaseResult:
       notes: further failures found (inputs modified in place).
       seconds: the submission's time on this case.
       printed: the end of what the submission printed, when the case failed.
+      codes: the stable :class:`~fnnjax.verify.grader._diagnosis.Code` of each mistake found (with its
+        layer where one applies): ``missing-l2``, ``sign-flip``, ``timeout``... (empty when it passes).
     """
 
     case: Case
@@ -70,9 +73,10 @@ class CaseResult:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     printed: str = ""
+    codes: tuple[Code, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: the case, status, failing parameters, diagnosis and the gradient check."""
+        """JSON-able: the case, status, failing parameters, diagnosis (and its stable codes) and the gradient check."""
         return _jsonable(
             {
                 "architecture": self.case.architecture,
@@ -86,6 +90,7 @@ class CaseResult:
                 "error": self.error,
                 "failing": list(self.failing),
                 "diagnosis": list(self.diagnosis),
+                "codes": [c._asdict() for c in self.codes],
                 "notes": list(self.notes),
                 "loss_value": None if self.loss is None else self.loss._asdict(),
                 "output_value": None if self.output is None else self.output._asdict(),
@@ -171,13 +176,21 @@ class FunctionCaseResult(NamedTuple):
     seconds: float = 0.0
     printed: str = ""
 
+    @property
+    def code(self) -> str | None:
+        """The stable code of its failure (``unfinished``, ``raised``, ``wrong-values``...), or None when it passes."""
+        if self.passed:
+            return None
+        return kind_code(self.kind)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: the case, status, kind, message and relative error."""
+        """JSON-able: the case, status, kind, stable code, message and relative error."""
         return _jsonable(
             {
                 "case": self.label,
                 "status": "pass" if self.passed else "fail",
                 "kind": self.kind,
+                "code": self.code,
                 "message": self.message,
                 "rel_error": self.rel_error,
                 "worst": self.worst,
@@ -215,6 +228,11 @@ class FunctionResult:
         """The first failing case, or None."""
         return next((c for c in self.cases if not c.passed), None)
 
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The stable codes of its failing cases, in order, without repeats (empty when it passes)."""
+        return tuple(dict.fromkeys(c.code for c in self.cases if c.code is not None))
+
     def summary(self) -> str:
         """One line: ``pass (2 cases)``, ``NOT IMPLEMENTED YET``, ``FAIL case 1: dw ...``."""
         first = self.first_failure
@@ -230,7 +248,12 @@ class FunctionResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: the function, its status and its cases."""
         status = "pass" if self.passed else "not implemented yet" if self.unfinished else "fail"
-        return {"function": self.name, "status": status, "cases": [c.to_dict() for c in self.cases]}
+        return {
+            "function": self.name,
+            "status": status,
+            "codes": list(self.codes),
+            "cases": [c.to_dict() for c in self.cases],
+        }
 
 
 def _jsonable(v: Any) -> Any:
@@ -299,6 +322,8 @@ class BackpropReport:
       functions: per-function credit: the course functions the file defines, each checked on its
         own cases (empty when it defines none); ``cases`` is then empty when the file has no
         whole network to check.
+      notes: what loading the submission noted, one line each (a notebook's or a script's skipped
+        statements, an unused import of a module that is not installed, a course helper supplied).
     """
 
     passed: bool
@@ -310,6 +335,7 @@ class BackpropReport:
     entry: Entry | None = None
     isolated: bool = False
     functions: tuple[FunctionResult, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def first_wrong_function(self) -> FunctionResult | None:
@@ -430,7 +456,7 @@ class BackpropReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: status, function, convention, seed, seconds, every case, the first failure's index."""
+        """JSON-able: status, function, convention, seed, seconds, every case, the first failure's index, the notes."""
         first = self.first_failure
         batch = {c.case.batch for c in self.cases}
         return {
@@ -445,4 +471,5 @@ class BackpropReport:
             "first_failure": None if first is None else self.cases.index(first) + 1,
             "cases": [c.to_dict() for c in self.cases],
             **({"functions": [f.to_dict() for f in self.functions]} if self.functions else {}),
+            "notes": list(self.notes),
         }

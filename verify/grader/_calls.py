@@ -16,7 +16,8 @@ Forms:
   ``L_model_backward(AL, Y, caches) -> grads``.
 - ``nielsen``: ``net = Cls(sizes)`` (a required ``activation...`` parameter gets ``"sigmoid"``,
   ``init`` adds keywords), ``net.biases`` and ``net.weights`` set, then
-  ``net.backprop(x, y) -> (nabla_b, nabla_w)``.
+  ``net.backprop(x, y) -> (nabla_b, nabla_w)`` (or ``back_propagation``... :data:`BACKPROP_METHODS`;
+  ``(nabla_w, nabla_b)`` is told apart by its shapes).
 - ``probe``: build the class of a request of the form ``request["form"]`` once, before the cases:
   what its constructor built (cs231n), which cost the network has (Nielsen, network2.py's
   ``self.cost``), or the one-line error of a constructor the grader cannot call.
@@ -36,7 +37,16 @@ import numpy as np
 from ._function_calls import PREFIX as FUNCTION_PREFIX, call_function
 from ._wire import to_numpy
 
-__all__ = ["FORMS", "CallError", "call", "prepare"]
+__all__ = ["BACKPROP_METHODS", "FORMS", "CallError", "backprop_method", "call", "prepare"]
+
+BACKPROP_METHODS = ("backprop", "back_prop", "backpropagation", "back_propagation")
+"""The names a Nielsen network's backward pass goes by in the book (``backprop``) and in students'
+ports of it; the first one the class has is called."""
+
+
+def backprop_method(methods) -> str | None:
+    """The first of :data:`BACKPROP_METHODS` among ``methods`` (names), or None."""
+    return next((m for m in BACKPROP_METHODS if m in methods), None)
 
 
 class CallError(Exception):
@@ -246,7 +256,10 @@ def _call_nielsen(entry, request):
     net.biases = list(request["biases"])
     net.weights = list(request["weights"])
     x, y = request["x"], request["y"]
-    returned = _invoke(net.backprop, f"{type(net).__name__}.backprop", x, y)
+    method = backprop_method([m for m in BACKPROP_METHODS if callable(getattr(net, m, None))])
+    if method is None:
+        raise CallError(f"{type(net).__name__} has no backprop(x, y) method (nor {', '.join(BACKPROP_METHODS[1:])})")
+    returned = _invoke(getattr(net, method), f"{type(net).__name__}.{method}", x, y)
     return {"returned": returned, "given": {"biases": list(net.biases), "weights": list(net.weights), "x": x, "y": y}}
 
 

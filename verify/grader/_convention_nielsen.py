@@ -30,6 +30,21 @@ def _nielsen_case(sizes, optional=False, loss="mse"):
     return Case(sizes, ("sigmoid",) * (len(sizes) - 2), "sigmoid", loss, 0.0, 1, optional)
 
 
+def _shapes(value) -> list | None:
+    if not isinstance(value, (list, tuple)):
+        return None
+    return [tuple(getattr(v, "shape", ())) for v in value]
+
+
+def _weights_first(returned, params) -> bool:
+    """Whether a backprop returned ``(nabla_w, nabla_b)``: the first list shaped like the weights, the
+    second like the biases, and not the other way round (they differ whenever a layer has two inputs)."""
+    weights = [tuple(w.shape) for w in params["weights"]]
+    biases = [tuple(b.shape) for b in params["biases"]]
+    first, second = _shapes(returned[0]), _shapes(returned[1])
+    return weights != biases and first == weights and second == biases
+
+
 class Nielsen(Convention):
     """Nielsen's network.py: ``Network(sizes)`` with ``weights[l]: (n_l, n_(l-1))``, ``biases[l]:
     (n_l, 1)``, sigmoid in every layer, the cost ½‖a − y‖² of one example, ``backprop(x, y) ->
@@ -38,7 +53,8 @@ class Nielsen(Convention):
     name = "nielsen"
     title = "Nielsen, Neural Networks and Deep Learning (network.py: sigmoid layers, ½‖a − y‖² of one example)"
     contract = (
-        "Network(sizes).backprop(x, y) -> (nabla_b, nabla_w) for one example x: (n_0, 1); "
+        "Network(sizes).backprop(x, y) -> (nabla_b, nabla_w) (or (nabla_w, nabla_b), told apart by shape) "
+        "for one example x: (n_0, 1); "
         "weights[l]: (n_(l+1), n_l), biases[l]: (n_(l+1), 1)"
     )
     reference = "the quadratic cost ½‖a − y‖² of one example"
@@ -101,9 +117,12 @@ class Nielsen(Convention):
             raise Mismatch(
                 f"backprop(x, y) returned {describe_value(returned)}; it must return the pair (nabla_b, nabla_w)"
             )
+        order = ("biases", "weights")
+        if _weights_first(returned, inputs.params):
+            order = ("weights", "biases")  # (nabla_w, nabla_b): the student's own order, told apart by shape
         leaves = []
         for name, key in (("nabla_b", "biases"), ("nabla_w", "weights")):
-            got = returned[0 if key == "biases" else 1]
+            got = returned[order.index(key)]
             params = inputs.params[key]
             if not isinstance(got, (list, tuple)) or len(got) != len(params):
                 raise Mismatch(

@@ -3,7 +3,8 @@
 The rules, applied to the module's public functions and classes (or to the one object given):
 
 - ``deeplearning-ai``: it defines both ``L_model_forward`` and ``L_model_backward``;
-- ``nielsen``: a class with a ``backprop`` method (network.py's ``Network``);
+- ``nielsen``: a class with a ``backprop`` method (network.py's ``Network``; ``back_propagation`` and
+  the other names of :data:`~fnnjax.verify.grader._calls.BACKPROP_METHODS` too);
 - ``cs231n``: a class with a ``loss`` method (``FullyConnectedNet``, ``TwoLayerNet``; assignment 1's
   ``TwoLayerNet(input_size, hidden_size, output_size)`` with ``loss(X, y, reg)`` is told apart by
   its constructor), or a function
@@ -20,6 +21,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from ._calls import backprop_method
 from ._conventions import CONVENTIONS, Entry
 from ._submission import LoadError
 
@@ -72,8 +74,9 @@ def _fits(kind: str, name: str, info: Any, functions: dict) -> list[Entry]:
     out = []
     if kind == "class":
         init = tuple(p[0] for p in info.get("init") or [])
-        if "backprop" in info["methods"]:
-            out.append(Entry("nielsen", "class", name, init, f"it defines class {name} with backprop(x, y)"))
+        method = backprop_method(info["methods"])
+        if method is not None:
+            out.append(Entry("nielsen", "class", name, init, f"it defines class {name} with {method}(x, y)"))
         if "loss" in info["methods"] and any(p in init for p in ("input_size", "hidden_size", "output_size")):
             why = (
                 f"it defines class {name}({', '.join(init)}) with loss(X, y, reg): cs231n assignment 1's neural_net.py"

@@ -11,6 +11,10 @@ compiled per case when a case fails (tried first: they are exact hypotheses), th
 generic patterns of
 :func:`fnnjax.gradcheck.diagnose_leaf` (transposed, zero, non-finite). Each convention supplies
 the words (:class:`fnnjax.verify.grader._conventions.Convention`).
+
+Every diagnosis also carries stable :class:`Code` s (``missing-l2``, ``sign-flip``, ``transposed``,
+``missing-activation-derivative`` ... with the layer where one applies, :data:`CODES`), to count
+mistakes by kind and by layer across a class; the words may change, the codes do not.
 """
 
 from __future__ import annotations
@@ -26,7 +30,103 @@ from fnnjax import gradcheck as gc
 
 from ._conventions import Case, Convention
 
-__all__ = ["Evidence", "LossTerms", "diagnose_case", "loss_diagnosis", "variant_gradients"]
+__all__ = [
+    "CODES",
+    "Code",
+    "Evidence",
+    "LossTerms",
+    "diagnose",
+    "diagnose_case",
+    "kind_code",
+    "loss_code",
+    "loss_diagnosis",
+    "variant_gradients",
+]
+
+
+class Code(NamedTuple):
+    """A stable name for one kind of mistake, and the layer it is in (1-based) where one applies.
+
+    Example:
+      >>> from fnnjax.verify.grader._diagnosis import Code
+      >>> str(Code("missing-l2", 2)), str(Code("timeout"))
+      ('missing-l2 (layer 2)', 'timeout')
+    """
+
+    code: str
+    layer: int | None = None
+
+    def __str__(self) -> str:
+        return self.code if self.layer is None else f"{self.code} (layer {self.layer})"
+
+
+CODES: dict[str, str] = {
+    # a wrong gradient (per parameter, with its layer)
+    "missing-l2": "the L2 term reg·W is missing from dW",
+    "wrong-l2-factor": "dW's L2 term has the wrong factor (reg·W doubled, halved...)",
+    "regularised-bias": "the bias gradient includes an L2 term",
+    "sign-flip": "the gradient has the wrong sign",
+    "sum-not-mean": "a sum over the batch where the mean belongs (off by N)",
+    "divided-twice": "divided by the batch size twice (off by 1/N)",
+    "wrong-factor": "off by a constant factor",
+    "missing-activation-derivative": "the hidden layers' activation derivative (ReLU mask, σ') is missing",
+    "missing-output-derivative": "the output activation's derivative is missing",
+    "extra-output-derivative": "an extra output-activation derivative on top of ŷ − y",
+    "derivative-at-activation": "the activation derivative is taken at the activation instead of z",
+    "transposed": "the gradient is transposed",
+    "wrong-shape": "the gradient has another shape than its parameter",
+    "zero-gradient": "the gradient is zero (nothing computed)",
+    "non-finite": "the gradient holds NaN or inf",
+    "wrong-values": "wrong values, no simple pattern",
+    # the returned loss and output
+    "loss-l2-factor": "the loss's L2 term has the wrong factor, or is missing",
+    "loss-missing-layer-l2": "the loss leaves one layer's weights out of its L2 term",
+    "loss-regularised-bias": "the loss regularises the biases",
+    "loss-sum-not-mean": "the loss sums over the batch where the mean belongs",
+    "loss-divided-twice": "the loss is divided by the batch size twice",
+    "wrong-loss": "the returned loss is wrong",
+    "wrong-forward": "the forward pass (the network output) is wrong",
+    "modified-inputs": "the submission changed its input arrays in place",
+    # nothing to judge
+    "unfinished": "not implemented yet (the starter code)",
+    "raised": "the submission raised an exception",
+    "timeout": "the submission ran past its time limit",
+    "crash": "the submission's process crashed (killed, out of memory)",
+    "exit": "the submission exited",
+    "too-much-output": "the submission printed too much",
+    "wrong-structure": "the returned value has the wrong structure",
+    "contract": "the submission cannot be called as the course calls it",
+    "too-coarse": "float16/bfloat16 gradients",
+    "not-gradable": "the submission cannot be loaded or graded at all",
+    "grader-error": "the grader failed on this submission",
+}
+"""Every stable code, with what it means (a class report counts mistakes by these)."""
+
+_KIND_CODES = {
+    "raised": "raised",
+    "timeout": "timeout",
+    "crash": "crash",
+    "exit": "exit",
+    "output": "too-much-output",
+    "structure": "wrong-structure",
+    "contract": "contract",
+    "precision": "too-coarse",
+    "wire": "wrong-structure",
+    "modified": "modified-inputs",
+    "load": "not-gradable",
+    "unfinished": "unfinished",
+}
+
+
+def kind_code(kind: str) -> str:
+    """The stable code of a case that produced nothing to judge (its ``kind``: ``raised``, ``timeout``...).
+
+    Example:
+      >>> from fnnjax.verify.grader._diagnosis import kind_code
+      >>> kind_code("output"), kind_code("timeout")
+      ('too-much-output', 'timeout')
+    """
+    return _KIND_CODES.get(kind, "wrong-values" if kind == "ok" else kind)
 
 
 def _near(c: float, v: float) -> bool:
@@ -115,6 +215,46 @@ def _generic(conv: Convention, expected, got, rtol: float) -> str | None:
     return words
 
 
+def _generic_code(words: str | None) -> str:
+    """The code of what :func:`fnnjax.gradcheck.diagnose_leaf` said."""
+    if not words:
+        return "wrong-values"
+    for start, code in (
+        ("transposed", "transposed"),
+        ("has shape", "wrong-shape"),
+        ("contains non-finite", "non-finite"),
+        ("zero where", "zero-gradient"),
+        ("sign flipped", "sign-flip"),
+    ):
+        if words.startswith(start):
+            return code
+    return "wrong-factor" if "factor" in words else "wrong-values"
+
+
+_VARIANT_CODES = {
+    "no_hidden_fprime": "missing-activation-derivative",
+    "no_output_fprime": "missing-output-derivative",
+    "extra_output_fprime": "extra-output-derivative",
+    "fprime_at_activation": "derivative-at-activation",
+}
+
+
+def _factor_code(alpha: float, n: int) -> str:
+    if _near(alpha, -1):
+        return "sign-flip"
+    if n > 1 and _near(alpha, n):
+        return "sum-not-mean"
+    if n > 1 and _near(alpha, 1 / n):
+        return "divided-twice"
+    return "wrong-factor"
+
+
+def _l2_code(beta: float, is_weight: bool) -> str:
+    if not is_weight:
+        return "regularised-bias"
+    return "missing-l2" if _near(beta, 0) else "wrong-l2-factor"
+
+
 class _Leaf(NamedTuple):
     """One failing parameter and what it is compared with (float64 arrays)."""
 
@@ -126,17 +266,19 @@ class _Leaf(NamedTuple):
     variants: list[tuple[str, np.ndarray]]  # the classic wrong gradients of this parameter
 
 
-def _explain_leaf(conv: Convention, case: Case, leaf: _Leaf, rtol: float) -> str | None:
-    """Why ``got`` differs from ``expected = data + reg``: a variant, a decomposition, or the generic tests."""
+def _explain_leaf(conv: Convention, case: Case, leaf: _Leaf, rtol: float) -> tuple[str | None, tuple[str, ...]]:
+    """Why ``got`` differs from ``expected = data + reg``: a variant, a decomposition, or the generic
+    tests; with the stable codes of what it found."""
     expected, got, reg, is_weight, layer, variants = leaf
     if got.shape != expected.shape or not np.all(np.isfinite(got)) or not np.any(got):
-        return _generic(conv, expected, got, rtol)  # transposed, non-finite or zero
+        words = _generic(conv, expected, got, rtol)  # transposed, non-finite or zero
+        return words, (_generic_code(words),)
     data = expected - reg if is_weight else expected
     for key, variant in variants:  # a classic wrong recursion, exactly
         words = conv.variants.get(key)
         expected_l2 = reg if is_weight else 0.0
         if words and gc.arrays_match(got, variant + expected_l2, rtol) and not gc.arrays_match(variant, data, rtol):
-            return words
+            return words, (_VARIANT_CODES.get(key, key.replace("_", "-")),)
     has_data, has_reg = bool(np.any(data)), bool(np.any(reg))
     what = "the data term" if has_reg else "the gradient"
     if has_data or has_reg:
@@ -148,14 +290,17 @@ def _explain_leaf(conv: Convention, case: Case, leaf: _Leaf, rtol: float) -> str
             alpha = float(coeffs[0]) if has_data else 1.0
             beta = float(coeffs[-1]) if has_reg else (1.0 if is_weight else 0.0)
             if has_data and has_reg and is_weight and _near(alpha, beta) and not _near(alpha, 1):
-                return _factor_phrase(conv, alpha, "the gradient", case.batch)
+                return _factor_phrase(conv, alpha, "the gradient", case.batch), (_factor_code(alpha, case.batch),)
             parts = [] if _near(alpha, 1) else [_factor_phrase(conv, alpha, what, case.batch)]
+            codes = [] if _near(alpha, 1) else [_factor_code(alpha, case.batch)]
             l2_part = _l2_phrase(conv, beta, is_weight, layer) if has_reg else None
             if l2_part:
                 parts.append(l2_part)
+                codes.append(_l2_code(beta, is_weight))
             if parts:
-                return "; and ".join(parts)
-    return _generic(conv, expected, got, rtol)
+                return "; and ".join(parts), tuple(codes)
+    words = _generic(conv, expected, got, rtol)
+    return words, (_generic_code(words),)
 
 
 class Evidence(NamedTuple):
@@ -190,11 +335,20 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evid
     Returns:
       Lines such as ``grads['W1'], grads['W2']: lacks reg·W: ...`` and ``wrong only in layer 2 ...``.
     """
+    return diagnose(conv, case, report, evidence)[0]
+
+
+def diagnose(
+    conv: Convention, case: Case, report: gc.GradCheckReport, evidence: Evidence
+) -> tuple[tuple[str, ...], tuple[Code, ...]]:
+    """:func:`diagnose_case`'s lines, and the stable :class:`Code` of each failing parameter's mistake
+    (with its layer), in order, without repeats."""
     layout = evidence.layout
     failing = [r for r in report.failures() if r.oracle == "autodiff"] or list(report.failures())
     if not failing:
-        return (report.diagnosis,) if report.diagnosis else ()
+        return ((report.diagnosis,) if report.diagnosis else ()), ((Code("wrong-values"),) if report.diagnosis else ())
     by_diag: dict[str, list[str]] = {}
+    codes: dict[Code, None] = {}
     layers = set()
     for r in failing:
         i = layout.paths.index(r.path)
@@ -208,7 +362,9 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evid
             layer,
             [(k, np.asarray(v[i], np.float64)) for k, v in evidence.variants.items()],
         )
-        diag = _explain_leaf(conv, case, leaf, evidence.rtol)
+        diag, leaf_codes = _explain_leaf(conv, case, leaf, evidence.rtol)
+        for code in leaf_codes:
+            codes[Code(code, layer)] = None
         by_diag.setdefault(diag or "wrong values, no simple pattern found", []).append(conv.leaf_name(r.path))
     lines = [f"{', '.join(names)}: {diag}" for diag, names in by_diag.items()]
     if len(layers) == 1 and case.depth > 1:
@@ -219,7 +375,7 @@ def diagnose_case(conv: Convention, case: Case, report: gc.GradCheckReport, evid
             if conv.leaf_info(p)[0] == layer and any(r.path == p for r in failing)
         ]
         lines.append(conv.layer_line(layer, names))
-    return tuple(lines)
+    return tuple(lines), tuple(codes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,6 +396,34 @@ class LossTerms(NamedTuple):
     data: float
     bias: float
     layers: Sequence[float]
+
+
+def loss_code(case: Case, got: float, terms: LossTerms) -> Code:
+    """The stable :class:`Code` of a wrong loss value (what :func:`loss_diagnosis` says, as a code).
+
+    Args:
+      case: the case.
+      got: the returned loss.
+      terms: the reference loss and its parts.
+    """
+    expected, data, bias_term, layer_terms = terms
+    reg, n = expected - data, case.batch
+
+    def close(v):
+        return abs(got - v) <= 1e-6 * max(1.0, abs(v))
+
+    if reg > 0 and any(close(data + m * reg) for m in (2.0, 0.0, 0.5)):
+        return Code("loss-l2-factor")
+    for layer, term in enumerate(layer_terms, start=1):
+        if term > 0 and len(layer_terms) > 1 and close(expected - term):
+            return Code("loss-missing-layer-l2", layer)
+    if bias_term > 0 and close(expected + bias_term):
+        return Code("loss-regularised-bias")
+    if close(n * data + reg):
+        return Code("loss-sum-not-mean")
+    if close(data / n + reg):
+        return Code("loss-divided-twice")
+    return Code("wrong-loss")
 
 
 def loss_diagnosis(conv: Convention, case: Case, got: float, terms: LossTerms) -> str:

@@ -6,10 +6,12 @@ Used while a submission is imported (:mod:`fnnjax.verify.grader._submission`, in
   ``dnn_utils``) is the *course's environment*: :func:`missing_message` says so and how an instructor
   provides it; when the graded code never uses what that import binds (:func:`import_is_used`), the
   import is left out (:class:`AbsentFinder` stands in for the module) and only noted;
+- NumPy names the courses' code used and later NumPy removed (``np.float``, ``np.reshape(a,
+  newshape=...)``...) are given back in the submission's process (:func:`legacy_numpy`);
 - Python 2 code (a ``print`` statement, ``except E, e``, backticks...) gets one line naming the
   construct and its line (:func:`python2_construct`).
 
-Imports only the standard library.
+Imports only the standard library (and NumPy inside :func:`legacy_numpy`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import importlib.util
 import re
 import types
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "AbsentFinder",
+    "legacy_numpy",
     "bound_names",
     "import_is_used",
     "import_statement_at",
@@ -311,3 +315,73 @@ def python2_message(construct: str, where: str) -> str:
     return (
         f"this is Python 2 code ({construct}, {where}): the grader runs Python 3; port it (e.g. with 2to3) and resubmit"
     )
+
+
+_REMOVED_NUMPY = {
+    "float": float,
+    "int": int,
+    "object": object,
+    "complex": complex,
+    "str": str,
+    "unicode": str,
+    "long": int,
+}
+"""NumPy's aliases of Python's types, removed in NumPy 1.24 (the courses' code of 2016–2022 uses them)."""
+
+_RENAMED_NUMPY = {
+    "product": "prod",
+    "cumproduct": "cumprod",
+    "sometrue": "any",
+    "alltrue": "all",
+    "float_": "float64",
+    "round_": "round",
+    "trapz": "trapezoid",
+    "NaN": "nan",
+    "Inf": "inf",
+    "infty": "inf",
+}
+"""NumPy names removed in NumPy 2.0, and what they were."""
+
+
+def legacy_numpy() -> list[str]:
+    """Give NumPy back the names the courses' code used and later NumPy removed; the names restored.
+
+    ``np.float``, ``np.int``, ``np.object`` (removed in 1.24), ``np.product``, ``np.asscalar``,
+    ``np.float_``... (2.0) and ``np.reshape(a, newshape=...)`` (2.4) mean what they meant when the
+    course ran: a student's code written for the course's NumPy is graded on its mathematics, not on
+    the grader's NumPy version. Only names this NumPy lacks are set; nothing it has changes. Runs in
+    the submission's process only.
+
+    Example:
+      >>> import subprocess, sys
+      >>> code = ("import numpy as np; from fnnjax.verify.grader._environment import legacy_numpy; "
+      ...         "legacy_numpy(); print(np.float is float, np.reshape(np.arange(4), newshape=(2, 2)).shape)")
+      >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+      'True (2, 2)'
+    """
+    import inspect
+
+    import numpy as np
+
+    restored = []
+    for name, value in _REMOVED_NUMPY.items():
+        if name not in vars(np):
+            setattr(np, name, value)
+            restored.append(name)
+    for name, now in _RENAMED_NUMPY.items():
+        if name not in vars(np) and now in vars(np):
+            setattr(np, name, vars(np)[now])
+            restored.append(name)
+    if "asscalar" not in vars(np):
+        np.asscalar = lambda a: np.asarray(a).item()  # type: ignore[attr-defined]
+        restored.append("asscalar")
+    if "newshape" not in inspect.signature(np.reshape).parameters:
+        reshape: Any = np.reshape  # called with whatever the submission passes
+
+        def reshape_with_newshape(a, /, shape=None, order="C", *, newshape=None, **kwargs):
+            return reshape(a, newshape if shape is None else shape, order=order, **kwargs)
+
+        reshape_with_newshape.__doc__ = reshape.__doc__
+        np.reshape = reshape_with_newshape  # type: ignore[assignment]
+        restored.append("reshape(newshape=)")
+    return restored

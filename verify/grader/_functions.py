@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._backprop_report import FunctionCaseResult, FunctionResult
+from ._calls import BACKPROP_METHODS
 from ._function_calls import PREFIX
 from ._isolation import Outcome
 from ._wire import Opaque, to_numpy
@@ -576,6 +577,10 @@ COURSE_FUNCTIONS: dict[str, tuple[FunctionSpec, ...]] = {
 }
 """The gradable functions of each course, in the course's dependency (notebook) order."""
 
+_NIELSEN_ARITY = {"feedforward": 1, "cost_derivative": 2}
+"""The book's parameters of each graded method after ``self``: ``feedforward(a)``,
+``cost_derivative(output_activations, y)``."""
+
 _SHARED = {"relu_backward"}
 """Names more than one course uses (deeplearning.ai's dnn_utils has a relu_backward of its own):
 they never decide the course alone."""
@@ -585,13 +590,28 @@ they never decide the course alone."""
 # Which functions a submission defines
 
 
+def _course_method(info: dict, spec: FunctionSpec) -> bool:
+    """Whether a class's method is the course's: its name, and the course's parameters after ``self``
+    (a ``feedforward(self, x, save=True)`` that returns its activations too is another function)."""
+    if spec.name not in info.get("methods", ()):
+        return False
+    signature = (info.get("signatures") or {}).get(spec.name)
+    if signature is None:
+        return True
+    params = [p for p in signature if p[1] in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY")]
+    if params and params[0][0] == "self":
+        params = params[1:]
+    return len(params) == _NIELSEN_ARITY.get(spec.name, len(params))
+
+
 def gradable(description: dict, convention: str | None = None) -> tuple[str | None, tuple[FunctionSpec, ...], str]:
     """The course functions a submission defines itself, in the course's order.
 
     A function counts only when it is defined in the submitted file (``describe``'s ``defined``):
     one imported from another file (a course helper such as ``dnn_app_utils``, or cs231n's
     ``layers.py`` imported by ``fc_net.py``) is not the student's work in this file. Nielsen's
-    methods count when the file defines a class with them (and a constructor ``Network(sizes)``).
+    methods count when the file defines a class with them (and a constructor ``Network(sizes)``),
+    each with the book's parameters (a ``feedforward(self, x, save=True)`` is another function).
 
     Args:
       description: what :func:`fnnjax.verify.grader._submission.describe` says the file defines.
@@ -622,11 +642,11 @@ def gradable(description: dict, convention: str | None = None) -> tuple[str | No
                 (
                     name
                     for name, info in classes.items()
-                    if name in defined and {"feedforward", "backprop"} & set(info.get("methods") or ())
+                    if name in defined and {"feedforward", *BACKPROP_METHODS} & set(info.get("methods") or ())
                 ),
                 "",
             )
-            found = tuple(s for s in specs if owner and s.name in classes[owner]["methods"])
+            found = tuple(s for s in specs if owner and _course_method(classes[owner], s))
         else:
             found = tuple(s for s in specs if s.name in functions)
         if not any(s.name not in _SHARED for s in found):

@@ -14,21 +14,24 @@ recursions it compares with are compiled per case, only when a case fails).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import hashlib
 import math
+import threading
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import fnnjax
 from fnnjax import gradcheck as gc
 
+from . import _programs
 from ._backprop_report import CaseResult, ValueCheck
 from ._convention import COURSE_VALUE_RTOL, Case, Convention, Entry, Inputs, Mismatch, Unpacked, make_inputs
-from ._diagnosis import Evidence, LossTerms, diagnose_case, loss_diagnosis, variant_gradients
+from ._diagnosis import Code, Evidence, LossTerms, diagnose, kind_code, loss_code, loss_diagnosis, variant_gradients
 
 __all__ = [
     "COURSE_ARRAY_BOUND",
@@ -99,23 +102,63 @@ def _reference(conv: Convention, case: Case, params, x, y, plan) -> Reference:
 
 _reference_jit = jax.jit(_reference, static_argnums=(0, 1))
 
+REFERENCE_CACHE_SIZE = 256
+"""How many cases' references a process keeps (a class of submissions shares them)."""
+
+_cache: collections.OrderedDict[tuple, Reference] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+_key_locks: dict[tuple, threading.Lock] = {}
+cache_stats = {"hits": 0, "misses": 0}
+"""How often :func:`references` found a case's reference already computed (``hits``) or computed it."""
+
+
+def _reference_key(conv: Convention, p: Prepared) -> tuple:
+    """What a case's reference depends on: the compiled program's key (the convention's trace key and
+    the case) and every input array, by content (the parameters, the batch, the planned points)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves((p.inputs.params, p.inputs.x, p.inputs.y, p.plan)):
+        a = np.ascontiguousarray(leaf)
+        digest.update(f"{a.dtype.str}{a.shape};".encode())
+        digest.update(a.tobytes())
+    return (conv._trace_key(), p.case, digest.hexdigest())
+
+
+def _compute(conv: Convention, p: Prepared) -> Reference:
+    # NumPy arrays as they are: the program converts them (jnp.asarray here would compile a program per array)
+    dynamic = (jax.tree_util.tree_map(np.asarray, p.inputs.params), np.asarray(p.inputs.x), np.asarray(p.inputs.y))
+    return _programs.run(_reference_jit, (conv, p.case), (*dynamic, p.plan), "reference")
+
 
 def references(conv: Convention, prepared: list[Prepared]) -> list[Reference]:
     """The reference of every case: one compiled program per case, shared by every submission (and
-    every form: cs231n's TwoLayerNet runs on the depth-2 cases of FullyConnectedNet)."""
+    every form: cs231n's TwoLayerNet runs on the depth-2 cases of FullyConnectedNet).
+
+    The values are kept too (the last :data:`REFERENCE_CACHE_SIZE` cases, by everything they depend
+    on: the convention's compiled program, the case and its input arrays), so that a class of
+    submissions graded in one process with the same seed computes each reference once; threads
+    asking for the same case wait for the first to compute it."""
+    out = []
     with jax.enable_x64(True):
-        out = [
-            _reference_jit(
-                conv,
-                p.case,
-                jax.tree_util.tree_map(jnp.asarray, p.inputs.params),
-                jnp.asarray(p.inputs.x),
-                jnp.asarray(p.inputs.y),
-                p.plan,
-            )
-            for p in prepared
-        ]
-        return jax.device_get(out)
+        for p in prepared:
+            key = _reference_key(conv, p)
+            with _cache_lock:
+                lock = _key_locks.setdefault(key, threading.Lock())
+            with lock:
+                with _cache_lock:
+                    found = _cache.get(key)
+                    if found is not None:
+                        _cache.move_to_end(key)
+                        cache_stats["hits"] += 1
+                if found is None:
+                    found = _compute(conv, p)
+                    with _cache_lock:
+                        cache_stats["misses"] += 1
+                        _cache[key] = found
+                        while len(_cache) > REFERENCE_CACHE_SIZE:
+                            old, _ = _cache.popitem(last=False)
+                            _key_locks.pop(old, None)
+            out.append(found)
+    return out
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -125,17 +168,12 @@ def _variants(conv: Convention, case: Case, params, x, y) -> dict[str, Any]:
 
 
 def variants(conv: Convention, prep: Prepared) -> dict[str, list[np.ndarray]]:
-    """The classic wrong gradients of a case, one float64 array per leaf each (compiled per case)."""
+    """The classic wrong gradients of a case, one float64 array per leaf each (compiled per case; saved
+    with the references, :mod:`fnnjax.verify.grader._programs`)."""
     with jax.enable_x64(True):
-        out = jax.device_get(
-            _variants(
-                conv,
-                prep.case,
-                jax.tree_util.tree_map(jnp.asarray, prep.inputs.params),
-                jnp.asarray(prep.inputs.x),
-                jnp.asarray(prep.inputs.y),
-            )
-        )
+        params = jax.tree_util.tree_map(np.asarray, prep.inputs.params)
+        dynamic = (params, np.asarray(prep.inputs.x), np.asarray(prep.inputs.y))
+        out = _programs.run(_variants, (conv, prep.case), dynamic, "variants")
     return {k: prep.layout.split(prep.layout.ravel(v, np.float64)) for k, v in out.items()}
 
 
@@ -150,7 +188,9 @@ classic mistake (an error of order 1 in the array it touches) is far above it.""
 
 def failed_case(case: Case, kind: str, message: str, seconds: float = 0.0, printed: str = "") -> CaseResult:
     """A case that produced no gradient to judge: it raised, timed out, crashed, or returned the wrong structure."""
-    return CaseResult(case, False, None, message, (), kind=kind, seconds=seconds, printed=printed)
+    unfinished = kind == "raised" and message.startswith("NotImplementedError")  # the starter code's raise
+    codes = (Code("unfinished" if unfinished else kind_code(kind)),)
+    return CaseResult(case, False, None, message, (), kind=kind, seconds=seconds, printed=printed, codes=codes)
 
 
 def _flatten(tree, name: str, out: dict[str, Any]) -> dict[str, Any]:
@@ -222,6 +262,14 @@ def _loss_check(
     return ValueCheck("loss", expected, got, passed, tol, diag)
 
 
+def _loss_code(conv: Convention, case: Case, prep: Prepared, ref: Reference, got: float) -> Code:
+    layers = conv.params_to_layers(prep.inputs.params)
+    lam = conv.l2_coefficient(case)
+    bias = 0.5 * lam * sum(float(np.sum(layer.b**2)) for layer in layers)
+    per_layer = [0.5 * lam * float(np.sum(layer.W**2)) for layer in layers]
+    return loss_code(case, got, LossTerms(float(ref.values.f0), float(ref.data_loss), bias, per_layer))
+
+
 def _output_check(conv: Convention, prep: Prepared, ref: Reference, output: np.ndarray) -> ValueCheck:
     expected = np.asarray(ref.output, np.float64).T  # deeplearning.ai's AL: (1, m)
     got = np.asarray(output, np.float64)
@@ -279,6 +327,7 @@ def judge_case(
     passed = report.passed and (loss is None or loss.passed) and (output is None or output.passed) and not modified
     failing = tuple(dict.fromkeys(conv.leaf_name(r.path) for r in report.failures()))
     diagnosis: tuple[str, ...] = ()
+    codes: tuple[Code, ...] = ()
     fd = None
     if not report.passed:
         expected = np.asarray(ref.values.grad, np.float64)
@@ -286,19 +335,37 @@ def judge_case(
         evidence = Evidence(
             layout, params, unpacked.grads, expected, variants(conv, prep), gc.match_rtol(gdtype or layout.dtype)
         )
-        diagnosis = diagnose_case(conv, case, report, evidence)
+        diagnosis, codes = diagnose(conv, case, report, evidence)
         fd = _central_difference_at_worst(report, ref, prep)
     if loss is not None and not loss.passed:
         words = loss.diagnosis
         if report.passed:
             words = f"the gradient is right but the loss value is not: {words}"
         diagnosis += (f"loss: {words}",)
+        codes += (_loss_code(conv, case, prep, ref, loss.got),)
     if output is not None and not output.passed and output.diagnosis is not None:  # always one when failed
         diagnosis = (output.diagnosis,) + diagnosis
+        codes = (Code("wrong-forward"),) + codes
+    if modified:
+        codes += (Code("modified-inputs"),)
     notes = (modified,) if modified else ()
     if standard is not None and passed:  # (notes on a failing case are read as further failures)
         notes += (standard,)
-    return CaseResult(case, passed, report, None, failing, diagnosis, fd, "ok", loss, output, notes, seconds)
+    return CaseResult(
+        case,
+        passed,
+        report,
+        None,
+        failing,
+        diagnosis,
+        fd,
+        "ok",
+        loss,
+        output,
+        notes,
+        seconds,
+        codes=codes if not passed else (),
+    )
 
 
 def _course_standard(

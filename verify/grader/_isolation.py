@@ -178,7 +178,7 @@ class Worker:
                 proc.kill()
             except OSError:
                 pass
-            self.sandbox.sweep()
+            self.sandbox.sweep(wait_for_zombies=False)  # the killed worker is a zombie until the wait below
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["Filtered", "NotebookError", "cells", "filter_cells", "is_exported_notebook"]
+__all__ = ["Filtered", "NotebookError", "cells", "filter_cells", "is_exported_notebook", "is_script_statement"]
 
 _MAGIC = re.compile(r"^\s*(?:[%!]|[\w.,\s\[\]]+=\s*[%!]|get_ipython\(\)|[\w.]+\?{1,2}\s*$)")
 _EXPORT_CELL = re.compile(r"^# In\[[\d ]*\]:\s*$", re.MULTILINE)
@@ -157,6 +157,19 @@ def _kept(node: ast.stmt) -> bool | None:
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
         return _literal(node.value)
     return False
+
+
+def is_script_statement(node: ast.stmt) -> bool:
+    """Whether a top-level statement is an experiment the filter skips (a call, a loop, an assignment
+    from a call), rather than an import, a definition or a literal setting.
+
+    Example:
+      >>> import ast
+      >>> from fnnjax.verify.grader._notebook import is_script_statement
+      >>> [is_script_statement(n) for n in ast.parse("import numpy\\nsizes = [2, 3]\\nnet.SGD(data)").body]
+      [False, False, True]
+    """
+    return _kept(node) is False
 
 
 def _parse(label: str, offset: int, source: str, skipped: list[str]) -> list[ast.stmt]:

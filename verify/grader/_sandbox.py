@@ -116,6 +116,16 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
+def _dead(pid: int) -> bool:
+    """Whether ``pid`` is a zombie (exited, waiting for its parent to read its status) or gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in (b"Z", b"X")
+
+
 def child_of(parent: int) -> int | None:
     """A process whose parent is ``parent`` (read from ``/proc``), or None."""
     for entry in os.listdir("/proc"):
@@ -489,10 +499,12 @@ class Sandbox:
 
     # -- ending processes ---------------------------------------------------------------------------
 
-    def sweep(self, keep: int | None = None) -> int:
+    def sweep(self, keep: int | None = None, *, wait_for_zombies: bool = True) -> int:
         """Kill every process of the sandbox (its user, its cgroup) except ``keep``; return how many.
 
-        Repeats until none is left (a process that forks meanwhile is caught on the next pass).
+        Repeats until none is left (a process that forks meanwhile is caught on the next pass). With
+        ``wait_for_zombies=False``, a zombie (dead, waiting for its parent to reap it) counts as gone:
+        for the worker's own end, whose parent the caller reaps right after.
         """
         killed = 0
         for _ in range(50):
@@ -507,6 +519,8 @@ class Sandbox:
             pids.discard(os.getpid())
             if keep is not None:
                 pids.discard(keep)
+            if not wait_for_zombies:
+                pids = {pid for pid in pids if not _dead(pid)}
             if not pids:
                 return killed
             for pid in pids:

@@ -21,6 +21,7 @@ import types
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ._course_helpers import is_course_helper, stand_in
 from ._environment import (
     AbsentFinder,
     import_is_used,
@@ -29,7 +30,7 @@ from ._environment import (
     python2_construct,
     python2_message,
 )
-from ._notebook import NotebookError, filter_cells, is_exported_notebook
+from ._notebook import NotebookError, filter_cells, is_exported_notebook, is_script_statement
 
 __all__ = [
     "printable",
@@ -153,7 +154,7 @@ def location(err: BaseException, files: tuple[str, ...] = ()) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` with control and format characters (terminal escapes, BEL, line separators) shown as
+    r"""``text`` with control and format characters (terminal escapes, BEL, line separators) shown as
     ``?``: a submission's message cannot drive the grader's terminal or split a report's line.
 
     Example:
@@ -283,13 +284,19 @@ def _importer(err: ModuleNotFoundError, bodies: dict[str, list]) -> tuple[str, l
 
 
 def _missing(
-    err: ModuleNotFoundError, what: str, own: str | None, bodies: dict[str, list], graded: tuple[str, ...]
-) -> tuple[str, str]:
-    """``(module, where)`` for a missing module that the graded code does not use; LoadError when it does.
+    err: ModuleNotFoundError,
+    what: str,
+    own: str | None,
+    bodies: dict[str, list],
+    graded: tuple[str, ...],
+    lenient: bool = False,
+) -> tuple[str, str, bool]:
+    """``(module, where, used)`` for a missing module that may stand in as absent; LoadError when it may not.
 
-    Imported by the graded file (or notebook): used by a function or class it defines is fatal. Imported
-    by another file (a course helper, a sibling module such as ``fast_layers.py``): it stands in as
-    absent, and only a call into it fails (with the same message).
+    Imported by the graded file: used by a function or class it defines is fatal. Imported by a
+    notebook (``lenient``: its cells define experiments beside the graded functions) or by another file
+    (a course helper, a sibling module such as ``fast_layers.py``): it stands in as absent, and only a
+    call into it fails (with the same message).
     """
     top = (err.name or "").split(".")[0]
     where, body, node, filename = _importer(err, bodies)
@@ -302,10 +309,13 @@ def _missing(
             f"{missing}.py: hand in the whole {own} folder, or put the course's file there in the autograder's setup"
         ) from None
     if graded and filename and not _user_frame(filename, graded) and not filename.startswith("<"):
-        return top, where
-    if body is None or node is None or import_is_used(body, node):
+        return top, where, False
+    if body is None or node is None:
         raise LoadError(f"cannot grade {what}: {missing_message(top, where)}") from None
-    return top, where
+    used = import_is_used(body, node)
+    if used and not lenient:
+        raise LoadError(f"cannot grade {what}: {missing_message(top, where)}") from None
+    return top, where, used
 
 
 def _check_graded_imports(path: Path, what: str, absent: set[str]) -> None:
@@ -334,9 +344,13 @@ def _run_with_absent(
     notes: list[str],
     graded: tuple[str, ...] = (),
     graded_file: Path | None = None,
+    lenient: bool = False,
 ):
-    """``run()`` again, each time a module it imports is missing but unused, with that module standing in."""
+    """``run()`` again, each time a module it imports is missing but unused, with that module standing in,
+    and each time it imports a course helper the hand-in lacks, with the helper's stand-in
+    (:mod:`fnnjax.verify.grader._course_helpers`)."""
     absent: set[str] = set()
+    helpers: set[str] = set()
     finder = AbsentFinder(absent)
     sys.meta_path.insert(0, finder)
     try:
@@ -347,18 +361,31 @@ def _run_with_absent(
                     _check_graded_imports(graded_file, what, absent)
                 return result
             except ModuleNotFoundError as err:
-                top, where = _missing(err, what, own, bodies, graded)
+                helper = (err.name or "").split(".")[0]
+                if is_course_helper(helper) and helper not in helpers:
+                    helpers.add(helper)
+                    sys.modules[helper] = stand_in(helper)
+                    notes.append(
+                        f"the submission imports {helper}, which the hand-in does not include: the course's "
+                        "sigmoid, relu, sigmoid_backward and relu_backward were supplied in its place"
+                    )
+                    continue
+                top, where, used = _missing(err, what, own, bodies, graded, lenient)
                 if top in absent or len(absent) > 20:
                     raise LoadError(f"cannot grade {what}: {missing_message(top, where)}") from None
                 absent.add(top)
                 notes.append(
                     f"the submission imports {top} ({where}), which is not installed where the grader runs; "
-                    "the graded code does not use it, so it was left out"
+                    + (
+                        "the notebook's code that uses it fails if the grading calls it"
+                        if used
+                        else "the graded code does not use it, so it was left out"
+                    )
                 )
     finally:
         if finder in sys.meta_path:
             sys.meta_path.remove(finder)
-        for name in [n for n in sys.modules if n.split(".")[0] in absent]:
+        for name in [n for n in sys.modules if n.split(".")[0] in absent | helpers]:
             del sys.modules[name]  # the names bound keep their stand-ins; nothing else sees them
 
 
@@ -391,8 +418,9 @@ def _exec_file(path: Path, name: str, target: str) -> types.ModuleType:
     return module
 
 
-def _exec_notebook(path: Path, name: str, target: str, notes: list[str]) -> types.ModuleType:
-    """The notebook's (or its export's) definitions as module ``name``, statement by statement."""
+def _exec_notebook(path: Path, name: str, target: str, notes: list[str], failed: str = "") -> types.ModuleType:
+    """The notebook's (or its export's) definitions as module ``name``, statement by statement; also a
+    script whose top-level code ``failed`` (one line: what it raised) after its definitions."""
     try:
         found = filter_cells(path)
     except NotebookError as err:
@@ -402,6 +430,10 @@ def _exec_notebook(path: Path, name: str, target: str, notes: list[str]) -> type
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module
+    if failed:  # the script's `import network` of its own file would run the script again
+        own = [(label, node) for label, node in found.kept if _imports_module(node, path.stem)]
+        found.skipped.extend(f"line {node.lineno}: imports the file itself ({path.stem})" for _, node in own)
+        found.kept[:] = [pair for pair in found.kept if pair not in own]
     bodies = {label: found.body for label, _ in found.kept}
     files = (str(path), str(path.resolve()))
     for label, node in found.kept:
@@ -411,7 +443,7 @@ def _exec_notebook(path: Path, name: str, target: str, notes: list[str]) -> type
             exec(code, module.__dict__)
 
         try:
-            _run_with_absent(run, target, None, bodies, notes, (*files, *bodies))
+            _run_with_absent(run, target, None, bodies, notes, (*files, *bodies), lenient=True)
         except LoadError:
             sys.modules.pop(name, None)
             raise
@@ -422,15 +454,52 @@ def _exec_notebook(path: Path, name: str, target: str, notes: list[str]) -> type
             raise LoadError(
                 f"running the definitions of {target} failed: {one_line(err, files)}; fix the notebook and rerun"
             ) from None
-    if found.skipped:
+    if failed:
+        notes.insert(
+            0,
+            f"the file runs a script at import that failed ({failed}); its {len(found.kept)} imports, definitions "
+            f"and literal settings were kept and {len(found.skipped)} statements of the script skipped",
+        )
+    elif found.skipped:
         kind = "notebook" if path.suffix == ".ipynb" else "exported notebook"
         notes.insert(
             0,
             f"from the {kind}, {len(found.kept)} imports, definitions and literal settings were kept and "
             f"{len(found.skipped)} statements skipped (experiments, test calls, data loading, IPython lines)",
         )
-        notes += [f"skipped {line}" for line in found.skipped]
+    notes += [f"skipped {line}" for line in found.skipped]
     return module
+
+
+def _imports_module(node: ast.stmt, name: str) -> bool:
+    """Whether ``node`` is ``import name`` or ``from name import ...`` (absolute)."""
+    if isinstance(node, ast.Import):
+        return any(alias.name == name for alias in node.names)
+    return isinstance(node, ast.ImportFrom) and not node.level and node.module == name
+
+
+def _failed_in_script(err: BaseException, path: Path, source: str) -> bool:
+    """Whether a plain file's import failed in its top-level script (a call, a loop: ``training_data =
+    mnist_loader.load_data_wrapper()`` without the data), not in an import, a definition or a ``raise``
+    of its own, in a file that defines something to grade."""
+    if isinstance(err, (SyntaxError, LoadError)):
+        return False
+    frames = [
+        f
+        for f in traceback.extract_tb(err.__traceback__)
+        if f.name == "<module>" and f.filename in (str(path), str(path.resolve()))
+    ]
+    if not frames or not frames[-1].lineno:
+        return False
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    line = frames[-1].lineno
+    node = next((n for n in tree.body if n.lineno <= line <= (n.end_lineno or n.lineno)), None)
+    deliberate = isinstance(node, (ast.Raise, ast.Assert))  # the file's own stop: its error, said as such
+    defines = any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in tree.body)
+    return node is not None and defines and not deliberate and is_script_statement(node)
 
 
 def _import_file(target: str):
@@ -470,7 +539,13 @@ def _import_file(target: str):
                 lambda: importlib.import_module(dotted), target, top, {}, notes, files, path.resolve()
             )
         else:
-            module = _run_with_absent(lambda: _exec_file(path, name, target), target, None, {}, notes, files, path)
+            try:
+                module = _run_with_absent(lambda: _exec_file(path, name, target), target, None, {}, notes, files, path)
+            except Exception as err:
+                if not _failed_in_script(err, path, source):
+                    raise
+                del notes[:]  # what the failed run noted, the filtered run notes again
+                module = _exec_notebook(path, name, target, notes, failed=one_line(err, files))
     except LoadError:
         raise
     except BaseException as err:  # the user's file ran and failed: say what and where
@@ -562,8 +637,12 @@ def _signature(obj) -> list[list[Any]] | None:
 
 
 def _describe_class(cls) -> dict[str, Any]:
-    methods = sorted(n for n, v in inspect.getmembers(cls) if callable(v) and not n.startswith("_"))
-    return {"init": _signature(cls), "methods": methods}
+    members = {n: v for n, v in inspect.getmembers(cls) if callable(v) and not n.startswith("_")}
+    return {
+        "init": _signature(cls),
+        "methods": sorted(members),
+        "signatures": {n: _signature(v) for n, v in sorted(members.items())},
+    }
 
 
 def describe(obj, *, keep: str | None = None) -> dict[str, Any]:
@@ -575,7 +654,8 @@ def describe(obj, *, keep: str | None = None) -> dict[str, Any]:
         it rather than defines it (``fnnjax:backprop``).
 
     Returns:
-      ``{"functions": {name: signature}, "classes": {name: {"init": signature, "methods": [...]}},
+      ``{"functions": {name: signature}, "classes": {name: {"init": signature, "methods": [...],
+      "signatures": {method: signature}}},
       "defined": [names]}``: for a module, only what it defines itself (what it imports from NumPy
       or the course's helpers is not the submission's), plus ``"notes"`` (:func:`load_notes`); a
       signature is a list of ``[name, kind, has_default]`` (None when the callable has none).

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import fnnjax
 from fnnjax.errors import UsageError
 
+from . import _programs
 from ._backprop_report import BackpropReport, CaseResult, FunctionResult
 from ._calls import CallError, call
 from ._convention import BATCH_SIZE, Case, Convention, Entry, Mismatch, Options
@@ -348,6 +349,7 @@ def _isolated(
             "path/to/file.py[:NAME] with a path relative to the current directory",
             known,
         )
+    _programs.prefetch()  # the saved reference programs load while the worker starts
     with Worker(target, timeout=timeout, load_timeout=load_timeout, sandbox=sandbox) as worker:
         loaded = worker.load()
         if not loaded.ok:
@@ -383,9 +385,28 @@ def _isolated(
             form, name, request = conv.request(prep.case, prep.inputs, entry)
             outcome = worker.call(form, name, request) if ready.ok else ready
             results.append(_judge_outcome(_Run(conv, entry, label), k, prep, ref, outcome, request))
+        environment = _environment_at_run_time(results)
+        if environment is not None:
+            raise SubmissionError(f"cannot grade {target.source}: {environment}", conv)
         invoke = lambda form, request: worker.call(form, None, request)  # noqa: E731 (the module is the entry)
         functions = check_functions(parts, invoke, seed, owner, dict(options.init))
     return conv, entry, results, label, functions
+
+
+def _environment_at_run_time(results: list[CaseResult]) -> str | None:
+    """What every scored case stopped at when it is the grader's environment, not the student's code:
+    Python 2 names (``xrange`` in a file that imports under Python 3), or a module a notebook imports
+    that is not installed, used by the graded code (``torch``); None otherwise. Such a submission cannot
+    be graded here, like one that does not import."""
+    scored = [r for r in results if not r.case.optional]
+    messages = [r.error or "" for r in scored if not r.passed]
+    if not scored or len(messages) < len(scored):
+        return None
+    if all("is Python 2;" in m for m in messages):
+        return f"it is Python 2 code: {messages[0]}"
+    if all("which is not installed where the grader runs" in m for m in messages):
+        return messages[0].removeprefix("your function raised ")
+    return None
 
 
 def check_user_backprop(
@@ -443,7 +464,8 @@ def check_user_backprop(
       sandbox: the sandbox a submission runs in (:class:`fnnjax.verify.grader._sandbox.Sandbox`;
         default: every layer the machine allows, with the documented limits).
       notes: a list to which loading a submission appends what it noted, one line each (a
-        notebook's skipped statements; an unused import of a module that is not installed).
+        notebook's skipped statements; an unused import of a module that is not installed), also
+        when it then fails to load; the report holds them too (``report.notes``).
 
     Returns:
       A :class:`BackpropReport` with ``passed``, ``render()`` and ``to_dict()``.
@@ -466,12 +488,22 @@ def check_user_backprop(
         options = make_options(l2_factor, strict, init)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if isinstance(fn, str) and (Path(fn).is_dir() or fn.lower().endswith(".zip")):
+        raise UsageError(
+            f"{fn!r} is a {'folder' if Path(fn).is_dir() else '.zip'} of files, not one submission: grade it with "
+            f"check_handin({fn!r}) (each gradable file a part), or pass one file in it as path/to/file.py[:NAME]"
+        )
     start = time.perf_counter()
+    noted: list[str] = []
     with jax.enable_x64(True):
         if isinstance(fn, str):
-            conv, entry, results, label, functions = _isolated(
-                fn, convention, seed, timeout, load_timeout, options, sandbox, notes
-            )
+            try:
+                conv, entry, results, label, functions = _isolated(
+                    fn, convention, seed, timeout, load_timeout, options, sandbox, noted
+                )
+            finally:
+                if notes is not None:
+                    notes += noted
             isolated = True
         else:
             label = _function_name(fn)
@@ -487,4 +519,5 @@ def check_user_backprop(
         entry,
         isolated,
         functions,
+        tuple(noted),
     )

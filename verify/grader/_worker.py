@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ._calls import CallError, call, prepare
+from ._environment import legacy_numpy
 from ._submission import LoadError, Target, describe, import_target, location, one_line
 from ._wire import MAX_ARRAY_BYTES, MAX_HEADER, FrameReader, WireError, decode, encode, frame
 
@@ -213,6 +214,7 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
     timed_out = False
     reader = FrameReader()
     status = None
+    forged = ""
     try:
         while True:  # until a whole reply, the case's end, or its time limit (not EOF: its children may hold the pipe)
             left = deadline - time.monotonic()
@@ -233,7 +235,8 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
             try:
                 if reader.next() is not None:
                     break
-            except WireError:
+            except WireError as err:
+                forged = str(err)
                 break
             if len(data) > most:
                 break
@@ -262,6 +265,8 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
         )
     if len(data) > most:
         return frame({"ok": False, "kind": "wire", "error": "the submission's reply is too large to check"})
+    if forged:  # the submission wrote a frame of its own where its reply goes
+        return frame({"ok": False, "kind": "wire", "error": f"the submission's reply could not be read ({forged})"})
     if data and _whole_frame(bytes(data)):
         return bytes(data)
     if status is not None and os.WIFSIGNALED(status):
@@ -320,7 +325,10 @@ def serve(requests: int, replies: int, sandbox: str = "") -> None:
     while True:
         try:
             received = _read(requests, reader)
-        except WireError:
+        except WireError as err:  # bytes the submission wrote into the grader's channel: said, never obeyed
+            _write(
+                replies, frame({"ok": False, "kind": "wire", "error": f"forged bytes on the grader's channel ({err})"})
+            )
             return
         if received is None:
             return
@@ -330,6 +338,7 @@ def serve(requests: int, replies: int, sandbox: str = "") -> None:
                 target = Target(**message["target"])
                 if extra_path:
                     sys.path.append(extra_path)
+                legacy_numpy()  # the courses' NumPy names (np.float, reshape's newshape=): graded on the math
                 module = import_target(target)
             except LoadError as err:
                 _write(replies, frame({"ok": False, "kind": "load", "error": str(err)}))
