@@ -23,10 +23,9 @@ programs kept beside JAX's cache). The worker imports only ``_worker.py``, ``_ca
 ``_course_helpers.py``) and ``_wire.py``, relatively and without JAX.
 
 Example:
-  >>> import fnnjax
-  >>> from fnnjax.verify.grader import check_user_backprop
-  >>> check_user_backprop(fnnjax.backprop).passed
-  True
+  >>> from fnnjax.verify.grader import CONVENTIONS
+  >>> list(CONVENTIONS)
+  ['fnnjax', 'cs231n', 'deeplearning-ai', 'nielsen']
 """
 
 from ._class import ClassError, ClassResult, grade_class

@@ -363,76 +363,63 @@ def grade_one(
         results = failure_results(
             str(err), convention=convention, points=points, visibility=visibility, seconds=time.perf_counter() - start
         )
-        code = _submission_code(str(err))
-        part = {
-            "part": shown,
-            "score": 0.0,
-            "max_score": _max(results),
-            "status": "unfinished" if code == "unfinished" else "error",
-            "codes": [[code, None, ""]],
-            "diagnosis": str(err),
-            "example": [str(err)],
-        }
-        return results, [part], str(err)
+        return results, [_failed_part(shown, str(err), 0.0, _max(results))], str(err)
     except Exception as err:  # the grader itself failed on this submission: its row says so
         message = f"the grader failed ({type(err).__name__}: {err})"
         traceback.print_exc()
         results = failure_results(message, points=points, visibility=visibility)
-        part = {
-            "part": shown,
-            "score": 0.0,
-            "max_score": _max(results),
-            "status": "error",
-            "codes": [["grader-error", None, ""]],
-            "diagnosis": message,
-            "example": [message],
-        }
-        return results, [part], message
+        return results, [_failed_part(shown, message, 0.0, _max(results), code="grader-error")], message
     if isinstance(report, BackpropReport):
         results = gradescope_results(report, points=points, visibility=visibility)
         results.setdefault("extra_data", {})["sandbox"] = sandbox.summary() if sandbox is not None else ""
-        codes, first, lines = _case_codes(report)
-        score, most = results["score"], _max(results)
-        status = _part_status(score, most, codes, report.passed)
-        part = {"part": shown, "score": score, "max_score": most, "status": status}
-        return results, [part | {"codes": codes, "diagnosis": first, "example": lines}], None
+        return results, [_judged_part(shown, report, results["score"], _max(results))], None
     results = report.gradescope(points=points, visibility=visibility)
     results.setdefault("extra_data", {})["sandbox"] = report.sandbox
+    return results, _handin_parts(report, results), None
+
+
+def _failed_part(name: str, message: str, score: float, most: float, code: str | None = None) -> dict[str, Any]:
+    """The row of a part that could not be graded (it does not load, fits nothing, is unfinished)."""
+    code = code or _submission_code(message)
+    status = "unfinished" if code == "unfinished" else "error"
+    return {
+        "part": name,
+        "score": score,
+        "max_score": most,
+        "status": status,
+        "codes": [[code, None, ""]],
+        "diagnosis": message,
+        "example": [message],
+    }
+
+
+def _judged_part(name: str, report, score: float, most: float) -> dict[str, Any]:
+    """The row of a part whose cases ran: its score, status, codes and first diagnosis."""
+    codes, first, lines = _case_codes(report)
+    status = _part_status(score, most, codes, report.passed)
+    return {
+        "part": name,
+        "score": score,
+        "max_score": most,
+        "status": status,
+        "codes": codes,
+        "diagnosis": first,
+        "example": lines,
+    }
+
+
+def _handin_parts(report, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per part of a folder or ``.zip``, scored from its tests in ``results``."""
     parts = []
     for name, sub, error, _notes in report.parts:
         tests = [t for t in results["tests"] if t["name"].startswith(f"{name}: ")]
         score = round(sum(t["score"] for t in tests), 2)
         most = round(sum(t["max_score"] for t in tests), 2)
         if sub is None:
-            code = _submission_code(str(error))
-            codes = [[code, None, ""]]
-            status = "unfinished" if code == "unfinished" else "error"
-            parts.append(
-                {
-                    "part": name,
-                    "score": score,
-                    "max_score": most,
-                    "status": status,
-                    "codes": codes,
-                    "diagnosis": str(error),
-                    "example": [str(error)],
-                }
-            )
-            continue
-        codes, first, lines = _case_codes(sub)
-        status = _part_status(score, most, codes, sub.passed)
-        parts.append(
-            {
-                "part": name,
-                "score": score,
-                "max_score": most,
-                "status": status,
-                "codes": codes,
-                "diagnosis": first,
-                "example": lines,
-            }
-        )
-    return results, parts, None
+            parts.append(_failed_part(name, str(error), score, most))
+        else:
+            parts.append(_judged_part(name, sub, score, most))
+    return parts
 
 
 def _max(results: dict[str, Any]) -> float:
@@ -535,6 +522,48 @@ def _reset_cache() -> None:
         pass
 
 
+def _unchanged(students: list[Student], previous: dict[str, Any], keys: dict[str, str]) -> dict[str, Graded]:
+    """The grades of the last run whose key (file hashes, options, seed, fnnjax version) is unchanged."""
+    kept: dict[str, Graded] = {}
+    for s in students:
+        saved = previous.get(s.name)
+        if isinstance(saved, dict) and saved.get("key") == keys[s.name]:
+            with contextlib.suppress(TypeError):
+                kept[s.name] = Graded(**saved)
+    return kept
+
+
+def _grade_student(
+    student: Student,
+    root: Path,
+    key: str,
+    options: dict[str, Any],
+    points: float | None,
+    visibility: str,
+    summary: list[str],
+) -> Graded:
+    """One student's submission graded in a sandbox of its own (a copy of ``options``'s); the first
+    sandbox summary seen is appended to ``summary``."""
+    t = time.perf_counter()
+    source = (
+        student.paths[0].relative_to(root).as_posix()
+        if student.kind != "export"
+        else ", ".join(p.name for p in student.paths)
+    )
+    sandbox = copy.deepcopy(options.get("sandbox"))
+    with _materialised(student) as spec:
+        shown = Path(spec).name if student.kind != "export" or len(student.paths) == 1 else student.name
+        results, parts, error = grade_one(
+            spec, options | {"sandbox": sandbox}, points=points, visibility=visibility, shown=shown
+        )
+    used = results.get("extra_data", {}).get("sandbox") or ""
+    if used and not used.endswith("not started yet") and not summary:
+        summary.append(used)
+    return Graded(
+        student.name, source, key, float(results["score"]), _max(results), parts, time.perf_counter() - t, error
+    )
+
+
 def grade_class(
     folder: str | os.PathLike,
     out: str | os.PathLike,
@@ -583,12 +612,7 @@ def grade_class(
     described = settings if settings is not None else {k: v for k, v in options.items() if k != "sandbox"}
     described = described | {"points": points, "visibility": visibility}
     keys = {s.name: _key(s, described) for s in students}
-    kept: dict[str, Graded] = {}
-    for s in students:
-        saved = previous.get(s.name)
-        if isinstance(saved, dict) and saved.get("key") == keys[s.name]:
-            with contextlib.suppress(TypeError):
-                kept[s.name] = Graded(**saved)
+    kept = _unchanged(students, previous, keys)
     todo = [s for s in students if s.name not in kept]
     graded: dict[str, Graded] = dict(kept)
     lock = threading.Lock()
@@ -596,31 +620,7 @@ def grade_class(
     root = Path(folder)
 
     def one(student: Student) -> Graded:
-        t = time.perf_counter()
-        source = (
-            student.paths[0].relative_to(root).as_posix()
-            if student.kind != "export"
-            else ", ".join(p.name for p in student.paths)
-        )
-        sandbox = copy.deepcopy(options.get("sandbox"))
-        with _materialised(student) as spec:
-            shown = Path(spec).name if student.kind != "export" or len(student.paths) == 1 else student.name
-            results, parts, error = grade_one(
-                spec, options | {"sandbox": sandbox}, points=points, visibility=visibility, shown=shown
-            )
-        used = results.get("extra_data", {}).get("sandbox") or ""
-        if used and not used.endswith("not started yet") and not summary:
-            summary.append(used)
-        return Graded(
-            student.name,
-            source,
-            keys[student.name],
-            float(results["score"]),
-            _max(results),
-            parts,
-            time.perf_counter() - t,
-            error,
-        )
+        return _grade_student(student, root, keys[student.name], options, points, visibility, summary)
 
     def record(g: Graded) -> None:
         with lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from ._calls import CallError, call, prepare
 from ._environment import legacy_numpy
@@ -182,18 +183,23 @@ def _whole_frame(data: bytes) -> bool:
         return False
 
 
-def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds: tuple[int, int]) -> bytes:
-    """One case in a child forked from this worker (the submission stays imported here).
+class _Waited(NamedTuple):
+    """What the worker saw of a case's child: its reply bytes, its exit status (None: still running
+    or not reaped), whether it ran out of time, and a frame of its own it wrote (the reader's error)."""
 
-    The child runs the case and sends its reply through a pipe of its own; the worker waits at
-    most the case's time limit, kills the child and everything it started, and answers for it
-    when it times out or dies.
-    """
-    import selectors
-    import signal
-    import time
+    data: bytearray
+    status: int | None
+    timed_out: bool
+    forged: str
 
-    limit = float(message.get("timeout") or 10.0)
+
+_MOST = 8 + MAX_HEADER + MAX_ARRAY_BYTES
+"""The most bytes a reply may have."""
+
+
+def _start_case(message: dict, arrays: list, module, files: tuple[str, ...], fds: tuple[int, int]) -> tuple[int, int]:
+    """Fork the case's child (its own process group, without the worker's pipes); return its pid and
+    the read end of its reply pipe."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the case
@@ -206,17 +212,23 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
         finally:
             os._exit(0)
     os.close(write_end)
+    return pid, read_end
+
+
+def _wait_for_reply(pid: int, read_end: int, limit: float) -> _Waited:
+    """Read the child's reply until it is whole, the child ends, or ``limit`` seconds pass (not until
+    EOF: a process the child started may hold the pipe open)."""
+    import selectors
+    import time
+
     data = bytearray()
-    most = 8 + MAX_HEADER + MAX_ARRAY_BYTES
     deadline = time.monotonic() + limit
     sel = selectors.DefaultSelector()
     sel.register(read_end, selectors.EVENT_READ)
-    timed_out = False
     reader = FrameReader()
-    status = None
-    forged = ""
+    status, timed_out, forged = None, False, ""
     try:
-        while True:  # until a whole reply, the case's end, or its time limit (not EOF: its children may hold the pipe)
+        while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
@@ -238,11 +250,18 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
             except WireError as err:
                 forged = str(err)
                 break
-            if len(data) > most:
+            if len(data) > _MOST:
                 break
     finally:
         sel.close()
         os.close(read_end)
+    return _Waited(data, status, timed_out, forged)
+
+
+def _end_case(pid: int, status: int | None) -> int | None:
+    """Kill the child and everything it started; its exit status."""
+    import signal
+
     for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
             kill()
@@ -254,21 +273,18 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
         except ChildProcessError:
             pass
     _end_strays(pid)
-    if timed_out:
-        return frame(
-            {
-                "ok": False,
-                "kind": "timeout",
-                "error": f"timed out: running the submission took more than {limit:g} s (an infinite loop?); "
-                "it was stopped",
-            }
-        )
-    if len(data) > most:
-        return frame({"ok": False, "kind": "wire", "error": "the submission's reply is too large to check"})
-    if forged:  # the submission wrote a frame of its own where its reply goes
-        return frame({"ok": False, "kind": "wire", "error": f"the submission's reply could not be read ({forged})"})
-    if data and _whole_frame(bytes(data)):
-        return bytes(data)
+    return status
+
+
+def _answer_for(kind: str, error: str) -> bytes:
+    """The reply the worker gives for a case whose child could not (``timeout``, ``crash``, ``wire``)."""
+    return frame({"ok": False, "kind": kind, "error": error})
+
+
+def _death(status: int | None) -> str:
+    """How the child ended, in words (``was killed by SIGXCPU (it used up its CPU time limit)``)."""
+    import signal
+
     if status is not None and os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         try:
@@ -280,16 +296,37 @@ def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds:
             why += " (it used up its CPU time limit)"
         elif sig == signal.SIGXFSZ:
             why += " (it wrote a file larger than the sandbox allows)"
-    else:
-        code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else "unknown"
-        why = f"exited with status {code}"
-    return frame(
-        {
-            "ok": False,
-            "kind": "crash",
-            "error": f"the submission's process {why} while running it (os._exit, or a crash in native code?); "
-            "a submission cannot end the check early",
-        }
+        return why
+    code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else "unknown"
+    return f"exited with status {code}"
+
+
+def _fork_case(message: dict, arrays: list, module, files: tuple[str, ...], fds: tuple[int, int]) -> bytes:
+    """One case in a child forked from this worker (the submission stays imported here).
+
+    The child runs the case and sends its reply through a pipe of its own; the worker waits at
+    most the case's time limit, kills the child and everything it started, and answers for it
+    when it times out or dies, or when what it sent is not a reply.
+    """
+    limit = float(message.get("timeout") or 10.0)
+    pid, read_end = _start_case(message, arrays, module, files, fds)
+    waited = _wait_for_reply(pid, read_end, limit)
+    status = _end_case(pid, waited.status)
+    if waited.timed_out:
+        return _answer_for(
+            "timeout",
+            f"timed out: running the submission took more than {limit:g} s (an infinite loop?); it was stopped",
+        )
+    if len(waited.data) > _MOST:
+        return _answer_for("wire", "the submission's reply is too large to check")
+    if waited.forged:  # the submission wrote a frame of its own where its reply goes
+        return _answer_for("wire", f"the submission's reply could not be read ({waited.forged})")
+    if waited.data and _whole_frame(bytes(waited.data)):
+        return bytes(waited.data)
+    return _answer_for(
+        "crash",
+        f"the submission's process {_death(status)} while running it (os._exit, or a crash in native code?); "
+        "a submission cannot end the check early",
     )
 
 
