@@ -291,14 +291,13 @@ def _run_backprop(args, json_path: Path | None) -> int:
         )
     from .grader._handin import HandInError, check_handin, is_handin
 
-    notes: list[str] = []  # what loading noted (a notebook's skipped statements...)
     options = {"convention": args.convention, "seed": seed, "timeout": args.timeout or DEFAULT_TIMEOUT}
     options |= {"sandbox": sandbox, "l2_factor": args.l2_factor, "strict": bool(args.strict), "init": init}
     try:
         if is_handin(args.backprop):  # a folder or .zip: each gradable file is a part
             report = check_handin(args.backprop, **options)
         else:
-            report = check_user_backprop(args.backprop, notes=notes, **options)
+            report = check_user_backprop(args.backprop, **options)
     except (SubmissionError, HandInError) as err:
         if gradescope is None:
             if isinstance(err, SubmissionError):
@@ -339,6 +338,7 @@ def _run_backprop(args, json_path: Path | None) -> int:
         return 1
     print(sandbox.summary() if isinstance(report, BackpropReport) else report.sandbox)
     print(report.render())
+    notes = report.notes if isinstance(report, BackpropReport) else ()  # a hand-in prints its parts' own
     print("".join(f"  note         {note}\n" for note in notes), end="")
     if json_path is not None:
         env = environment()

@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -98,22 +98,24 @@ class Limits(NamedTuple):
         return f"memory {self.memory / 2**30:g} GiB, files up to {size} MiB, {self.open_files} open files"
 
 
-def processes_of(uid: int) -> list[int]:
-    """The ids of every process whose real uid is ``uid`` (read from ``/proc``)."""
-    found = []
+def _status_of_all(field: bytes) -> Iterator[tuple[int, int]]:
+    """``(pid, value)`` of every process's ``/proc/PID/status`` line ``field`` (``Uid:``: the real uid)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status", "rb") as f:
                 for line in f:
-                    if line.startswith(b"Uid:"):
-                        if int(line.split()[1]) == uid:
-                            found.append(int(entry))
+                    if line.startswith(field):
+                        yield int(entry), int(line.split()[1])
                         break
         except (OSError, ValueError, IndexError):
             continue
-    return found
+
+
+def processes_of(uid: int) -> list[int]:
+    """The ids of every process whose real uid is ``uid`` (read from ``/proc``)."""
+    return [pid for pid, real in _status_of_all(b"Uid:") if real == uid]
 
 
 def _dead(pid: int) -> bool:
@@ -128,19 +130,7 @@ def _dead(pid: int) -> bool:
 
 def child_of(parent: int) -> int | None:
     """A process whose parent is ``parent`` (read from ``/proc``), or None."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"PPid:"):
-                        if int(line.split()[1]) == parent:
-                            return int(entry)
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
+    return next((pid for pid, ppid in _status_of_all(b"PPid:") if ppid == parent), None)
 
 
 def _probe_unshare(root: bool) -> list[str] | None:
